@@ -1,0 +1,224 @@
+use std::fmt;
+use std::time::Duration;
+
+use proto::{RequestSpec, Target};
+
+use crate::EngineError;
+
+/// How much of io_uring to use. `Auto` picks the best the kernel has;
+/// forcing a lower level exercises the paths older kernels take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoLevel {
+    /// Plain recv into a buffer per connection; wake-ups by timeout entries
+    /// (Linux 5.10 to 5.18).
+    Legacy,
+    /// Single-shot recv that picks a buffer from a ring-mapped provided
+    /// buffer ring shared by all connections of a worker (5.19).
+    Basic,
+    /// Multishot recv on the provided buffer ring: one SQE per connection
+    /// for its whole life (6.0+).
+    Full,
+    /// The best level the kernel supports.
+    Auto,
+}
+
+impl fmt::Display for IoLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoLevel::Legacy => "legacy",
+            IoLevel::Basic => "basic",
+            IoLevel::Full => "full",
+            IoLevel::Auto => "auto",
+        })
+    }
+}
+
+impl std::str::FromStr for IoLevel {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s {
+            "auto" => Ok(IoLevel::Auto),
+            "full" => Ok(IoLevel::Full),
+            "basic" => Ok(IoLevel::Basic),
+            "legacy" => Ok(IoLevel::Legacy),
+            _ => Err(EngineError::Config(format!(
+                "invalid --io '{s}': expected auto, full, basic or legacy"
+            ))),
+        }
+    }
+}
+
+/// Everything a run needs. Defaults are wrk's: 2 threads, 10 connections,
+/// 10 s, 2 s timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/")?
+///     .threads(1)
+///     .connections(50)
+///     .duration(Duration::from_secs(5))
+///     .header("Accept: */*")?;
+/// assert_eq!(cfg.connections, 50);
+/// # Ok::<(), uring_engine::EngineError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What to send, where.
+    pub request: RequestSpec,
+    /// Worker threads, one io_uring each.
+    pub threads: usize,
+    /// Connections kept open, spread over the threads.
+    pub connections: usize,
+    /// How long to load; with `requests`, an upper bound.
+    pub duration: Duration,
+    /// Stop after exactly this many completed responses.
+    pub requests: Option<u64>,
+    /// A request (or connect) outstanding longer than this is a timeout.
+    pub timeout: Duration,
+    /// Requests in flight per connection, written together.
+    pub pipeline: u32,
+    /// Which io_uring features to use.
+    pub io: IoLevel,
+}
+
+impl Config {
+    /// A `GET` of `url` with wrk's defaults.
+    pub fn new(url: &str) -> Result<Config, EngineError> {
+        Ok(Config {
+            request: RequestSpec::get(Target::parse(url)?),
+            threads: 2,
+            connections: 10,
+            duration: Duration::from_secs(10),
+            requests: None,
+            timeout: Duration::from_secs(2),
+            pipeline: 1,
+            io: IoLevel::Auto,
+        })
+    }
+
+    /// Sets the number of worker threads.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// Sets the number of connections.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n;
+        self
+    }
+
+    /// Sets the test length.
+    pub fn duration(mut self, d: Duration) -> Self {
+        self.duration = d;
+        self
+    }
+
+    /// Stops after exactly `n` completed responses.
+    pub fn requests(mut self, n: u64) -> Self {
+        self.requests = Some(n);
+        self
+    }
+
+    /// Sets the request timeout.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Sets how many requests each connection keeps in flight.
+    pub fn pipeline(mut self, n: u32) -> Self {
+        self.pipeline = n;
+        self
+    }
+
+    /// Forces an io_uring level.
+    pub fn io(mut self, level: IoLevel) -> Self {
+        self.io = level;
+        self
+    }
+
+    /// Sets the method, e.g. `POST`.
+    pub fn method(mut self, m: &str) -> Self {
+        self.request.method = m.to_string();
+        self
+    }
+
+    /// Adds a `Name: value` header; it replaces a default of the same name.
+    pub fn header(mut self, h: &str) -> Result<Self, EngineError> {
+        self.request.headers.push(RequestSpec::parse_header(h)?);
+        Ok(self)
+    }
+
+    /// Sets the request body.
+    pub fn body(mut self, b: impl Into<Vec<u8>>) -> Self {
+        self.request.body = b.into();
+        self
+    }
+
+    /// Checks ranges; `run` calls it too.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |s: String| Err(EngineError::Config(s));
+        if self.connections == 0 {
+            return bad("-c must be at least 1".into());
+        }
+        if self.threads == 0 {
+            return bad("-t must be at least 1".into());
+        }
+        if self.threads > self.connections {
+            return bad(format!(
+                "-t {} is more than -c {}: every thread needs at least one connection",
+                self.threads, self.connections
+            ));
+        }
+        if self.connections > 1_000_000 {
+            return bad("-c must be at most 1000000".into());
+        }
+        if self.threads > 1024 {
+            return bad("-t must be at most 1024".into());
+        }
+        if self.duration.is_zero() {
+            return bad("-d must be longer than 0".into());
+        }
+        if self.timeout.is_zero() {
+            return bad("--timeout must be longer than 0".into());
+        }
+        if !(1..=64).contains(&self.pipeline) {
+            return bad("-p must be between 1 and 64".into());
+        }
+        if self.requests == Some(0) {
+            return bad("-n must be at least 1".into());
+        }
+        self.request.encode()?;
+        Ok(())
+    }
+
+    /// The share of `total` that worker `i` of `n` takes: even, with the
+    /// remainder going to the first workers (never dropped).
+    pub(crate) fn share(total: u64, i: usize, n: usize) -> u64 {
+        total / n as u64 + u64::from((i as u64) < total % n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up() {
+        for (total, n) in [(10u64, 3usize), (1, 4), (50, 1), (7, 7)] {
+            let sum: u64 = (0..n).map(|i| Config::share(total, i, n)).sum();
+            assert_eq!(sum, total);
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let c = Config::new("http://127.0.0.1:1/").unwrap();
+        assert!(c.clone().connections(0).validate().is_err());
+        assert!(c.clone().threads(5).connections(2).validate().is_err());
+        assert!(c.clone().pipeline(65).validate().is_err());
+        assert!(c.validate().is_ok());
+    }
+}

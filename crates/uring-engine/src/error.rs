@@ -1,0 +1,131 @@
+use std::fmt;
+use std::io;
+
+use crate::IoLevel;
+
+/// Why a run could not start or go on. Every message says what to do about
+/// it; the CLI prints it as one line and exits with status 2.
+///
+/// Faults of the *target* (refused connections, resets, garbage, timeouts)
+/// are not errors here: they are counted in the [`Report`](crate::Report).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The URL, a header or the method is unusable.
+    Request(proto::RequestError),
+    /// A setting is out of range; the string names it and the valid range.
+    Config(String),
+    /// The host name could not be resolved.
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The kernel or the environment refuses io_uring.
+    IoUringUnavailable(Unavailable),
+    /// `--io` asked for a level this kernel does not have.
+    IoLevelUnsupported {
+        /// What was asked for.
+        level: IoLevel,
+        /// This kernel's release string.
+        kernel: String,
+        /// What the level needs.
+        needs: &'static str,
+    },
+    /// Too few file descriptors for the connections asked for, even after
+    /// raising the soft limit to the hard one.
+    TooFewFiles {
+        /// Descriptors the run needs.
+        needed: u64,
+        /// The hard limit.
+        limit: u64,
+    },
+    /// An unexpected system call failure while setting up.
+    Setup {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// Why io_uring cannot be used here, with the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// `kernel.io_uring_disabled` is set (value given).
+    DisabledBySysctl(u8),
+    /// `io_uring_setup` answered EPERM: a seccomp profile (containers) or an
+    /// LSM forbids it.
+    Forbidden,
+    /// `io_uring_setup` does not exist (ENOSYS): kernel too old or built
+    /// without io_uring.
+    NotInKernel,
+    /// The kernel has io_uring but lacks operations urk needs (before 5.10).
+    TooOld,
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Request(e) => e.fmt(f),
+            EngineError::Config(s) => f.write_str(s),
+            EngineError::Resolve { host, reason } => {
+                write!(f, "cannot resolve host '{host}': {reason}")
+            }
+            EngineError::IoUringUnavailable(u) => u.fmt(f),
+            EngineError::IoLevelUnsupported { level, kernel, needs } => write!(
+                f,
+                "--io {level} needs {needs}, but this kernel is {kernel}; use --io auto"
+            ),
+            EngineError::TooFewFiles { needed, limit } => write!(
+                f,
+                "{needed} connections need {needed} file descriptors but the limit is {limit}; \
+                 lower -c or raise the limit (ulimit -n, or LimitNOFILE= for a service)"
+            ),
+            EngineError::Setup { what, source } => write!(f, "{what} failed: {source}"),
+        }
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::DisabledBySysctl(v) => write!(
+                f,
+                "io_uring is disabled on this machine (kernel.io_uring_disabled = {v}); \
+                 enable it with: sysctl -w kernel.io_uring_disabled=0"
+            ),
+            Unavailable::Forbidden => write!(
+                f,
+                "io_uring is blocked here (io_uring_setup: permission denied), usually by a \
+                 container's seccomp profile; allow io_uring_setup, io_uring_enter and \
+                 io_uring_register (e.g. docker run --security-opt seccomp=unconfined)"
+            ),
+            Unavailable::NotInKernel => write!(
+                f,
+                "this kernel has no io_uring (io_uring_setup: not implemented); urk needs Linux 5.10 or newer"
+            ),
+            Unavailable::TooOld => write!(
+                f,
+                "this kernel's io_uring lacks send/recv/connect; urk needs Linux 5.10 or newer"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EngineError::Request(e) => Some(e),
+            EngineError::Setup { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<proto::RequestError> for EngineError {
+    fn from(e: proto::RequestError) -> Self {
+        EngineError::Request(e)
+    }
+}

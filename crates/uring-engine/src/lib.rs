@@ -1,0 +1,174 @@
+//! The io_uring HTTP/1.1 load engine behind `urk`: a [`Config`] in, a
+//! [`Report`] out.
+//!
+//! Each worker thread owns one ring and a share of the connections. Per loop
+//! it reaps every completion, advances the connections' state machines,
+//! queues the SQEs that produced and submits them with a single
+//! `io_uring_enter` that also waits. Receives use multishot recv on a
+//! provided buffer ring where the kernel has it (6.0+), single-shot recv
+//! with buffer selection on 5.19, and plain recv into per-connection
+//! buffers on 5.10 (see [`IoLevel`]). Sockets live in registered file
+//! slots. Nothing is allocated per request; counters and HdrHistograms are
+//! per worker and merged after the workers join.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use uring_engine::{run, Config};
+//!
+//! let cfg = Config::new("http://127.0.0.1:8080/")?
+//!     .threads(1)
+//!     .connections(50)
+//!     .duration(Duration::from_secs(5));
+//! let report = run(&cfg)?;
+//! println!("{} requests, p99 {} us", report.requests, report.latency_us.p99);
+//! # Ok::<(), uring_engine::EngineError>(())
+//! ```
+
+mod bufring;
+mod config;
+mod conn;
+mod error;
+mod limits;
+mod probe;
+mod report;
+mod ring;
+mod stats;
+mod text;
+mod token;
+pub mod units;
+mod worker;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Barrier, OnceLock};
+use std::time::Instant;
+
+pub use config::{Config, IoLevel};
+pub use error::{EngineError, Unavailable};
+pub use probe::KernelSupport;
+pub use report::{IoInfo, LatencySummary, RateSummary, Report};
+pub use stats::Errors;
+pub use text::banner;
+
+use report::RunFacts;
+use stats::WorkerStats;
+use worker::{Outcome, Shared, Worker};
+
+/// Runs the load described by `cfg` to its end (duration or request count).
+pub fn run(cfg: &Config) -> Result<Report, EngineError> {
+    run_until(cfg, &AtomicBool::new(false))
+}
+
+/// Like [`run`], but stops early, with the results so far, once `stop`
+/// becomes true (e.g. from a Ctrl-C handler). Workers look at it every
+/// 10 ms, never per request.
+pub fn run_until(cfg: &Config, stop: &AtomicBool) -> Result<Report, EngineError> {
+    cfg.validate()?;
+    let support = KernelSupport::probe()?;
+    let level = support.resolve(cfg.io)?;
+    let addr = resolve(&cfg.request.target)?;
+    limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
+
+    let one = cfg.request.encode()?;
+    let shared = Shared {
+        request: one.repeat(cfg.pipeline as usize),
+        pipeline: cfg.pipeline,
+        head_request: cfg.request.is_head(),
+        addr,
+        level,
+        use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
+        timeout_us: cfg.timeout.as_micros() as u64,
+        duration_us: cfg.duration.as_micros() as u64,
+        stop,
+    };
+    let n = cfg.threads;
+    let ready = Barrier::new(n);
+    let start = OnceLock::new();
+    let abort = AtomicBool::new(false);
+    let outcomes: Vec<Result<Outcome, EngineError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (shared, ready, start, abort) = (&shared, &ready, &start, &abort);
+                let conns = Config::share(cfg.connections as u64, i, n) as usize;
+                let quota = cfg.requests.map(|r| Config::share(r, i, n));
+                std::thread::Builder::new()
+                    .name(format!("urk-worker-{i}"))
+                    .spawn_scoped(s, move || {
+                        let worker = Worker::new(shared, conns, quota);
+                        if worker.is_err() {
+                            abort.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        ready.wait();
+                        let worker = worker?;
+                        if abort.load(std::sync::atomic::Ordering::SeqCst) {
+                            return Err(EngineError::Config("another worker failed to start".into()));
+                        }
+                        worker.run(*start.get_or_init(Instant::now))
+                    })
+                    .map_err(|source| EngineError::Setup { what: "starting a worker thread", source })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    Err(EngineError::Config("a worker thread panicked; this is a bug in urk".into()))
+                }),
+                Err(e) => Err(e),
+            })
+            .collect()
+    });
+
+    let mut total = WorkerStats::new();
+    let mut ended_us = 0;
+    let mut interrupted = false;
+    let mut first: Option<Outcome> = None;
+    let mut err = None;
+    for o in outcomes {
+        match o {
+            Ok(o) => {
+                total.merge(&o.stats);
+                ended_us = ended_us.max(o.ended_us);
+                interrupted |= o.interrupted;
+                first.get_or_insert(o);
+            }
+            Err(e) => {
+                // Prefer the worker's own failure over the "another worker" echo.
+                if err.is_none() || matches!(err, Some(EngineError::Config(_))) {
+                    err = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let first = first.ok_or_else(|| EngineError::Config("no worker ran".into()))?;
+    let io = IoInfo {
+        level,
+        kernel: support.release.clone(),
+        setup_flags: first.setup_flags.to_vec(),
+        ext_arg: shared.use_ext_arg,
+        buffers: first.buffers,
+        buffer_size: first.buffer_size,
+    };
+    let facts = RunFacts {
+        url: cfg.request.target.url.clone(),
+        threads: cfg.threads,
+        connections: cfg.connections,
+        pipeline: cfg.pipeline,
+        duration_s: ended_us as f64 / 1e6,
+        io,
+        interrupted,
+    };
+    Ok(Report::build(facts, &total))
+}
+
+fn resolve(t: &proto::Target) -> Result<SocketAddr, EngineError> {
+    let fail = |reason: String| EngineError::Resolve { host: t.host.clone(), reason };
+    (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| fail(e.to_string()))?
+        .next()
+        .ok_or_else(|| fail("no addresses found".into()))
+}

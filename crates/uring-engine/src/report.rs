@@ -1,0 +1,195 @@
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::stats::{Errors, WorkerStats};
+use crate::IoLevel;
+
+/// The outcome of a run: plain data, serialisable as the `--json` report.
+///
+/// Field names are stable; more may be added. The histograms are kept for
+/// callers that want other percentiles; they are not serialised.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// urk's version.
+    pub urk_version: &'static str,
+    /// The target URL.
+    pub url: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Connections.
+    pub connections: usize,
+    /// Requests per connection in flight.
+    pub pipeline: u32,
+    /// Wall time from start until the last worker stopped, in seconds.
+    pub duration_s: f64,
+    /// Completed responses: fully received, any status.
+    pub requests: u64,
+    /// Bytes received, heads included.
+    pub bytes_read: u64,
+    /// Bytes sent.
+    pub bytes_written: u64,
+    /// `requests / duration_s`.
+    pub requests_per_sec: f64,
+    /// `bytes_read / duration_s`.
+    pub bytes_read_per_sec: f64,
+    /// Completed responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Completed responses whose status is not 2xx or 3xx.
+    pub non_2xx_3xx: u64,
+    /// Faults by class.
+    pub errors: Errors,
+    /// Latency from send to last byte, in microseconds.
+    pub latency_us: LatencySummary,
+    /// Per-thread request rate, sampled every 100 ms.
+    pub thread_requests_per_sec: RateSummary,
+    /// What io_uring features were used.
+    pub io: IoInfo,
+    /// The run was stopped early (Ctrl-C, or the caller's stop flag).
+    pub interrupted: bool,
+    /// All latencies, in microseconds.
+    #[serde(skip)]
+    pub latency_histogram: Histogram<u64>,
+    /// All per-thread rate samples.
+    #[serde(skip)]
+    pub rate_histogram: Histogram<u64>,
+}
+
+/// Latency figures in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LatencySummary {
+    pub min: u64,
+    pub mean: f64,
+    pub stdev: f64,
+    pub max: u64,
+    pub p50: u64,
+    pub p75: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub p99_99: u64,
+    /// Share of samples within one standard deviation of the mean, in percent.
+    pub within_stdev_pct: f64,
+}
+
+/// Per-thread request rate figures (wrk's Req/Sec row).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RateSummary {
+    pub mean: f64,
+    pub stdev: f64,
+    pub max: u64,
+    /// Share of samples within one standard deviation of the mean, in percent.
+    pub within_stdev_pct: f64,
+}
+
+/// The io_uring setup a run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct IoInfo {
+    /// The level used (never `auto`).
+    pub level: IoLevel,
+    /// The kernel release.
+    pub kernel: String,
+    /// Setup flags the kernel accepted.
+    pub setup_flags: Vec<&'static str>,
+    /// Whether waits carried their timeout (EXT_ARG) instead of timeout entries.
+    pub ext_arg: bool,
+    /// Provided buffers per worker (0 at `legacy`).
+    pub buffers: u32,
+    /// Size of each receive buffer in bytes.
+    pub buffer_size: u32,
+}
+
+fn within_stdev(h: &Histogram<u64>, mean: f64, stdev: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    let (lo, hi) = (mean - stdev, mean + stdev);
+    let n: u64 = h
+        .iter_recorded()
+        .filter(|v| {
+            let x = v.value_iterated_to() as f64;
+            x >= lo && x <= hi
+        })
+        .map(|v| v.count_at_value())
+        .sum();
+    100.0 * n as f64 / h.len() as f64
+}
+
+impl LatencySummary {
+    pub(crate) fn of(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let (mean, stdev) = (h.mean(), h.stdev());
+        LatencySummary {
+            min: h.min(),
+            mean,
+            stdev,
+            max: h.max(),
+            p50: h.value_at_quantile(0.50),
+            p75: h.value_at_quantile(0.75),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            p99_99: h.value_at_quantile(0.9999),
+            within_stdev_pct: within_stdev(h, mean, stdev),
+        }
+    }
+}
+
+impl RateSummary {
+    pub(crate) fn of(h: &Histogram<u64>) -> RateSummary {
+        if h.is_empty() {
+            return RateSummary::default();
+        }
+        let (mean, stdev) = (h.mean(), h.stdev());
+        RateSummary { mean, stdev, max: h.max(), within_stdev_pct: within_stdev(h, mean, stdev) }
+    }
+}
+
+pub(crate) struct RunFacts {
+    pub url: String,
+    pub threads: usize,
+    pub connections: usize,
+    pub pipeline: u32,
+    pub duration_s: f64,
+    pub io: IoInfo,
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub(crate) fn build(facts: RunFacts, s: &WorkerStats) -> Report {
+        let status: BTreeMap<u16, u64> = s
+            .status
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(code, &n)| (code as u16, n))
+            .collect();
+        let non_2xx_3xx = status.iter().filter(|(&c, _)| !(200..400).contains(&c)).map(|(_, n)| n).sum();
+        let secs = facts.duration_s.max(1e-9);
+        Report {
+            urk_version: proto::VERSION,
+            url: facts.url,
+            threads: facts.threads,
+            connections: facts.connections,
+            pipeline: facts.pipeline,
+            duration_s: facts.duration_s,
+            requests: s.requests,
+            bytes_read: s.bytes_read,
+            bytes_written: s.bytes_written,
+            requests_per_sec: s.requests as f64 / secs,
+            bytes_read_per_sec: s.bytes_read as f64 / secs,
+            status,
+            non_2xx_3xx,
+            errors: s.errors,
+            latency_us: LatencySummary::of(&s.latency),
+            thread_requests_per_sec: RateSummary::of(&s.rate),
+            io: facts.io,
+            interrupted: facts.interrupted,
+            latency_histogram: s.latency.clone(),
+            rate_histogram: s.rate.clone(),
+        }
+    }
+}

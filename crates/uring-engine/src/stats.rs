@@ -1,0 +1,98 @@
+//! Per-worker counters and histograms: plain fields owned by one thread, so
+//! the hot path takes no lock and touches no atomic. Merged once, after the
+//! workers join.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency recorded: one hour, in microseconds.
+pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Faults counted during a run, by where they hit. A request lost to a fault
+/// is counted here and never as completed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Errors {
+    /// Connections that could not be opened (refused, unreachable, out of
+    /// descriptors or local ports, or not accepted within the timeout).
+    pub connect: u64,
+    /// Receive failures: resets, and closes before a response was complete.
+    pub read: u64,
+    /// Send failures.
+    pub write: u64,
+    /// Requests with no complete response within the timeout.
+    pub timeout: u64,
+    /// Responses that are not valid HTTP/1.x framing.
+    pub parse: u64,
+}
+
+impl Errors {
+    /// All faults together.
+    pub fn total(&self) -> u64 {
+        self.connect + self.read + self.write + self.timeout + self.parse
+    }
+
+    pub(crate) fn add(&mut self, o: &Errors) {
+        self.connect += o.connect;
+        self.read += o.read;
+        self.write += o.write;
+        self.timeout += o.timeout;
+        self.parse += o.parse;
+    }
+}
+
+pub(crate) fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+pub(crate) fn new_rate_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Status codes are counted in a flat array: no map lookup per response.
+const STATUS_SLOTS: usize = 600;
+
+pub(crate) struct WorkerStats {
+    pub latency: Histogram<u64>,
+    /// This worker's request rate, sampled every 100 ms (wrk's Req/Sec).
+    pub rate: Histogram<u64>,
+    pub requests: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Index = status code; index 0 collects codes outside 100..600.
+    pub status: Box<[u64; STATUS_SLOTS]>,
+    pub errors: Errors,
+}
+
+impl WorkerStats {
+    pub(crate) fn new() -> WorkerStats {
+        WorkerStats {
+            latency: new_latency_histogram(),
+            rate: new_rate_histogram(),
+            requests: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            status: Box::new([0; STATUS_SLOTS]),
+            errors: Errors::default(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn response(&mut self, status: u16, latency_us: u64) {
+        self.requests += 1;
+        let slot = if (100..STATUS_SLOTS as u16).contains(&status) { status as usize } else { 0 };
+        self.status[slot] += 1;
+        self.latency.saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    pub(crate) fn merge(&mut self, o: &WorkerStats) {
+        let _ = self.latency.add(&o.latency);
+        let _ = self.rate.add(&o.rate);
+        self.requests += o.requests;
+        self.bytes_read += o.bytes_read;
+        self.bytes_written += o.bytes_written;
+        for (a, b) in self.status.iter_mut().zip(o.status.iter()) {
+            *a += b;
+        }
+        self.errors.add(&o.errors);
+    }
+}

@@ -1,0 +1,612 @@
+//! A worker: one thread, one ring, a slice of the connections.
+//!
+//! The loop reads top to bottom: reap completions (advancing each
+//! connection's state machine), check timers, queue the SQEs that produced,
+//! and submit them all with one `io_uring_enter` that also waits.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use io_uring::types::{Fixed, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage};
+
+use crate::bufring::BufRing;
+use crate::conn::{Conn, Phase};
+use crate::stats::WorkerStats;
+use crate::token::{Op, Token};
+use crate::{ring, EngineError, IoLevel};
+
+/// Timer and scan granularity: timeouts, backoff and the stop are checked
+/// this often.
+const TICK_US: u64 = 10_000;
+/// wrk's Req/Sec sampling interval.
+const SAMPLE_US: u64 = 100_000;
+/// After the stop, wait at most this long for in-flight responses (or the
+/// timeout, if shorter).
+const GRACE_US: u64 = 1_000_000;
+/// After Ctrl-C, wait only this long.
+const INTERRUPT_GRACE_US: u64 = 100_000;
+/// How long shutdown waits for the kernel to hand back every operation.
+const DRAIN_US: u64 = 1_000_000;
+
+/// Read-only facts every worker shares.
+pub(crate) struct Shared<'a> {
+    pub request: Vec<u8>,
+    pub pipeline: u32,
+    pub head_request: bool,
+    pub addr: SocketAddr,
+    pub level: IoLevel,
+    pub use_ext_arg: bool,
+    pub timeout_us: u64,
+    pub duration_us: u64,
+    pub stop: &'a AtomicBool,
+}
+
+/// What a worker hands back.
+pub(crate) struct Outcome {
+    pub stats: WorkerStats,
+    pub ended_us: u64,
+    pub interrupted: bool,
+    pub setup_flags: &'static [&'static str],
+    pub buffers: u32,
+    pub buffer_size: u32,
+}
+
+pub(crate) struct Worker<'a> {
+    /// Declared first so it is dropped first: the kernel lets go of every
+    /// buffer below before they are freed.
+    ring: IoUring,
+    setup_flags: &'static [&'static str],
+    bufs: Option<BufRing>,
+    conns: Vec<Conn>,
+    /// This worker's copy of the request bytes; sends point into it.
+    request: Box<[u8]>,
+    sockaddr: Box<SockaddrStorage>,
+    family: AddressFamily,
+    shared: &'a Shared<'a>,
+    pending: Vec<squeue::Entry>,
+    cqes: Vec<(u64, i32, u32)>,
+    timer: Box<Timespec>,
+    timer_armed: bool,
+    stats: WorkerStats,
+    start: Instant,
+    quota: Option<u64>,
+    in_flight: u64,
+    stop_at: Option<u64>,
+    grace_us: u64,
+    interrupted: bool,
+    next_scan: u64,
+    next_sample: u64,
+    sampled_requests: u64,
+}
+
+impl<'a> Worker<'a> {
+    /// Builds the ring and its resources. Runs on the worker's own thread
+    /// (SINGLE_ISSUER wants the creator to be the submitter).
+    pub(crate) fn new(shared: &'a Shared<'a>, connections: usize, quota: Option<u64>) -> Result<Worker<'a>, EngineError> {
+        let n = connections;
+        let sq = (2 * n + 16).next_power_of_two().clamp(64, 32_768) as u32;
+        let cq = (4 * n + 64).next_power_of_two().clamp(128, 65_536) as u32;
+        let ring::Ring { ring, flags } = ring::build(sq, cq)?;
+        let table = vec![-1; n];
+        ring.submitter()
+            .register_files(&table)
+            .map_err(|source| EngineError::Setup { what: "registering the connection file table", source })?;
+        let (bufs, legacy_buf) = match shared.level {
+            IoLevel::Legacy => (None, if n > 1000 { 4096 } else { 16 * 1024 }),
+            _ => {
+                let count = n.next_power_of_two().clamp(64, 2048) as u16;
+                let b = BufRing::new(&ring.submitter(), count, 8 * 1024, 0)
+                    .map_err(|source| EngineError::Setup { what: "registering the provided buffer ring", source })?;
+                (Some(b), 0)
+            }
+        };
+        let conns = (0..n).map(|_| Conn::new(shared.head_request, legacy_buf)).collect();
+        let family = match shared.addr {
+            SocketAddr::V4(_) => AddressFamily::Inet,
+            SocketAddr::V6(_) => AddressFamily::Inet6,
+        };
+        Ok(Worker {
+            ring,
+            setup_flags: flags,
+            bufs,
+            conns,
+            request: shared.request.clone().into_boxed_slice(),
+            sockaddr: Box::new(SockaddrStorage::from(shared.addr)),
+            family,
+            shared,
+            pending: Vec::with_capacity(2 * n + 16),
+            cqes: Vec::with_capacity(cq as usize),
+            timer: Box::new(Timespec::new()),
+            timer_armed: false,
+            stats: WorkerStats::new(),
+            start: Instant::now(),
+            quota,
+            in_flight: 0,
+            stop_at: None,
+            grace_us: GRACE_US.min(shared.timeout_us),
+            interrupted: false,
+            next_scan: 0,
+            next_sample: SAMPLE_US,
+            sampled_requests: 0,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// Runs the load until the stop, then closes everything.
+    pub(crate) fn run(mut self, start: Instant) -> Result<Outcome, EngineError> {
+        self.start = start;
+        loop {
+            let now = self.now();
+            self.reap(now);
+            self.tick(now);
+            if self.finished(now) {
+                break;
+            }
+            self.flush()?;
+            self.wait(TICK_US)?;
+        }
+        let ended_us = self.now();
+        let clean = self.shutdown();
+        let buffers = self.bufs.as_ref().map_or(0, |_| self.conns.len().next_power_of_two().clamp(64, 2048) as u32);
+        let buffer_size = self.bufs.as_ref().map_or(self.conns.first().map_or(0, |c| c.buf.len() as u32), |b| b.buf_size());
+        if !clean {
+            // The kernel still holds operations that point into these
+            // buffers; leaking them is the only safe choice.
+            std::mem::forget(self.bufs.take());
+            std::mem::forget(std::mem::take(&mut self.conns));
+            std::mem::forget(std::mem::take(&mut self.request));
+        }
+        Ok(Outcome {
+            stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
+            ended_us,
+            interrupted: self.interrupted,
+            setup_flags: self.setup_flags,
+            buffers,
+            buffer_size,
+        })
+    }
+
+    // ---- reap: completions advance connections ----
+
+    fn reap(&mut self, now: u64) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        {
+            let mut cq = self.ring.completion();
+            cq.sync();
+            cqes.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+        }
+        for &(data, res, flags) in &cqes {
+            let Some(t) = Token::decode(data) else { continue };
+            let i = t.conn as usize;
+            if t.op == Op::Timer {
+                self.timer_armed = false;
+                continue;
+            }
+            if t.op == Op::Cancel || i >= self.conns.len() || self.conns[i].gen != t.gen {
+                continue;
+            }
+            match t.op {
+                Op::Connect => self.on_connect(i, res, now),
+                Op::Send => self.on_send(i, res, now),
+                Op::Recv => self.on_recv(i, res, flags, now),
+                Op::Cancel | Op::Timer => {}
+            }
+        }
+        cqes.clear();
+        self.cqes = cqes;
+        if let Some(b) = &mut self.bufs {
+            b.publish();
+        }
+    }
+
+    fn on_connect(&mut self, i: usize, res: i32, now: u64) {
+        let c = &mut self.conns[i];
+        c.ops -= 1;
+        if matches!(c.phase, Phase::Draining { .. }) {
+            return self.release_if_idle(i, now);
+        }
+        if res < 0 {
+            self.stats.errors.connect += 1;
+            c.failures += 1;
+            let at = now + c.backoff_us();
+            return self.close(i, at, now);
+        }
+        c.phase = Phase::Open;
+        c.failures = 0;
+        self.arm_recv(i);
+        self.try_send(i, now);
+    }
+
+    fn on_send(&mut self, i: usize, res: i32, now: u64) {
+        let c = &mut self.conns[i];
+        c.ops -= 1;
+        let done = c.send.take().unwrap_or(0);
+        if matches!(c.phase, Phase::Draining { .. }) {
+            return self.release_if_idle(i, now);
+        }
+        if res <= 0 {
+            self.stats.errors.write += 1;
+            return self.fail(i, now);
+        }
+        self.stats.bytes_written += res as u64;
+        let done = done + res as u32;
+        let c = &self.conns[i];
+        if done < c.batch_len {
+            self.push_send_range(i, done as usize, c.batch_len as usize);
+        } else if c.outstanding == 0 {
+            // The responses overtook the send's completion.
+            self.try_send(i, now);
+        }
+    }
+
+    fn on_recv(&mut self, i: usize, res: i32, flags: u32, now: u64) {
+        let bid = cqueue::buffer_select(flags);
+        let c = &mut self.conns[i];
+        if !cqueue::more(flags) {
+            c.ops -= 1;
+            c.recv_armed = false;
+        }
+        if matches!(c.phase, Phase::Draining { .. }) {
+            if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
+                b.recycle(bid);
+            }
+            return self.release_if_idle(i, now);
+        }
+        match res {
+            n if n > 0 => {
+                self.stats.bytes_read += n as u64;
+                let ok = self.frame(i, bid, n as usize, now);
+                if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
+                    b.recycle(bid);
+                }
+                if !ok {
+                    self.stats.errors.parse += 1;
+                    return self.fail(i, now);
+                }
+                let c = &self.conns[i];
+                if c.last {
+                    // The server closes after this response: whatever is
+                    // still outstanding goes out again on a new connection.
+                    return self.fail(i, now);
+                }
+                if c.outstanding == 0 {
+                    self.try_send(i, now);
+                }
+            }
+            0 => self.on_eof(i, now),
+            e if e == -libc::ENOBUFS || e == -libc::ECANCELED || e == -libc::EINTR || e == -libc::EAGAIN => {}
+            _ => {
+                self.stats.errors.read += 1;
+                return self.fail(i, now);
+            }
+        }
+        if self.conns[i].phase == Phase::Open && !self.conns[i].recv_armed {
+            self.arm_recv(i);
+        }
+    }
+
+    /// Feeds `len` received bytes to the connection's framer and books every
+    /// response they complete. False on a framing error or a response
+    /// nobody asked for.
+    fn frame(&mut self, i: usize, bid: Option<u16>, len: usize, now: u64) -> bool {
+        let Worker { conns, bufs, stats, in_flight, .. } = self;
+        let c = &mut conns[i];
+        let Conn { framer, buf, outstanding, sent_at, last, .. } = c;
+        let mut data: &[u8] = match (bufs.as_ref(), bid) {
+            (Some(b), Some(bid)) => b.get(bid, len),
+            _ => &buf[..len.min(buf.len())],
+        };
+        while !data.is_empty() {
+            let Ok((used, resp)) = framer.feed(data) else { return false };
+            data = &data[used..];
+            if let Some(r) = resp {
+                if *outstanding == 0 || *last {
+                    return false;
+                }
+                *outstanding -= 1;
+                *in_flight -= 1;
+                stats.response(r.status, now.saturating_sub(*sent_at));
+                *last = !r.keep_alive;
+            }
+        }
+        true
+    }
+
+    fn on_eof(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        match c.framer.finish() {
+            Ok(Some(r)) if c.outstanding > 0 => {
+                c.outstanding -= 1;
+                self.in_flight -= 1;
+                self.stats.response(r.status, now.saturating_sub(c.sent_at));
+                self.fail(i, now);
+            }
+            Ok(None) if c.outstanding == 0 => self.close(i, now, now),
+            Ok(Some(_)) => {
+                self.stats.errors.parse += 1;
+                self.fail(i, now);
+            }
+            Ok(None) | Err(_) => {
+                self.stats.errors.read += 1;
+                self.fail(i, now);
+            }
+        }
+    }
+
+    // ---- timers: stop, samples, timeouts, reconnects ----
+
+    fn tick(&mut self, now: u64) {
+        if self.stop_at.is_none() {
+            if now >= self.shared.duration_us {
+                self.stop_at = Some(now);
+            } else if self.shared.stop.load(Ordering::Relaxed) {
+                self.interrupted = true;
+                self.grace_us = self.grace_us.min(INTERRUPT_GRACE_US);
+                self.stop_at = Some(now);
+            } else if self.quota.is_some_and(|q| self.stats.requests >= q) {
+                self.stop_at = Some(now);
+            }
+        }
+        if now >= self.next_sample {
+            if self.stop_at.is_none() {
+                let elapsed = now - (self.next_sample - SAMPLE_US);
+                let n = self.stats.requests - self.sampled_requests;
+                let rate = n * 1_000_000 / elapsed.max(1);
+                self.stats.rate.saturating_record(rate.max(1));
+            }
+            self.sampled_requests = self.stats.requests;
+            self.next_sample = now + SAMPLE_US;
+        }
+        if now < self.next_scan {
+            return;
+        }
+        self.next_scan = now + TICK_US;
+        let timeout = self.shared.timeout_us;
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            match c.phase {
+                Phase::Down { at } if at <= now && self.stop_at.is_none() => self.connect(i, now),
+                Phase::Connecting { since } if now - since > timeout => {
+                    self.stats.errors.connect += 1;
+                    c.failures += 1;
+                    let at = now + c.backoff_us();
+                    self.close(i, at, now);
+                }
+                Phase::Open if c.outstanding > 0 && now.saturating_sub(c.sent_at) > timeout => {
+                    self.stats.errors.timeout += u64::from(c.outstanding);
+                    self.fail(i, now);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn finished(&self, now: u64) -> bool {
+        match self.stop_at {
+            Some(at) => self.in_flight == 0 || now >= at + self.grace_us,
+            None => false,
+        }
+    }
+
+    // ---- transitions that queue SQEs ----
+
+    fn can_issue(&self) -> bool {
+        self.stop_at.is_none()
+            && self.quota.is_none_or(|q| self.stats.requests + self.in_flight < q)
+    }
+
+    fn try_send(&mut self, i: usize, now: u64) {
+        let c = &self.conns[i];
+        if c.phase != Phase::Open || c.outstanding > 0 || c.send.is_some() || c.last || !self.can_issue() {
+            return;
+        }
+        let batch = match self.quota {
+            Some(q) => u64::from(self.shared.pipeline).min(q - self.stats.requests - self.in_flight) as u32,
+            None => self.shared.pipeline,
+        };
+        let c = &mut self.conns[i];
+        c.outstanding = batch;
+        c.sent_at = now;
+        self.in_flight += u64::from(batch);
+        // A short batch (the last requests of -n) sends a prefix of the
+        // pipelined bytes: every copy of the request has the same length.
+        let per = self.request.len() / self.shared.pipeline as usize;
+        let end = per * batch as usize;
+        self.conns[i].batch_len = end as u32;
+        self.push_send_range(i, 0, end);
+    }
+
+    fn push_send_range(&mut self, i: usize, from: usize, to: usize) {
+        let c = &mut self.conns[i];
+        let bytes = &self.request[from..to];
+        let e = opcode::Send::new(Fixed(i as u32), bytes.as_ptr(), bytes.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Token::new(Op::Send, i, c.gen).encode());
+        c.send = Some(from as u32);
+        c.ops += 1;
+        self.pending.push(e);
+    }
+
+    fn arm_recv(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        let fd = Fixed(i as u32);
+        let token = Token::new(Op::Recv, i, c.gen).encode();
+        let e = match (&self.bufs, self.shared.level) {
+            (Some(b), IoLevel::Full) => opcode::RecvMulti::new(fd, b.bgid()).build(),
+            (Some(b), _) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size())
+                .buf_group(b.bgid())
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT),
+            (None, _) => opcode::Recv::new(fd, c.buf.as_mut_ptr(), c.buf.len() as u32).build(),
+        };
+        c.recv_armed = true;
+        c.ops += 1;
+        self.pending.push(e.user_data(token));
+    }
+
+    /// Opens a socket into the connection's fixed slot and queues the connect.
+    fn connect(&mut self, i: usize, now: u64) {
+        let opened = socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).and_then(|fd| {
+            socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+            self.ring
+                .submitter()
+                .register_files_update(i as u32, &[fd.as_raw_fd()])
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            Ok(())
+            // `fd` closes here; the fixed slot keeps the socket open.
+        });
+        let c = &mut self.conns[i];
+        if opened.is_err() {
+            self.stats.errors.connect += 1;
+            c.failures += 1;
+            c.phase = Phase::Down { at: now + c.backoff_us() };
+            return;
+        }
+        let addr = &*self.sockaddr;
+        let e = opcode::Connect::new(Fixed(i as u32), addr.as_ptr(), addr.len())
+            .build()
+            .user_data(Token::new(Op::Connect, i, c.gen).encode());
+        c.phase = Phase::Connecting { since: now };
+        c.ops += 1;
+        self.pending.push(e);
+    }
+
+    /// Loses the connection's outstanding requests (the caller counted the
+    /// fault) and reconnects at once.
+    fn fail(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        self.in_flight -= u64::from(c.outstanding);
+        c.outstanding = 0;
+        self.close(i, now, now);
+    }
+
+    /// Starts closing: cancels whatever is in flight; the slot is released
+    /// when the last operation completes, then reconnects at `at`.
+    fn close(&mut self, i: usize, at: u64, now: u64) {
+        let c = &mut self.conns[i];
+        if matches!(c.phase, Phase::Draining { .. } | Phase::Down { .. }) {
+            return;
+        }
+        let mut cancel = |op| {
+            let target = Token::new(op, i, c.gen).encode();
+            self.pending
+                .push(opcode::AsyncCancel::new(target).build().user_data(Token::new(Op::Cancel, i, c.gen).encode()));
+        };
+        if c.recv_armed {
+            cancel(Op::Recv);
+        }
+        if c.send.is_some() {
+            cancel(Op::Send);
+        }
+        if matches!(c.phase, Phase::Connecting { .. }) {
+            cancel(Op::Connect);
+        }
+        c.phase = Phase::Draining { then: at };
+        self.release_if_idle(i, now);
+    }
+
+    fn release_if_idle(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        let Phase::Draining { then } = c.phase else { return };
+        if c.ops > 0 {
+            return;
+        }
+        let _ = self.ring.submitter().register_files_update(i as u32, &[-1]);
+        c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
+        c.framer.reset();
+        c.send = None;
+        c.recv_armed = false;
+        c.outstanding = 0;
+        c.last = false;
+        c.phase = Phase::Down { at: then };
+        if then <= now && self.stop_at.is_none() {
+            self.connect(i, now);
+        }
+    }
+
+    // ---- submit ----
+
+    /// Moves queued SQEs into the submission queue, submitting early only if
+    /// it fills up.
+    fn flush(&mut self) -> Result<(), EngineError> {
+        if !self.shared.use_ext_arg && !self.timer_armed {
+            *self.timer = Timespec::new().nsec((TICK_US * 1000) as u32);
+            let e = opcode::Timeout::new(&*self.timer).build().user_data(Token::new(Op::Timer, 0, 0).encode());
+            self.pending.push(e);
+            self.timer_armed = true;
+        }
+        let (submitter, mut sq, _) = self.ring.split();
+        let mut pushed = 0;
+        for e in &self.pending {
+            // SAFETY: every buffer an entry points to outlives its
+            // operation: request bytes and the sockaddr are owned by this
+            // worker; recv buffers belong to the connection or the buffer
+            // ring, both kept (or leaked) until the kernel hands the
+            // operation back; the timespec is copied by the kernel on submit.
+            if unsafe { sq.push(e) }.is_err() {
+                sq.sync();
+                if submitter.submit().is_err() {
+                    break;
+                }
+                sq.sync();
+                // SAFETY: as above.
+                if unsafe { sq.push(e) }.is_err() {
+                    break;
+                }
+            }
+            pushed += 1;
+        }
+        sq.sync();
+        drop(sq);
+        self.pending.drain(..pushed);
+        Ok(())
+    }
+
+    /// The one `io_uring_enter` per loop: submits and waits for at least one
+    /// completion or `max_us`.
+    fn wait(&mut self, max_us: u64) -> Result<(), EngineError> {
+        let r = if self.shared.use_ext_arg {
+            let ts = Timespec::new().nsec((max_us * 1000) as u32);
+            let args = SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        } else {
+            self.ring.submitter().submit_and_wait(1)
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => Ok(()),
+            Err(source) => Err(EngineError::Setup { what: "io_uring_enter", source }),
+        }
+    }
+
+    /// Cancels everything and waits (bounded) until the kernel has handed
+    /// back every operation. False if some never came back.
+    fn shutdown(&mut self) -> bool {
+        let end = self.now() + DRAIN_US;
+        for i in 0..self.conns.len() {
+            self.close(i, u64::MAX, 0);
+        }
+        loop {
+            let now = self.now();
+            self.reap(now);
+            if self.conns.iter().all(|c| c.ops == 0) {
+                break;
+            }
+            if now >= end || self.flush().is_err() || self.wait(TICK_US).is_err() {
+                return false;
+            }
+        }
+        if let Some(b) = &self.bufs {
+            b.unregister(&self.ring.submitter());
+        }
+        true
+    }
+}

@@ -1,0 +1,201 @@
+//! A small HTTP/1.1 server for urk's tests and demo: real sockets on
+//! 127.0.0.1, one thread per connection, and a count of every response it
+//! has fully written, so tests can compare urk's numbers with the server's.
+//!
+//! It can answer exactly (fixed body, chunked, HEAD, 204/304, any status)
+//! and misbehave on purpose (Connection: close every N responses, HTTP/1.0,
+//! slow responses).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How the server answers.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Status code of every response.
+    pub status: u16,
+    /// Body of every response (not sent for HEAD, 204 and 304).
+    pub body: Vec<u8>,
+    /// Send the body chunked instead of with Content-Length.
+    pub chunked: bool,
+    /// Answer as HTTP/1.0 and close after each response.
+    pub http10: bool,
+    /// Send `Connection: close` and close after every Nth response on a
+    /// connection (0: never).
+    pub close_every: u64,
+    /// Wait this long before each response.
+    pub delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            status: 200,
+            body: b"hello world\n".to_vec(),
+            chunked: false,
+            http10: false,
+            close_every: 0,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A running server; stops accepting when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    answered: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    /// Binds 127.0.0.1 on a free port and starts serving.
+    pub fn start(cfg: ServerConfig) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let answered = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cfg = Arc::new(cfg);
+        {
+            let (answered, stop) = (answered.clone(), stop.clone());
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (cfg, answered) = (cfg.clone(), answered.clone());
+                    thread::spawn(move || serve(stream, &cfg, &answered));
+                }
+            });
+        }
+        TestServer { addr, answered, stop }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Responses fully written so far.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::SeqCst)
+    }
+
+    /// The count once it has stopped moving (the last writes of a run may
+    /// finish a moment after the client has read them).
+    pub fn settled(&self) -> u64 {
+        let mut last = self.answered();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            thread::sleep(Duration::from_millis(50));
+            let now = self.answered();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        304 => "Not Modified",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        _ => "Whatever",
+    }
+}
+
+fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
+    let version = if cfg.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let mut r = format!("{version} {} {}\r\nServer: urk-test\r\n", cfg.status, reason(cfg.status)).into_bytes();
+    if close && !cfg.http10 {
+        r.extend_from_slice(b"Connection: close\r\n");
+    }
+    let no_body = cfg.status == 204 || cfg.status == 304;
+    if no_body {
+        r.extend_from_slice(b"\r\n");
+        return r;
+    }
+    if cfg.chunked {
+        r.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        if head_request {
+            return r;
+        }
+        for (k, c) in cfg.body.chunks(5).enumerate() {
+            let ext = if k == 0 { ";first=1" } else { "" };
+            r.extend_from_slice(format!("{:x}{ext}\r\n", c.len()).as_bytes());
+            r.extend_from_slice(c);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\nX-Trailer: done\r\n\r\n");
+    } else {
+        r.extend_from_slice(format!("Content-Length: {}\r\n\r\n", cfg.body.len()).as_bytes());
+        if !head_request {
+            r.extend_from_slice(&cfg.body);
+        }
+    }
+    r
+}
+
+fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut have = 0;
+    let mut served = 0u64;
+    loop {
+        // Answer every complete request already buffered (pipelining).
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut req = httparse::Request::new(&mut headers);
+            let Ok(httparse::Status::Complete(head_len)) = req.parse(&buf[..have]) else { break };
+            let body_len: usize = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                .unwrap_or(0);
+            if have < head_len + body_len {
+                break;
+            }
+            let head_request = req.method == Some("HEAD");
+            buf.copy_within(head_len + body_len..have, 0);
+            have -= head_len + body_len;
+            served += 1;
+            let close = cfg.http10 || (cfg.close_every > 0 && served % cfg.close_every == 0);
+            if !cfg.delay.is_zero() {
+                thread::sleep(cfg.delay);
+            }
+            if stream.write_all(&response(cfg, head_request, close)).is_err() {
+                return;
+            }
+            answered.fetch_add(1, Ordering::SeqCst);
+            if close {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        if have == buf.len() {
+            return; // request head too large for this server
+        }
+        match stream.read(&mut buf[have..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => have += n,
+        }
+    }
+}
