@@ -20,7 +20,11 @@ fn main() {
     match uring_engine::run(&cfg) {
         Ok(report) => {
             print!("{}", report.to_text(true));
-            println!("(server answered {}; io level {})", server.settled(), report.io.level);
+            println!(
+                "(server answered {}; io level {})",
+                server.settled(),
+                report.io.level
+            );
         }
         Err(e) => {
             eprintln!("urk demo: {e}");

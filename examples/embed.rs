@@ -7,7 +7,9 @@ use std::time::Duration;
 use uring_engine::{run, Config, EngineError};
 
 fn main() -> Result<(), EngineError> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:8080/".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "http://127.0.0.1:8080/".into());
     let cfg = Config::new(&url)?
         .threads(1)
         .connections(20)

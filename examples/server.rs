@@ -9,7 +9,10 @@ mod server;
 use std::time::Duration;
 
 fn main() {
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX / 4);
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX / 4);
     let s = server::TestServer::start(server::ServerConfig::default());
     println!("{}", s.url("/"));
     std::thread::sleep(Duration::from_secs(secs));

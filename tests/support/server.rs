@@ -74,7 +74,11 @@ impl TestServer {
                 }
             });
         }
-        TestServer { addr, answered, stop }
+        TestServer {
+            addr,
+            answered,
+            stop,
+        }
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -123,7 +127,12 @@ fn reason(status: u16) -> &'static str {
 
 fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
     let version = if cfg.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
-    let mut r = format!("{version} {} {}\r\nServer: urk-test\r\n", cfg.status, reason(cfg.status)).into_bytes();
+    let mut r = format!(
+        "{version} {} {}\r\nServer: urk-test\r\n",
+        cfg.status,
+        reason(cfg.status)
+    )
+    .into_bytes();
     if close && !cfg.http10 {
         r.extend_from_slice(b"Connection: close\r\n");
     }
@@ -163,7 +172,9 @@ fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64) {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut req = httparse::Request::new(&mut headers);
-            let Ok(httparse::Status::Complete(head_len)) = req.parse(&buf[..have]) else { break };
+            let Ok(httparse::Status::Complete(head_len)) = req.parse(&buf[..have]) else {
+                break;
+            };
             let body_len: usize = req
                 .headers
                 .iter()
@@ -181,7 +192,10 @@ fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64) {
             if !cfg.delay.is_zero() {
                 thread::sleep(cfg.delay);
             }
-            if stream.write_all(&response(cfg, head_request, close)).is_err() {
+            if stream
+                .write_all(&response(cfg, head_request, close))
+                .is_err()
+            {
                 return;
             }
             answered.fetch_add(1, Ordering::SeqCst);
@@ -198,4 +212,9 @@ fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64) {
             Ok(n) => have += n,
         }
     }
+}
+
+/// Length of one response as [`TestServer`] writes it.
+pub fn response_len(cfg: &ServerConfig, head_request: bool, close: bool) -> usize {
+    response(cfg, head_request, close).len()
 }

@@ -11,7 +11,12 @@ pub(crate) const MAX_LINE: u32 = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Chunked {
     /// Reading the hex size; `ext` once past the digits (extensions).
-    Size { value: u64, digits: u8, ext: bool, line: u32 },
+    Size {
+        value: u64,
+        digits: u8,
+        ext: bool,
+        line: u32,
+    },
     /// Saw CR after the size line.
     SizeLf { value: u64 },
     /// Inside chunk data.
@@ -34,7 +39,12 @@ pub(crate) enum Step {
 }
 
 impl Chunked {
-    pub(crate) const START: Chunked = Chunked::Size { value: 0, digits: 0, ext: false, line: 0 };
+    pub(crate) const START: Chunked = Chunked::Size {
+        value: 0,
+        digits: 0,
+        ext: false,
+        line: 0,
+    };
 
     /// Advances over `data`, stopping at the end of the body.
     pub(crate) fn advance(&mut self, data: &[u8]) -> Result<Step, FrameError> {
@@ -52,7 +62,12 @@ impl Chunked {
             let b = data[i];
             i += 1;
             *self = match *self {
-                Chunked::Size { value, digits, ext, line } => {
+                Chunked::Size {
+                    value,
+                    digits,
+                    ext,
+                    line,
+                } => {
                     if line >= MAX_LINE {
                         return Err(FrameError::ChunkLineTooLong);
                     }
@@ -60,16 +75,29 @@ impl Chunked {
                     match b {
                         b'\r' if digits > 0 => Chunked::SizeLf { value },
                         b'\n' if digits > 0 => self.end_size(value),
-                        _ if ext => Chunked::Size { value, digits, ext, line },
-                        b';' | b' ' | b'\t' if digits > 0 => {
-                            Chunked::Size { value, digits, ext: true, line }
-                        }
+                        _ if ext => Chunked::Size {
+                            value,
+                            digits,
+                            ext,
+                            line,
+                        },
+                        b';' | b' ' | b'\t' if digits > 0 => Chunked::Size {
+                            value,
+                            digits,
+                            ext: true,
+                            line,
+                        },
                         _ => {
                             let d = (b as char).to_digit(16).ok_or(FrameError::InvalidChunk)?;
                             if digits >= 15 {
                                 return Err(FrameError::InvalidChunk);
                             }
-                            Chunked::Size { value: value * 16 + d as u64, digits: digits + 1, ext, line }
+                            Chunked::Size {
+                                value: value * 16 + d as u64,
+                                digits: digits + 1,
+                                ext,
+                                line,
+                            }
                         }
                     }
                 }

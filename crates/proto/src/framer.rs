@@ -58,7 +58,11 @@ impl ResponseFramer {
     /// `head_request`: the requests on this connection are `HEAD`, so
     /// responses have no body whatever their headers say.
     pub fn new(head_request: bool) -> ResponseFramer {
-        ResponseFramer { state: State::Head, head: Vec::new(), head_request }
+        ResponseFramer {
+            state: State::Head,
+            head: Vec::new(),
+            head_request,
+        }
     }
 
     /// Forgets any partial response, for a fresh connection.
@@ -102,7 +106,10 @@ impl ResponseFramer {
                     self.state = State::Head;
                     Ok((n as usize, Some(resp)))
                 } else {
-                    self.state = State::Sized { remaining: remaining - n, resp };
+                    self.state = State::Sized {
+                        remaining: remaining - n,
+                        resp,
+                    };
                     Ok((n as usize, None))
                 }
             }
@@ -220,13 +227,26 @@ fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>,
     let state = if head_request || status == 204 || status == 304 {
         State::Sized { remaining: 0, resp }
     } else if transfer_encoding && chunked {
-        State::Chunked { chunked: Chunked::START, resp }
+        State::Chunked {
+            chunked: Chunked::START,
+            resp,
+        }
     } else if transfer_encoding {
-        State::UntilClose { resp: Response { keep_alive: false, ..resp } }
+        State::UntilClose {
+            resp: Response {
+                keep_alive: false,
+                ..resp
+            },
+        }
     } else if let Some(n) = content_length {
         State::Sized { remaining: n, resp }
     } else {
-        State::UntilClose { resp: Response { keep_alive: false, ..resp } }
+        State::UntilClose {
+            resp: Response {
+                keep_alive: false,
+                ..resp
+            },
+        }
     };
     Ok(Some((len, state)))
 }

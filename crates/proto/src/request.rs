@@ -60,7 +60,11 @@ impl RequestSpec {
                 return Err(RequestError::InvalidHeader(format!("{n}: {v}")));
             }
         }
-        let overridden = |name: &str| self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let overridden = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
         let mut out = Vec::with_capacity(128 + self.body.len());
         let mut line = |parts: &[&[u8]]| {
             for p in parts {
@@ -94,9 +98,8 @@ impl RequestSpec {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -141,12 +144,18 @@ mod tests {
 
     #[test]
     fn schemes() {
-        assert_eq!(Target::parse("https://a/"), Err(RequestError::TlsUnsupported));
+        assert_eq!(
+            Target::parse("https://a/"),
+            Err(RequestError::TlsUnsupported)
+        );
         assert!(matches!(
             Target::parse("localhost:8080"),
             Err(RequestError::UnsupportedScheme(_))
         ));
-        assert!(matches!(Target::parse("nope"), Err(RequestError::InvalidUrl(_))));
+        assert!(matches!(
+            Target::parse("nope"),
+            Err(RequestError::InvalidUrl(_))
+        ));
         let t = Target::parse("http://localhost").unwrap();
         assert_eq!((t.port, t.path_and_query.as_str()), (80, "/"));
     }

@@ -114,21 +114,35 @@ fn cases() -> Vec<Case> {
         many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
     }
     many.extend_from_slice(b"\r\n");
-    v.push(Case { error: Some(FrameError::TooManyHeaders), ..ok("too many headers", &many, &[]) });
+    v.push(Case {
+        error: Some(FrameError::TooManyHeaders),
+        ..ok("too many headers", &many, &[])
+    });
     // A head over 64 KiB.
     let mut big = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 70 * 1024));
-    v.push(Case { error: Some(FrameError::HeadTooLarge), ..ok("head too large", &big, &[]) });
+    v.push(Case {
+        error: Some(FrameError::HeadTooLarge),
+        ..ok("head too large", &big, &[])
+    });
     // A chunk size line that never ends.
     let mut endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
     endless.extend(std::iter::repeat_n(b'e', 10 * 1024));
-    v.push(Case { error: Some(FrameError::ChunkLineTooLong), ..ok("endless chunk line", &endless, &[]) });
+    v.push(Case {
+        error: Some(FrameError::ChunkLineTooLong),
+        ..ok("endless chunk line", &endless, &[])
+    });
     v
 }
 
-/// Feeds `pieces` in order; returns the responses or the first error, then
-/// the end-of-file verdict.
-fn run(head_request: bool, pieces: &[&[u8]]) -> (Result<Vec<Response>, FrameError>, Option<Result<Option<u16>, FrameError>>) {
+/// The responses (or the first error), then what end of file said.
+type Outcome = (
+    Result<Vec<Response>, FrameError>,
+    Option<Result<Option<u16>, FrameError>>,
+);
+
+/// Feeds `pieces` in order.
+fn run(head_request: bool, pieces: &[&[u8]]) -> Outcome {
     let mut f = ResponseFramer::new(head_request);
     let mut got = Vec::new();
     for p in pieces {
@@ -173,35 +187,43 @@ fn every_case_at_every_split() {
 #[test]
 fn framer_is_reusable_after_reset() {
     let mut f = ResponseFramer::new(false);
-    f.feed_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", |_| {}).unwrap();
+    f.feed_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", |_| {})
+        .unwrap();
     assert!(!f.is_idle());
     f.reset();
     assert!(f.is_idle());
     let mut n = 0;
-    f.feed_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", |_| n += 1).unwrap();
+    f.feed_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", |_| n += 1)
+        .unwrap();
     assert_eq!(n, 1);
 }
 
 /// A valid stream of several responses in random shapes.
 fn response_stream() -> impl Strategy<Value = (Vec<u8>, Vec<u16>)> {
-    let one = (200u16..600, 0usize..300, any::<bool>(), 1usize..40).prop_map(|(status, len, chunked, chunk)| {
-        let status = if status == 204 || status == 304 { 200 } else { status };
-        let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-        let mut w = format!("HTTP/1.1 {status} X\r\nServer: t\r\n").into_bytes();
-        if chunked {
-            w.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-            for c in body.chunks(chunk) {
-                w.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-                w.extend_from_slice(c);
-                w.extend_from_slice(b"\r\n");
+    let one = (200u16..600, 0usize..300, any::<bool>(), 1usize..40).prop_map(
+        |(status, len, chunked, chunk)| {
+            let status = if status == 204 || status == 304 {
+                200
+            } else {
+                status
+            };
+            let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut w = format!("HTTP/1.1 {status} X\r\nServer: t\r\n").into_bytes();
+            if chunked {
+                w.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                for c in body.chunks(chunk) {
+                    w.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                    w.extend_from_slice(c);
+                    w.extend_from_slice(b"\r\n");
+                }
+                w.extend_from_slice(b"0\r\n\r\n");
+            } else {
+                w.extend_from_slice(format!("Content-Length: {len}\r\n\r\n").as_bytes());
+                w.extend_from_slice(&body);
             }
-            w.extend_from_slice(b"0\r\n\r\n");
-        } else {
-            w.extend_from_slice(format!("Content-Length: {len}\r\n\r\n").as_bytes());
-            w.extend_from_slice(&body);
-        }
-        (w, status)
-    });
+            (w, status)
+        },
+    );
     prop::collection::vec(one, 1..8).prop_map(|v| {
         let mut wire = Vec::new();
         let mut statuses = Vec::new();

@@ -40,18 +40,38 @@ impl BufRing {
         buf_size: u32,
         bgid: u16,
     ) -> io::Result<BufRing> {
-        assert!(count.is_power_of_two(), "buffer count must be a power of two");
+        assert!(
+            count.is_power_of_two(),
+            "buffer count must be a power of two"
+        );
         let entries_layout =
             Layout::from_size_align(count as usize * size_of::<BufRingEntry>(), PAGE)
                 .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let bufs_layout = Layout::from_size_align(count as usize * buf_size as usize, PAGE)
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: both layouts have non-zero size (count >= 1, buf_size >= 1).
-        let (entries, bufs) = unsafe { (alloc::alloc_zeroed(entries_layout), alloc::alloc_zeroed(bufs_layout)) };
-        let (Some(entries), Some(bufs)) = (NonNull::new(entries.cast::<BufRingEntry>()), NonNull::new(bufs)) else {
+        let (entries, bufs) = unsafe {
+            (
+                alloc::alloc_zeroed(entries_layout),
+                alloc::alloc_zeroed(bufs_layout),
+            )
+        };
+        let (Some(entries), Some(bufs)) = (
+            NonNull::new(entries.cast::<BufRingEntry>()),
+            NonNull::new(bufs),
+        ) else {
             return Err(io::Error::from_raw_os_error(libc::ENOMEM));
         };
-        let mut ring = BufRing { entries, entries_layout, bufs, bufs_layout, count, buf_size, tail: 0, bgid };
+        let mut ring = BufRing {
+            entries,
+            entries_layout,
+            bufs,
+            bufs_layout,
+            count,
+            buf_size,
+            tail: 0,
+            bgid,
+        };
         // SAFETY: the entry array is page-aligned, `count` entries long and
         // owned by `ring`, which lives until after it is unregistered (the
         // worker unregisters before dropping it; Drop only frees memory).
@@ -79,7 +99,14 @@ impl BufRing {
         // SAFETY: the completion that named `bid` gave the buffer to us; the
         // kernel will not write it again until `recycle(bid)` publishes it,
         // and that needs `&mut self`, which this borrow prevents.
-        unsafe { std::slice::from_raw_parts(self.bufs.as_ptr().add(bid as usize * self.buf_size as usize), len) }
+        unsafe {
+            std::slice::from_raw_parts(
+                self.bufs
+                    .as_ptr()
+                    .add(bid as usize * self.buf_size as usize),
+                len,
+            )
+        }
     }
 
     /// Puts buffer `bid` back at the tail; the kernel sees it after [`publish`](Self::publish).
@@ -91,7 +118,11 @@ impl BufRing {
         // this slot is past the published tail until `publish`.
         unsafe {
             let e = &mut *self.entries.as_ptr().add(idx);
-            e.set_addr(self.bufs.as_ptr().add(bid as usize * self.buf_size as usize) as u64);
+            e.set_addr(
+                self.bufs
+                    .as_ptr()
+                    .add(bid as usize * self.buf_size as usize) as u64,
+            );
             e.set_len(self.buf_size);
             e.set_bid(bid);
         }

@@ -74,7 +74,11 @@ impl fmt::Display for EngineError {
                 write!(f, "cannot resolve host '{host}': {reason}")
             }
             EngineError::IoUringUnavailable(u) => u.fmt(f),
-            EngineError::IoLevelUnsupported { level, kernel, needs } => write!(
+            EngineError::IoLevelUnsupported {
+                level,
+                kernel,
+                needs,
+            } => write!(
                 f,
                 "--io {level} needs {needs}, but this kernel is {kernel}; use --io auto"
             ),

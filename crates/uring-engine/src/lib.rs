@@ -63,109 +63,157 @@ pub fn run(cfg: &Config) -> Result<Report, EngineError> {
 /// becomes true (e.g. from a Ctrl-C handler). Workers look at it every
 /// 10 ms, never per request.
 pub fn run_until(cfg: &Config, stop: &AtomicBool) -> Result<Report, EngineError> {
-    cfg.validate()?;
-    let support = KernelSupport::probe()?;
-    let level = support.resolve(cfg.io)?;
-    let addr = resolve(&cfg.request.target)?;
-    limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
+    Plan::new(cfg)?.run_until(stop)
+}
 
-    let one = cfg.request.encode()?;
-    let shared = Shared {
-        request: one.repeat(cfg.pipeline as usize),
-        pipeline: cfg.pipeline,
-        head_request: cfg.request.is_head(),
-        addr,
-        level,
-        use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
-        timeout_us: cfg.timeout.as_micros() as u64,
-        duration_us: cfg.duration.as_micros() as u64,
-        stop,
-    };
-    let n = cfg.threads;
-    let ready = Barrier::new(n);
-    let start = OnceLock::new();
-    let abort = AtomicBool::new(false);
-    let outcomes: Vec<Result<Outcome, EngineError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let (shared, ready, start, abort) = (&shared, &ready, &start, &abort);
-                let conns = Config::share(cfg.connections as u64, i, n) as usize;
-                let quota = cfg.requests.map(|r| Config::share(r, i, n));
-                std::thread::Builder::new()
-                    .name(format!("urk-worker-{i}"))
-                    .spawn_scoped(s, move || {
-                        let worker = Worker::new(shared, conns, quota);
-                        if worker.is_err() {
-                            abort.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
-                        ready.wait();
-                        let worker = worker?;
-                        if abort.load(std::sync::atomic::Ordering::SeqCst) {
-                            return Err(EngineError::Config("another worker failed to start".into()));
-                        }
-                        worker.run(*start.get_or_init(Instant::now))
-                    })
-                    .map_err(|source| EngineError::Setup { what: "starting a worker thread", source })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(EngineError::Config("a worker thread panicked; this is a bug in urk".into()))
-                }),
-                Err(e) => Err(e),
-            })
-            .collect()
-    });
+/// A checked run, ready to start: the configuration is valid, the kernel
+/// probed, the level chosen, the host resolved and the file limit raised.
+/// Lets a caller report every startup problem before printing anything.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    cfg: Config,
+    support: KernelSupport,
+    level: IoLevel,
+    addr: SocketAddr,
+}
 
-    let mut total = WorkerStats::new();
-    let mut ended_us = 0;
-    let mut interrupted = false;
-    let mut first: Option<Outcome> = None;
-    let mut err = None;
-    for o in outcomes {
-        match o {
-            Ok(o) => {
-                total.merge(&o.stats);
-                ended_us = ended_us.max(o.ended_us);
-                interrupted |= o.interrupted;
-                first.get_or_insert(o);
-            }
-            Err(e) => {
-                // Prefer the worker's own failure over the "another worker" echo.
-                if err.is_none() || matches!(err, Some(EngineError::Config(_))) {
-                    err = Some(e);
+impl Plan {
+    /// Checks everything that can be checked before the load starts.
+    pub fn new(cfg: &Config) -> Result<Plan, EngineError> {
+        cfg.validate()?;
+        let support = KernelSupport::probe()?;
+        let level = support.resolve(cfg.io)?;
+        let addr = resolve(&cfg.request.target)?;
+        limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
+        Ok(Plan {
+            cfg: cfg.clone(),
+            support,
+            level,
+            addr,
+        })
+    }
+
+    /// The io_uring level the run will use.
+    pub fn level(&self) -> IoLevel {
+        self.level
+    }
+
+    /// The address connections go to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs the load; see [`run_until`].
+    pub fn run_until(&self, stop: &AtomicBool) -> Result<Report, EngineError> {
+        let (cfg, support, level, addr) = (&self.cfg, &self.support, self.level, self.addr);
+        let one = cfg.request.encode()?;
+        let shared = Shared {
+            request: one.repeat(cfg.pipeline as usize),
+            pipeline: cfg.pipeline,
+            head_request: cfg.request.is_head(),
+            addr,
+            level,
+            use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
+            timeout_us: cfg.timeout.as_micros() as u64,
+            duration_us: cfg.duration.as_micros() as u64,
+            stop,
+        };
+        let n = cfg.threads;
+        let ready = Barrier::new(n);
+        let start = OnceLock::new();
+        let abort = AtomicBool::new(false);
+        let outcomes: Vec<Result<Outcome, EngineError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let (shared, ready, start, abort) = (&shared, &ready, &start, &abort);
+                    let conns = Config::share(cfg.connections as u64, i, n) as usize;
+                    let quota = cfg.requests.map(|r| Config::share(r, i, n));
+                    std::thread::Builder::new()
+                        .name(format!("urk-worker-{i}"))
+                        .spawn_scoped(s, move || {
+                            let worker = Worker::new(shared, conns, quota);
+                            if worker.is_err() {
+                                abort.store(true, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            ready.wait();
+                            let worker = worker?;
+                            if abort.load(std::sync::atomic::Ordering::SeqCst) {
+                                return Err(EngineError::Config(
+                                    "another worker failed to start".into(),
+                                ));
+                            }
+                            worker.run(*start.get_or_init(Instant::now))
+                        })
+                        .map_err(|source| EngineError::Setup {
+                            what: "starting a worker thread",
+                            source,
+                        })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(EngineError::Config(
+                            "a worker thread panicked; this is a bug in urk".into(),
+                        ))
+                    }),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        });
+
+        let mut total = WorkerStats::new();
+        let mut ended_us = 0;
+        let mut interrupted = false;
+        let mut first: Option<Outcome> = None;
+        let mut err = None;
+        for o in outcomes {
+            match o {
+                Ok(o) => {
+                    total.merge(&o.stats);
+                    ended_us = ended_us.max(o.ended_us);
+                    interrupted |= o.interrupted;
+                    first.get_or_insert(o);
+                }
+                Err(e) => {
+                    // Prefer the worker's own failure over the "another worker" echo.
+                    if err.is_none() || matches!(err, Some(EngineError::Config(_))) {
+                        err = Some(e);
+                    }
                 }
             }
         }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let first = first.ok_or_else(|| EngineError::Config("no worker ran".into()))?;
+        let io = IoInfo {
+            level,
+            kernel: support.release.clone(),
+            setup_flags: first.setup_flags.to_vec(),
+            ext_arg: shared.use_ext_arg,
+            buffers: first.buffers,
+            buffer_size: first.buffer_size,
+        };
+        let facts = RunFacts {
+            url: cfg.request.target.url.clone(),
+            threads: cfg.threads,
+            connections: cfg.connections,
+            pipeline: cfg.pipeline,
+            duration_s: ended_us as f64 / 1e6,
+            io,
+            interrupted,
+        };
+        Ok(Report::build(facts, &total))
     }
-    if let Some(e) = err {
-        return Err(e);
-    }
-    let first = first.ok_or_else(|| EngineError::Config("no worker ran".into()))?;
-    let io = IoInfo {
-        level,
-        kernel: support.release.clone(),
-        setup_flags: first.setup_flags.to_vec(),
-        ext_arg: shared.use_ext_arg,
-        buffers: first.buffers,
-        buffer_size: first.buffer_size,
-    };
-    let facts = RunFacts {
-        url: cfg.request.target.url.clone(),
-        threads: cfg.threads,
-        connections: cfg.connections,
-        pipeline: cfg.pipeline,
-        duration_s: ended_us as f64 / 1e6,
-        io,
-        interrupted,
-    };
-    Ok(Report::build(facts, &total))
 }
 
 fn resolve(t: &proto::Target) -> Result<SocketAddr, EngineError> {
-    let fail = |reason: String| EngineError::Resolve { host: t.host.clone(), reason };
+    let fail = |reason: String| EngineError::Resolve {
+        host: t.host.clone(),
+        reason,
+    };
     (t.host.as_str(), t.port)
         .to_socket_addrs()
         .map_err(|e| fail(e.to_string()))?

@@ -13,13 +13,20 @@ const SPARE: u64 = 64;
 /// slots: the kernel caps that table at RLIMIT_NOFILE.
 pub(crate) fn ensure_files(per_worker: u64) -> Result<(), EngineError> {
     let needed = per_worker + SPARE;
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return Ok(()) };
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Ok(());
+    };
     if soft >= needed {
         return Ok(());
     }
     if hard < needed {
-        return Err(EngineError::TooFewFiles { needed: per_worker, limit: hard.saturating_sub(SPARE) });
+        return Err(EngineError::TooFewFiles {
+            needed: per_worker,
+            limit: hard.saturating_sub(SPARE),
+        });
     }
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-        .map_err(|e| EngineError::Setup { what: "raising the open-files limit", source: e.into() })
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| EngineError::Setup {
+        what: "raising the open-files limit",
+        source: e.into(),
+    })
 }

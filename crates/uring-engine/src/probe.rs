@@ -79,14 +79,20 @@ impl KernelSupport {
     /// Turns `auto` into a concrete level, or refuses a level the kernel lacks.
     pub fn resolve(&self, asked: IoLevel) -> Result<IoLevel, EngineError> {
         let refuse = |needs| {
-            Err(EngineError::IoLevelUnsupported { level: asked, kernel: self.release.clone(), needs })
+            Err(EngineError::IoLevelUnsupported {
+                level: asked,
+                kernel: self.release.clone(),
+                needs,
+            })
         };
         match asked {
             IoLevel::Auto => Ok(self.best),
             IoLevel::Full if !self.recv_multishot => {
                 refuse("Linux 6.0+ (multishot recv with a provided buffer ring)")
             }
-            IoLevel::Basic if !self.buf_ring => refuse("Linux 5.19+ (ring-mapped provided buffers)"),
+            IoLevel::Basic if !self.buf_ring => {
+                refuse("Linux 5.19+ (ring-mapped provided buffers)")
+            }
             level => Ok(level),
         }
     }
@@ -107,7 +113,10 @@ pub(crate) fn unavailable(e: io::Error) -> EngineError {
             })
         }
         Some(libc::ENOSYS) => EngineError::IoUringUnavailable(Unavailable::NotInKernel),
-        _ => EngineError::Setup { what: "io_uring_setup", source: e },
+        _ => EngineError::Setup {
+            what: "io_uring_setup",
+            source: e,
+        },
     }
 }
 
@@ -116,7 +125,11 @@ fn parse_release(r: &str) -> (u32, u32, u32) {
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<u32>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

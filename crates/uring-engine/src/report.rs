@@ -144,7 +144,12 @@ impl RateSummary {
             return RateSummary::default();
         }
         let (mean, stdev) = (h.mean(), h.stdev());
-        RateSummary { mean, stdev, max: h.max(), within_stdev_pct: within_stdev(h, mean, stdev) }
+        RateSummary {
+            mean,
+            stdev,
+            max: h.max(),
+            within_stdev_pct: within_stdev(h, mean, stdev),
+        }
     }
 }
 
@@ -167,7 +172,11 @@ impl Report {
             .filter(|(_, &n)| n > 0)
             .map(|(code, &n)| (code as u16, n))
             .collect();
-        let non_2xx_3xx = status.iter().filter(|(&c, _)| !(200..400).contains(&c)).map(|(_, n)| n).sum();
+        let non_2xx_3xx = status
+            .iter()
+            .filter(|(&c, _)| !(200..400).contains(&c))
+            .map(|(_, n)| n)
+            .sum();
         let secs = facts.duration_s.max(1e-9);
         Report {
             urk_version: proto::VERSION,

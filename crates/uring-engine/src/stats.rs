@@ -79,9 +79,14 @@ impl WorkerStats {
     #[inline]
     pub(crate) fn response(&mut self, status: u16, latency_us: u64) {
         self.requests += 1;
-        let slot = if (100..STATUS_SLOTS as u16).contains(&status) { status as usize } else { 0 };
+        let slot = if (100..STATUS_SLOTS as u16).contains(&status) {
+            status as usize
+        } else {
+            0
+        };
         self.status[slot] += 1;
-        self.latency.saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+        self.latency
+            .saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
     }
 
     pub(crate) fn merge(&mut self, o: &WorkerStats) {

@@ -24,7 +24,15 @@ pub fn banner(cfg: &Config) -> String {
     )
 }
 
-fn stats_row(out: &mut String, name: &str, mean: f64, stdev: f64, max: f64, within: f64, fmt: fn(f64) -> String) {
+fn stats_row(
+    out: &mut String,
+    name: &str,
+    mean: f64,
+    stdev: f64,
+    max: f64,
+    within: f64,
+    fmt: fn(f64) -> String,
+) {
     let _ = write!(out, "    {name:<10}");
     out.push_str(&pad_units(&fmt(mean), 8));
     out.push_str(&pad_units(&fmt(stdev), 10));
@@ -37,14 +45,41 @@ impl Report {
     /// percentile table (`--latency`).
     pub fn to_text(&self, latency_distribution: bool) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "  Thread Stats{:>6}{:>11}{:>8}{:>12}", "Avg", "Stdev", "Max", "+/- Stdev");
+        let _ = writeln!(
+            out,
+            "  Thread Stats{:>6}{:>11}{:>8}{:>12}",
+            "Avg", "Stdev", "Max", "+/- Stdev"
+        );
         let l = &self.latency_us;
-        stats_row(&mut out, "Latency", l.mean, l.stdev, l.max as f64, l.within_stdev_pct, format_time_us);
+        stats_row(
+            &mut out,
+            "Latency",
+            l.mean,
+            l.stdev,
+            l.max as f64,
+            l.within_stdev_pct,
+            format_time_us,
+        );
         let r = &self.thread_requests_per_sec;
-        stats_row(&mut out, "Req/Sec", r.mean, r.stdev, r.max as f64, r.within_stdev_pct, format_metric);
+        stats_row(
+            &mut out,
+            "Req/Sec",
+            r.mean,
+            r.stdev,
+            r.max as f64,
+            r.within_stdev_pct,
+            format_metric,
+        );
         if latency_distribution {
             out.push_str("  Latency Distribution\n");
-            for (p, v) in [("50", l.p50), ("75", l.p75), ("90", l.p90), ("99", l.p99), ("99.9", l.p99_9), ("99.99", l.p99_99)] {
+            for (p, v) in [
+                ("50", l.p50),
+                ("75", l.p75),
+                ("90", l.p90),
+                ("99", l.p99),
+                ("99.9", l.p99_9),
+                ("99.99", l.p99_99),
+            ] {
                 let _ = writeln!(out, "{p:>7}%{}", pad_units(&format_time_us(v as f64), 10));
             }
         }
@@ -70,9 +105,15 @@ impl Report {
             let _ = writeln!(out, "  Non-2xx or 3xx responses: {}", self.non_2xx_3xx);
         }
         let _ = writeln!(out, "Requests/sec: {:9.2}", self.requests_per_sec);
-        let _ = writeln!(out, "Transfer/sec: {:>10}B", format_binary(self.bytes_read_per_sec));
+        let _ = writeln!(
+            out,
+            "Transfer/sec: {:>10}B",
+            format_binary(self.bytes_read_per_sec)
+        );
         if self.interrupted {
-            out.push_str("Interrupted: the run was stopped early; figures cover the time it ran.\n");
+            out.push_str(
+                "Interrupted: the run was stopped early; figures cover the time it ran.\n",
+            );
         }
         out
     }

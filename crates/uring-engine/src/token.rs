@@ -22,7 +22,11 @@ const GEN_MASK: u32 = 0x00ff_ffff;
 
 impl Token {
     pub(crate) fn new(op: Op, conn: usize, gen: u32) -> Token {
-        Token { op, gen: gen & GEN_MASK, conn: conn as u32 }
+        Token {
+            op,
+            gen: gen & GEN_MASK,
+            conn: conn as u32,
+        }
     }
 
     pub(crate) fn encode(self) -> u64 {
@@ -38,7 +42,11 @@ impl Token {
             5 => Op::Timer,
             _ => return None,
         };
-        Some(Token { op, gen: ((v >> 32) as u32) & GEN_MASK, conn: v as u32 })
+        Some(Token {
+            op,
+            gen: ((v >> 32) as u32) & GEN_MASK,
+            conn: v as u32,
+        })
     }
 }
 
@@ -50,7 +58,14 @@ mod tests {
     fn round_trips() {
         for op in [Op::Connect, Op::Send, Op::Recv, Op::Cancel, Op::Timer] {
             let t = Token::new(op, 123_456, 0x1ff_ffff);
-            assert_eq!(Token::decode(t.encode()), Some(Token { op, gen: 0xff_ffff, conn: 123_456 }));
+            assert_eq!(
+                Token::decode(t.encode()),
+                Some(Token {
+                    op,
+                    gen: 0xff_ffff,
+                    conn: 123_456
+                })
+            );
         }
         assert_eq!(Token::decode(0), None);
     }

@@ -40,7 +40,9 @@ pub fn parse_count(s: &str) -> Option<u64> {
 /// ```
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() || num == "." {
         return None;
@@ -63,10 +65,26 @@ struct Units {
     units: &'static [&'static str],
 }
 
-const TIME_US: Units = Units { scale: 1000.0, base: "us", units: &["ms", "s"] };
-const TIME_S: Units = Units { scale: 60.0, base: "s", units: &["m", "h"] };
-const BINARY: Units = Units { scale: 1024.0, base: "", units: &["K", "M", "G", "T", "P"] };
-const METRIC: Units = Units { scale: 1000.0, base: "", units: &["k", "M", "G", "T", "P"] };
+const TIME_US: Units = Units {
+    scale: 1000.0,
+    base: "us",
+    units: &["ms", "s"],
+};
+const TIME_S: Units = Units {
+    scale: 60.0,
+    base: "s",
+    units: &["m", "h"],
+};
+const BINARY: Units = Units {
+    scale: 1024.0,
+    base: "",
+    units: &["K", "M", "G", "T", "P"],
+};
+const METRIC: Units = Units {
+    scale: 1000.0,
+    base: "",
+    units: &["k", "M", "G", "T", "P"],
+};
 
 /// wrk moves to the next unit at 85% of it and never uses the last unit of
 /// a table; reproduced exactly.

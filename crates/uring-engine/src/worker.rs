@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use io_uring::types::{Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage};
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage,
+};
 
 use crate::bufring::BufRing;
 use crate::conn::{Conn, Phase};
@@ -86,7 +88,11 @@ pub(crate) struct Worker<'a> {
 impl<'a> Worker<'a> {
     /// Builds the ring and its resources. Runs on the worker's own thread
     /// (SINGLE_ISSUER wants the creator to be the submitter).
-    pub(crate) fn new(shared: &'a Shared<'a>, connections: usize, quota: Option<u64>) -> Result<Worker<'a>, EngineError> {
+    pub(crate) fn new(
+        shared: &'a Shared<'a>,
+        connections: usize,
+        quota: Option<u64>,
+    ) -> Result<Worker<'a>, EngineError> {
         let n = connections;
         let sq = (2 * n + 16).next_power_of_two().clamp(64, 32_768) as u32;
         let cq = (4 * n + 64).next_power_of_two().clamp(128, 65_536) as u32;
@@ -94,17 +100,26 @@ impl<'a> Worker<'a> {
         let table = vec![-1; n];
         ring.submitter()
             .register_files(&table)
-            .map_err(|source| EngineError::Setup { what: "registering the connection file table", source })?;
+            .map_err(|source| EngineError::Setup {
+                what: "registering the connection file table",
+                source,
+            })?;
         let (bufs, legacy_buf) = match shared.level {
             IoLevel::Legacy => (None, if n > 1000 { 4096 } else { 16 * 1024 }),
             _ => {
                 let count = n.next_power_of_two().clamp(64, 2048) as u16;
-                let b = BufRing::new(&ring.submitter(), count, 8 * 1024, 0)
-                    .map_err(|source| EngineError::Setup { what: "registering the provided buffer ring", source })?;
+                let b = BufRing::new(&ring.submitter(), count, 8 * 1024, 0).map_err(|source| {
+                    EngineError::Setup {
+                        what: "registering the provided buffer ring",
+                        source,
+                    }
+                })?;
                 (Some(b), 0)
             }
         };
-        let conns = (0..n).map(|_| Conn::new(shared.head_request, legacy_buf)).collect();
+        let conns = (0..n)
+            .map(|_| Conn::new(shared.head_request, legacy_buf))
+            .collect();
         let family = match shared.addr {
             SocketAddr::V4(_) => AddressFamily::Inet,
             SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -154,8 +169,15 @@ impl<'a> Worker<'a> {
         }
         let ended_us = self.now();
         let clean = self.shutdown();
-        let buffers = self.bufs.as_ref().map_or(0, |_| self.conns.len().next_power_of_two().clamp(64, 2048) as u32);
-        let buffer_size = self.bufs.as_ref().map_or(self.conns.first().map_or(0, |c| c.buf.len() as u32), |b| b.buf_size());
+        let buffers = self.bufs.as_ref().map_or(0, |_| {
+            self.conns.len().next_power_of_two().clamp(64, 2048) as u32
+        });
+        let buffer_size = self
+            .bufs
+            .as_ref()
+            .map_or(self.conns.first().map_or(0, |c| c.buf.len() as u32), |b| {
+                b.buf_size()
+            });
         if !clean {
             // The kernel still holds operations that point into these
             // buffers; leaking them is the only safe choice.
@@ -183,7 +205,9 @@ impl<'a> Worker<'a> {
             cqes.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
         }
         for &(data, res, flags) in &cqes {
-            let Some(t) = Token::decode(data) else { continue };
+            let Some(t) = Token::decode(data) else {
+                continue;
+            };
             let i = t.conn as usize;
             if t.op == Op::Timer {
                 self.timer_armed = false;
@@ -281,7 +305,10 @@ impl<'a> Worker<'a> {
                 }
             }
             0 => self.on_eof(i, now),
-            e if e == -libc::ENOBUFS || e == -libc::ECANCELED || e == -libc::EINTR || e == -libc::EAGAIN => {}
+            e if e == -libc::ENOBUFS
+                || e == -libc::ECANCELED
+                || e == -libc::EINTR
+                || e == -libc::EAGAIN => {}
             _ => {
                 self.stats.errors.read += 1;
                 return self.fail(i, now);
@@ -296,15 +323,30 @@ impl<'a> Worker<'a> {
     /// response they complete. False on a framing error or a response
     /// nobody asked for.
     fn frame(&mut self, i: usize, bid: Option<u16>, len: usize, now: u64) -> bool {
-        let Worker { conns, bufs, stats, in_flight, .. } = self;
+        let Worker {
+            conns,
+            bufs,
+            stats,
+            in_flight,
+            ..
+        } = self;
         let c = &mut conns[i];
-        let Conn { framer, buf, outstanding, sent_at, last, .. } = c;
+        let Conn {
+            framer,
+            buf,
+            outstanding,
+            sent_at,
+            last,
+            ..
+        } = c;
         let mut data: &[u8] = match (bufs.as_ref(), bid) {
             (Some(b), Some(bid)) => b.get(bid, len),
             _ => &buf[..len.min(buf.len())],
         };
         while !data.is_empty() {
-            let Ok((used, resp)) = framer.feed(data) else { return false };
+            let Ok((used, resp)) = framer.feed(data) else {
+                return false;
+            };
             data = &data[used..];
             if let Some(r) = resp {
                 if *outstanding == 0 || *last {
@@ -359,7 +401,7 @@ impl<'a> Worker<'a> {
                 let elapsed = now - (self.next_sample - SAMPLE_US);
                 let n = self.stats.requests - self.sampled_requests;
                 let rate = n * 1_000_000 / elapsed.max(1);
-                self.stats.rate.saturating_record(rate.max(1));
+                self.stats.rate.saturating_record(rate);
             }
             self.sampled_requests = self.stats.requests;
             self.next_sample = now + SAMPLE_US;
@@ -399,16 +441,25 @@ impl<'a> Worker<'a> {
 
     fn can_issue(&self) -> bool {
         self.stop_at.is_none()
-            && self.quota.is_none_or(|q| self.stats.requests + self.in_flight < q)
+            && self
+                .quota
+                .is_none_or(|q| self.stats.requests + self.in_flight < q)
     }
 
     fn try_send(&mut self, i: usize, now: u64) {
         let c = &self.conns[i];
-        if c.phase != Phase::Open || c.outstanding > 0 || c.send.is_some() || c.last || !self.can_issue() {
+        if c.phase != Phase::Open
+            || c.outstanding > 0
+            || c.send.is_some()
+            || c.last
+            || !self.can_issue()
+        {
             return;
         }
         let batch = match self.quota {
-            Some(q) => u64::from(self.shared.pipeline).min(q - self.stats.requests - self.in_flight) as u32,
+            Some(q) => {
+                u64::from(self.shared.pipeline).min(q - self.stats.requests - self.in_flight) as u32
+            }
             None => self.shared.pipeline,
         };
         let c = &mut self.conns[i];
@@ -454,20 +505,25 @@ impl<'a> Worker<'a> {
 
     /// Opens a socket into the connection's fixed slot and queues the connect.
     fn connect(&mut self, i: usize, now: u64) {
-        let opened = socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).and_then(|fd| {
-            socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
-            self.ring
-                .submitter()
-                .register_files_update(i as u32, &[fd.as_raw_fd()])
-                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-            Ok(())
-            // `fd` closes here; the fixed slot keeps the socket open.
-        });
+        let opened = socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+            .and_then(|fd| {
+                socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+                self.ring
+                    .submitter()
+                    .register_files_update(i as u32, &[fd.as_raw_fd()])
+                    .map_err(|e| {
+                        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+                    })?;
+                Ok(())
+                // `fd` closes here; the fixed slot keeps the socket open.
+            });
         let c = &mut self.conns[i];
         if opened.is_err() {
             self.stats.errors.connect += 1;
             c.failures += 1;
-            c.phase = Phase::Down { at: now + c.backoff_us() };
+            c.phase = Phase::Down {
+                at: now + c.backoff_us(),
+            };
             return;
         }
         let addr = &*self.sockaddr;
@@ -497,8 +553,11 @@ impl<'a> Worker<'a> {
         }
         let mut cancel = |op| {
             let target = Token::new(op, i, c.gen).encode();
-            self.pending
-                .push(opcode::AsyncCancel::new(target).build().user_data(Token::new(Op::Cancel, i, c.gen).encode()));
+            self.pending.push(
+                opcode::AsyncCancel::new(target)
+                    .build()
+                    .user_data(Token::new(Op::Cancel, i, c.gen).encode()),
+            );
         };
         if c.recv_armed {
             cancel(Op::Recv);
@@ -515,7 +574,9 @@ impl<'a> Worker<'a> {
 
     fn release_if_idle(&mut self, i: usize, now: u64) {
         let c = &mut self.conns[i];
-        let Phase::Draining { then } = c.phase else { return };
+        let Phase::Draining { then } = c.phase else {
+            return;
+        };
         if c.ops > 0 {
             return;
         }
@@ -539,7 +600,9 @@ impl<'a> Worker<'a> {
     fn flush(&mut self) -> Result<(), EngineError> {
         if !self.shared.use_ext_arg && !self.timer_armed {
             *self.timer = Timespec::new().nsec((TICK_US * 1000) as u32);
-            let e = opcode::Timeout::new(&*self.timer).build().user_data(Token::new(Op::Timer, 0, 0).encode());
+            let e = opcode::Timeout::new(&*self.timer)
+                .build()
+                .user_data(Token::new(Op::Timer, 0, 0).encode());
             self.pending.push(e);
             self.timer_armed = true;
         }
@@ -582,8 +645,18 @@ impl<'a> Worker<'a> {
         };
         match r {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => Ok(()),
-            Err(source) => Err(EngineError::Setup { what: "io_uring_enter", source }),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(EngineError::Setup {
+                what: "io_uring_enter",
+                source,
+            }),
         }
     }
 

@@ -1,0 +1,182 @@
+//! The command line: wrk's flags (and spellings such as `-t1 -c50 -d5s`),
+//! plus urk's own, turned into an engine [`Config`].
+
+use argh::FromArgs;
+use uring_engine::units::{parse_count, parse_duration};
+use uring_engine::{Config, IoLevel};
+
+/// urk: an HTTP/1.1 load generator on io_uring, with wrk's interface.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// connections to keep open (default 10)
+    #[argh(option, short = 'c')]
+    pub connections: Option<String>,
+    /// duration of the test, e.g. 10s, 2m (default 10s)
+    #[argh(option, short = 'd')]
+    pub duration: Option<String>,
+    /// number of threads to use (default 2)
+    #[argh(option, short = 't')]
+    pub threads: Option<String>,
+    /// add a header to the request, "Name: value" (repeatable)
+    #[argh(option, short = 'H')]
+    pub header: Vec<String>,
+    /// print the latency distribution
+    #[argh(switch, short = 'L')]
+    pub latency: bool,
+    /// request timeout, e.g. 2s (default 2s)
+    #[argh(option, short = 'T')]
+    pub timeout: Option<String>,
+    /// HTTP method (default GET)
+    #[argh(option, short = 'm')]
+    pub method: Option<String>,
+    /// request body
+    #[argh(option)]
+    pub body: Option<String>,
+    /// read the request body from a file
+    #[argh(option)]
+    pub body_file: Option<String>,
+    /// stop after exactly N completed responses (-d is then an upper bound)
+    #[argh(option, short = 'n')]
+    pub requests: Option<String>,
+    /// requests in flight per connection, 1-64 (default 1)
+    #[argh(option, short = 'p')]
+    pub pipeline: Option<String>,
+    /// print the report as JSON on stdout instead of text
+    #[argh(switch)]
+    pub json: bool,
+    /// io_uring level: auto, full, basic or legacy (default auto)
+    #[argh(option)]
+    pub io: Option<String>,
+    /// print version details
+    #[argh(switch, short = 'v')]
+    pub version: bool,
+    /// target URL, e.g. http://127.0.0.1:8080/
+    #[argh(positional)]
+    pub url: Option<String>,
+}
+
+/// Short options that take a value and may be glued to it, as in `-t1`.
+const GLUED: &[char] = &['c', 'd', 't', 'H', 'T', 'm', 'n', 'p'];
+
+/// Splits `-t1` into `-t 1` (argh wants them apart; wrk users type them together).
+pub fn unglue(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in args {
+        let mut ch = a.chars();
+        match (ch.next(), ch.next()) {
+            (Some('-'), Some(c)) if GLUED.contains(&c) && a.len() > 2 => {
+                out.push(format!("-{c}"));
+                out.push(a[2..].to_string());
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+fn count(flag: &str, v: &Option<String>) -> Result<Option<u64>, String> {
+    v.as_deref()
+        .map(|s| {
+            parse_count(s)
+                .ok_or_else(|| format!("invalid {flag} '{s}': expected a number such as 50 or 1k"))
+        })
+        .transpose()
+}
+
+fn time(flag: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, String> {
+    v.as_deref()
+        .map(|s| {
+            parse_duration(s).ok_or_else(|| {
+                format!("invalid {flag} '{s}': expected a time such as 500ms, 10s or 2m")
+            })
+        })
+        .transpose()
+}
+
+impl Args {
+    /// The engine configuration these flags describe.
+    pub fn to_config(&self) -> Result<Config, String> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or("missing URL, e.g. urk -c 50 -d 10s http://127.0.0.1:8080/")?;
+        let mut cfg = Config::new(url).map_err(|e| e.to_string())?;
+        if let Some(n) = count("-c", &self.connections)? {
+            cfg = cfg.connections(usize::try_from(n).map_err(|_| "-c is too large")?);
+        }
+        if let Some(n) = count("-t", &self.threads)? {
+            cfg = cfg.threads(usize::try_from(n).map_err(|_| "-t is too large")?);
+        }
+        if let Some(n) = count("-n", &self.requests)? {
+            cfg = cfg.requests(n);
+        }
+        if let Some(n) = count("-p", &self.pipeline)? {
+            cfg = cfg.pipeline(u32::try_from(n).map_err(|_| "-p must be between 1 and 64")?);
+        }
+        if let Some(d) = time("-d", &self.duration)? {
+            cfg = cfg.duration(d);
+        }
+        if let Some(d) = time("--timeout", &self.timeout)? {
+            cfg = cfg.timeout(d);
+        }
+        if let Some(m) = &self.method {
+            cfg = cfg.method(m);
+        }
+        for h in &self.header {
+            cfg = cfg.header(h).map_err(|e| e.to_string())?;
+        }
+        match (&self.body, &self.body_file) {
+            (Some(_), Some(_)) => return Err("give --body or --body-file, not both".into()),
+            (Some(b), None) => cfg = cfg.body(b.as_bytes()),
+            (None, Some(path)) => {
+                let b = std::fs::read(path)
+                    .map_err(|e| format!("cannot read --body-file '{path}': {e}"))?;
+                cfg = cfg.body(b);
+            }
+            (None, None) => {}
+        }
+        if let Some(level) = &self.io {
+            cfg = cfg.io(level.parse::<IoLevel>().map_err(|e| e.to_string())?);
+        }
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Config, String> {
+        let argv = unglue(line.split_whitespace().map(String::from));
+        let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let args = Args::from_args(&["urk"], &strs).map_err(|e| e.output)?;
+        args.to_config()
+    }
+
+    #[test]
+    fn wrk_spellings() {
+        let c = parse("-t1 -c50 -d5s --latency http://127.0.0.1:8080/").unwrap();
+        assert_eq!((c.threads, c.connections, c.duration.as_secs()), (1, 50, 5));
+        let c = parse("-c 1k -t 4 -T 500ms -n 10k -p 16 http://127.0.0.1:8080/").unwrap();
+        assert_eq!(
+            (c.connections, c.threads, c.requests, c.pipeline),
+            (1000, 4, Some(10_000), 16)
+        );
+        assert_eq!(c.timeout.as_millis(), 500);
+    }
+
+    #[test]
+    fn bad_values_are_one_line() {
+        for line in [
+            "-d xyz http://a/",
+            "-c 0 http://a/",
+            "-t 5 -c 2 http://a/",
+            "127.0.0.1:8080",
+            "https://a/",
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(!e.trim().contains('\n'), "{line}: {e}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `urk`: wrk's command line and report on the io_uring engine.
+
+mod args;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use argh::FromArgs;
+
+use args::{unglue, Args};
+
+/// Set by the first Ctrl-C or SIGTERM; the engine stops and reports.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc_int) {
+    if STOP.swap(true, Ordering::SeqCst) {
+        // Second Ctrl-C: the user wants out now.
+        // SAFETY: _exit is async-signal-safe and takes no pointers.
+        unsafe { nix::libc::_exit(130) };
+    }
+}
+
+#[allow(non_camel_case_types)]
+type libc_int = nix::libc::c_int;
+
+fn install_signal_handlers() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both
+        // async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    let line = msg
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("urk: {line}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let argv = unglue(std::env::args().skip(1));
+    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&["urk"], &strs) {
+        Ok(a) => a,
+        Err(early) if early.status.is_ok() => {
+            print!("{}", early.output);
+            return ExitCode::SUCCESS;
+        }
+        Err(early) => return fail(format!("{} (see urk --help)", early.output)),
+    };
+    if args.version {
+        println!(
+            "urk {} (HTTP/1.1 load generator on io_uring)",
+            env!("CARGO_PKG_VERSION")
+        );
+        match uring_engine::KernelSupport::probe() {
+            Ok(k) => println!("kernel {}: best io level {}", k.release, k.best),
+            Err(e) => println!("io_uring: {e}"),
+        }
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let plan = match uring_engine::Plan::new(&cfg) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    install_signal_handlers();
+    if !args.json {
+        print!("{}", uring_engine::banner(&cfg));
+    }
+    let report = match plan.run_until(&STOP) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(e),
+        }
+    } else {
+        print!("{}", report.to_text(args.latency));
+    }
+    ExitCode::SUCCESS
+}

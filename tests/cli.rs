@@ -1,0 +1,164 @@
+//! The `urk` binary: wrk's report sections, --json, and one-line errors
+//! with exit status 2 for bad command lines.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::server::{ServerConfig, TestServer};
+
+fn urk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_urk"))
+        .args(args)
+        .output()
+        .expect("run urk")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn bad_command_lines_fail_with_one_line_and_status_2() {
+    let dir = std::env::temp_dir();
+    let missing = dir.join("urk-no-such-body-file").display().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["127.0.0.1:8080/"],
+        vec!["https://127.0.0.1:8080/"],
+        vec!["http://no-such-host.invalid/"],
+        vec!["-c", "0", "http://127.0.0.1:1/"],
+        vec!["-t", "5", "-c", "2", "http://127.0.0.1:1/"],
+        vec!["-d", "xyz", "http://127.0.0.1:1/"],
+        vec!["--body-file", &missing, "http://127.0.0.1:1/"],
+        vec!["--io", "turbo", "http://127.0.0.1:1/"],
+        vec!["-H", "no colon", "http://127.0.0.1:1/"],
+        vec!["--bogus", "http://127.0.0.1:1/"],
+        vec![],
+    ];
+    for args in cases {
+        let out = urk(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("urk: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: printed {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn text_report_has_wrks_sections() {
+    let server = TestServer::start(ServerConfig {
+        status: 404,
+        ..Default::default()
+    });
+    let url = server.url("/x");
+    let out = urk(&["-t1", "-c10", "-d5s", "-n", "500", "--latency", &url]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
+    let expected = [
+        format!("Running 5s test @ {url}\n"),
+        "  1 threads and 10 connections\n".to_string(),
+        "  Thread Stats   Avg      Stdev     Max   +/- Stdev\n".to_string(),
+        "    Latency ".to_string(),
+        "    Req/Sec ".to_string(),
+        "  Latency Distribution\n".to_string(),
+        "     50% ".to_string(),
+        "     99% ".to_string(),
+        "  500 requests in ".to_string(),
+        "  Non-2xx or 3xx responses: 500\n".to_string(),
+        "Requests/sec: ".to_string(),
+        "Transfer/sec: ".to_string(),
+    ];
+    let mut at = 0;
+    for e in &expected {
+        let found = s[at..]
+            .find(e.as_str())
+            .unwrap_or_else(|| panic!("missing or out of order: {e:?} in\n{s}"));
+        at += found + e.len();
+    }
+    assert!(!s.contains("Socket errors"), "{s}");
+    assert_eq!(server.settled(), 500);
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let server = TestServer::start(ServerConfig::default());
+    let out = urk(&[
+        "-t",
+        "2",
+        "-c",
+        "4",
+        "-n",
+        "300",
+        "--json",
+        "--io",
+        "legacy",
+        &server.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON only");
+    assert_eq!(v["requests"], 300);
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["connections"], 4);
+    assert_eq!(v["status"]["200"], 300);
+    assert_eq!(v["io"]["level"], "legacy");
+    for k in ["connect", "read", "write", "timeout", "parse"] {
+        assert_eq!(v["errors"][k], 0, "{k}");
+    }
+    for k in [
+        "min", "mean", "stdev", "max", "p50", "p75", "p90", "p99", "p99_9", "p99_99",
+    ] {
+        assert!(v["latency_us"][k].is_number(), "{k}");
+    }
+    for k in [
+        "urk_version",
+        "url",
+        "duration_s",
+        "bytes_read",
+        "bytes_written",
+        "requests_per_sec",
+    ] {
+        assert!(!v[k].is_null(), "{k}");
+    }
+    assert!(v["io"]["kernel"].is_string() && v["io"]["setup_flags"].is_array());
+}
+
+#[test]
+fn version_prints_and_exits_zero() {
+    let out = urk(&["-v"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("urk "));
+}
+
+#[test]
+fn sigint_prints_the_report_so_far() {
+    let server = TestServer::start(ServerConfig::default());
+    let child = Command::new(env!("CARGO_BIN_EXE_urk"))
+        .args(["-t1", "-c4", "-d30s", &server.url("/")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert!(s.contains("Interrupted"), "{s}");
+    let n: u64 = s
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(n > 0, "{s}");
+}

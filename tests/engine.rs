@@ -1,0 +1,253 @@
+//! The engine against the in-repo test server, over real sockets on
+//! 127.0.0.1, at every io level: exact counts against the server's own.
+
+mod support;
+
+use std::time::Duration;
+
+use support::server::{ServerConfig, TestServer};
+use uring_engine::{run, Config, IoLevel, Report};
+
+const LEVELS: [IoLevel; 3] = [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy];
+
+fn config(server: &TestServer, level: IoLevel) -> Config {
+    Config::new(&server.url("/"))
+        .unwrap()
+        .io(level)
+        .threads(2)
+        .connections(8)
+        .duration(Duration::from_secs(20))
+}
+
+/// Runs `-n n` against a fresh server answering per `sc`; asserts urk and
+/// the server agree exactly and nothing failed.
+fn exact(sc: ServerConfig, level: IoLevel, n: u64, tweak: impl Fn(Config) -> Config) -> Report {
+    let server = TestServer::start(sc);
+    let report = run(&tweak(config(&server, level).requests(n))).unwrap();
+    assert_eq!(report.requests, n, "{level}: urk's count");
+    assert_eq!(server.settled(), n, "{level}: server's count");
+    assert_eq!(report.errors.total(), 0, "{level}: {:?}", report.errors);
+    assert_eq!(report.io.level, level);
+    assert_eq!(report.status.values().sum::<u64>(), n);
+    report
+}
+
+#[test]
+fn fixed_body_counts_exactly() {
+    for level in LEVELS {
+        let r = exact(ServerConfig::default(), level, 3000, |c| c);
+        assert_eq!(r.status.get(&200), Some(&3000));
+        assert_eq!(r.non_2xx_3xx, 0);
+        // Every response is the same size: bytes read are exact too.
+        let one = support::server::response_len(&ServerConfig::default(), false, false);
+        assert_eq!(r.bytes_read, 3000 * one as u64, "{level}");
+        assert!(r.latency_us.max >= r.latency_us.p50 && r.latency_us.p50 >= r.latency_us.min);
+    }
+}
+
+#[test]
+fn chunked_bodies() {
+    let sc = ServerConfig {
+        chunked: true,
+        body: vec![b'x'; 1234],
+        ..Default::default()
+    };
+    for level in LEVELS {
+        exact(sc.clone(), level, 1000, |c| c);
+    }
+}
+
+#[test]
+fn large_bodies_span_many_buffers() {
+    let sc = ServerConfig {
+        body: vec![b'y'; 100_000],
+        ..Default::default()
+    };
+    for level in LEVELS {
+        let r = exact(sc.clone(), level, 200, |c| c);
+        assert!(r.bytes_read > 200 * 100_000);
+    }
+}
+
+#[test]
+fn connection_close_every_n_reconnects_transparently() {
+    let sc = ServerConfig {
+        close_every: 3,
+        ..Default::default()
+    };
+    for level in LEVELS {
+        exact(sc.clone(), level, 900, |c| c);
+    }
+}
+
+#[test]
+fn http10_closes_after_each_response() {
+    let sc = ServerConfig {
+        http10: true,
+        ..Default::default()
+    };
+    for level in LEVELS {
+        exact(sc.clone(), level, 300, |c| c);
+    }
+}
+
+#[test]
+fn no_body_statuses_and_head() {
+    for level in LEVELS {
+        for status in [204, 304] {
+            let r = exact(
+                ServerConfig {
+                    status,
+                    ..Default::default()
+                },
+                level,
+                300,
+                |c| c,
+            );
+            assert_eq!(r.status.get(&status), Some(&300));
+        }
+        // HEAD: the server announces a Content-Length but sends no body.
+        let r = exact(ServerConfig::default(), level, 300, |c| c.method("HEAD"));
+        assert_eq!(r.status.get(&200), Some(&300));
+    }
+}
+
+#[test]
+fn server_errors_are_counted_as_non_2xx() {
+    for level in LEVELS {
+        let r = exact(
+            ServerConfig {
+                status: 500,
+                ..Default::default()
+            },
+            level,
+            400,
+            |c| c,
+        );
+        assert_eq!(r.non_2xx_3xx, 400);
+        assert_eq!(r.status.get(&500), Some(&400));
+    }
+}
+
+#[test]
+fn pipelined_requests_count_per_response() {
+    for level in LEVELS {
+        // 1001 is not a multiple of 8: the last batch is short.
+        let r = exact(ServerConfig::default(), level, 1001, |c| c.pipeline(8));
+        assert_eq!(r.pipeline, 8);
+    }
+}
+
+#[test]
+fn post_bodies_are_sent() {
+    for level in LEVELS {
+        let r = exact(ServerConfig::default(), level, 200, |c| {
+            c.method("POST").body(vec![b'b'; 5000])
+        });
+        assert!(r.bytes_written >= 200 * 5000);
+    }
+}
+
+#[test]
+fn slow_responses_show_in_latency() {
+    let sc = ServerConfig {
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    };
+    for level in LEVELS {
+        let r = exact(sc.clone(), level, 16, |c| c.connections(4));
+        assert!(
+            r.latency_us.min >= 50_000,
+            "{level}: min {} us",
+            r.latency_us.min
+        );
+    }
+}
+
+#[test]
+fn duration_runs_count_within_in_flight() {
+    for level in LEVELS {
+        let server = TestServer::start(ServerConfig::default());
+        let cfg = config(&server, level).duration(Duration::from_millis(800));
+        let r = run(&cfg).unwrap();
+        let served = server.settled();
+        assert!(r.requests > 0);
+        assert!(
+            r.requests <= served,
+            "{level}: urk {} > server {served}",
+            r.requests
+        );
+        assert!(
+            served - r.requests <= cfg.connections as u64,
+            "{level}: urk {} server {served}",
+            r.requests
+        );
+        assert!(
+            r.duration_s >= 0.8 && r.duration_s < 3.0,
+            "{level}: {}",
+            r.duration_s
+        );
+        assert!(r.thread_requests_per_sec.mean > 0.0);
+    }
+}
+
+#[test]
+fn timeouts_are_counted_and_the_run_ends() {
+    let sc = ServerConfig {
+        delay: Duration::from_secs(3),
+        ..Default::default()
+    };
+    for level in LEVELS {
+        let server = TestServer::start(sc.clone());
+        let cfg = config(&server, level)
+            .connections(2)
+            .duration(Duration::from_millis(900))
+            .timeout(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let r = run(&cfg).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{level}: run took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(r.requests, 0);
+        assert!(r.errors.timeout >= 2, "{level}: {:?}", r.errors);
+    }
+}
+
+#[test]
+fn refused_connections_are_counted_without_a_hot_loop() {
+    // Bind then drop a listener: the port is very likely closed now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for level in LEVELS {
+        let cfg = Config::new(&format!("http://127.0.0.1:{port}/"))
+            .unwrap()
+            .io(level)
+            .threads(1)
+            .connections(10)
+            .duration(Duration::from_millis(700));
+        let r = run(&cfg).unwrap();
+        assert_eq!(r.requests, 0);
+        assert!(r.errors.connect >= 10, "{level}: {:?}", r.errors);
+        // Backoff: 10 connections over 0.7 s retry at most ~7 times each.
+        assert!(r.errors.connect <= 10 * 8, "{level}: {:?}", r.errors);
+    }
+}
+
+#[test]
+fn forced_levels_match_the_kernel() {
+    let k = uring_engine::KernelSupport::probe().unwrap();
+    for level in LEVELS {
+        let ok = match level {
+            IoLevel::Full => k.recv_multishot,
+            IoLevel::Basic => k.buf_ring,
+            _ => true,
+        };
+        assert_eq!(k.resolve(level).is_ok(), ok, "{level}");
+    }
+    assert_eq!(k.resolve(IoLevel::Auto).unwrap(), k.best);
+}
