@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""urk vs wrk, side by side, on one machine.
+
+nginx (one worker) is pinned to core 1 and the generator to core 0. For each
+scenario the two tools run alternately, --rounds times, and we record per run:
+requests/s, generator CPU-us per completed request ((user+sys)/requests, from
+wait4's rusage), peak RSS, and errors. A separate short run under
+`strace -c -f` counts syscalls per 1000 requests. Results go to
+bench-results/DATE-KERNEL.json and .md with machine, kernel, commit and
+nginx version. Benchmarks are not tests: nothing here asserts.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+URK = os.path.join(ROOT, "target", "release", "urk")
+NGINX = "/usr/sbin/nginx"
+
+# name, connections, path, pipeline depth
+SCENARIOS = [
+    ("c50", 50, "/", 1),
+    ("c1000", 1000, "/", 1),
+    ("c10000", 10000, "/", 1),
+    ("pipeline16-c50", 50, "/", 16),
+    ("16KiB-c50", 50, "/16k", 1),
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_nginx(tmp):
+    port = free_port()
+    www = os.path.join(tmp, "www")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "16k"), "wb") as f:
+        f.write(b"x" * 16384)
+    conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
+    conf = conf.replace("@DIR@", tmp).replace("@PORT@", str(port))
+    path = os.path.join(tmp, "nginx.conf")
+    open(path, "w").write(conf)
+    proc = subprocess.Popen(
+        ["taskset", "-c", "1", NGINX, "-p", tmp, "-c", path, "-e", os.path.join(tmp, "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("nginx did not start: " + open(os.path.join(tmp, "error.log")).read())
+
+
+def timed(cmd):
+    """Runs cmd under GNU time; returns (stdout, cpu seconds, peak RSS in KiB, wall seconds).
+
+    GNU time, not wait4 from here: ru_maxrss survives exec, so a child forked
+    from this Python process would report Python's own size."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
+        t0 = time.monotonic()
+        p = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", t.name] + cmd, capture_output=True)
+        wall = time.monotonic() - t0
+        user, sys_, rss = t.read().split()[-3:]
+    if p.returncode != 0:
+        print("command failed:", " ".join(cmd), p.stderr.decode(errors="replace"), file=sys.stderr)
+    return p.stdout.decode(errors="replace"), float(user) + float(sys_), int(rss), wall
+
+
+def urk_cmd(url, conns, pipeline, seconds):
+    return [URK, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "--json", url]
+
+
+def wrk_cmd(url, conns, pipeline, seconds):
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
+    if pipeline > 1:
+        cmd += ["-s", os.path.join(ROOT, "bench", "pipeline.lua")]
+    cmd.append(url)
+    if pipeline > 1:
+        cmd += ["--", str(pipeline)]
+    return cmd
+
+
+def parse_urk(out):
+    r = json.loads(out)
+    return r["requests"], r["duration_s"], sum(r["errors"].values()), r["io"]["level"]
+
+
+def parse_wrk(out):
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    reqs = int(m.group(1))
+    val, unit = float(m.group(2)), m.group(3)
+    secs = val * {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
+    e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errs = sum(int(x) for x in e.groups()) if e else 0
+    return reqs, secs, errs, None
+
+
+def one_run(tool, url, conns, pipeline, seconds):
+    if tool == "urk":
+        cmd, parse = urk_cmd(url, conns, pipeline, seconds), parse_urk
+    else:
+        cmd, parse = wrk_cmd(url, conns, pipeline, seconds), parse_wrk
+    out, cpu, rss, wall = timed(["taskset", "-c", "0"] + cmd)
+    reqs, secs, errs, level = parse(out)
+    return {
+        "requests": reqs,
+        "rps": reqs / secs if secs else 0.0,
+        "cpu_us_per_req": cpu * 1e6 / reqs if reqs else None,
+        "cpu_s": cpu,
+        "peak_rss_kib": rss,
+        "errors": errs,
+        "io_level": level,
+    }
+
+
+def syscalls(tool, url, conns, pipeline, seconds=2):
+    """Syscalls per 1000 requests from a short run under strace -c -f."""
+    cmd = urk_cmd(url, conns, pipeline, seconds) if tool == "urk" else wrk_cmd(url, conns, pipeline, seconds)
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as f:
+        out = subprocess.run(
+            ["taskset", "-c", "0", "strace", "-c", "-f", "-o", f.name] + cmd,
+            capture_output=True,
+            text=True,
+        ).stdout
+        table = f.read()
+    reqs = (parse_urk if tool == "urk" else parse_wrk)(out)[0]
+    calls = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1].isidentifier() and parts[3].isdigit():
+            calls[parts[-1]] = int(parts[3])
+    per_k = {k: round(v * 1000 / reqs, 1) for k, v in sorted(calls.items(), key=lambda kv: -kv[1])[:6]} if reqs else {}
+    return {"requests": reqs, "per_1000_requests": per_k}
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def version_of(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except OSError:
+        return "not found"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--only", default="", help="comma-separated scenario names")
+    ap.add_argument("--no-strace", action="store_true")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+
+    tmp = tempfile.mkdtemp(prefix="urk-bench-")
+    nginx, port = start_nginx(tmp)
+    results = []
+    try:
+        for name, conns, path, pipeline in SCENARIOS:
+            if only and name not in only:
+                continue
+            url = f"http://127.0.0.1:{port}{path}"
+            runs = {"urk": [], "wrk": []}
+            for r in range(args.rounds):
+                for tool in ("urk", "wrk") if r % 2 == 0 else ("wrk", "urk"):
+                    res = one_run(tool, url, conns, pipeline, args.seconds)
+                    runs[tool].append(res)
+                    print(f"{name} round {r + 1} {tool}: {res['rps']:.0f} req/s, "
+                          f"{res['cpu_us_per_req'] or 0:.2f} cpu-us/req, {res['peak_rss_kib'] / 1024:.1f} MB, "
+                          f"{res['errors']} errors", flush=True)
+            summary = {}
+            for tool, rs in runs.items():
+                summary[tool] = {
+                    "rps": median([x["rps"] for x in rs]),
+                    "cpu_us_per_req": median([x["cpu_us_per_req"] for x in rs]),
+                    "peak_rss_mb": median([x["peak_rss_kib"] / 1024 for x in rs]),
+                    "errors": max(x["errors"] for x in rs),
+                }
+            u, w = summary["urk"], summary["wrk"]
+            ratio = {
+                "rps": u["rps"] / w["rps"] if w["rps"] else None,
+                "cpu_us_per_req": (u["cpu_us_per_req"] / w["cpu_us_per_req"])
+                if u["cpu_us_per_req"] and w["cpu_us_per_req"] else None,
+            }
+            entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline,
+                     "runs": runs, "median": summary, "urk_over_wrk": ratio}
+            if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50"):
+                entry["syscalls"] = {t: syscalls(t, url, conns, pipeline) for t in ("urk", "wrk")}
+            results.append(entry)
+            print(f"== {name}: urk/wrk cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    kernel = platform.release()
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "arch": platform.machine()},
+        "kernel": kernel,
+        "commit": commit + ("-dirty" if dirty else ""),
+        "nginx": version_of([NGINX, "-v"]),
+        "wrk": version_of(["wrk", "--version"]),
+        "urk": version_of([URK, "-v"]),
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "pinning": "nginx on core 1, generator on core 0, both -t1",
+    }
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    stem = os.path.join(ROOT, "bench-results", f"{datetime.date.today().isoformat()}-{kernel}")
+    with open(stem + ".json", "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(meta, results))
+    print(markdown(meta, results))
+    print("wrote", stem + ".json", "and .md")
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def fmt(x, spec):
+    return format(x, spec) if x is not None else "-"
+
+
+def markdown(meta, results):
+    lines = [
+        f"# urk vs wrk — {meta['date']}",
+        "",
+        f"Machine: {meta['machine']['cpus']} cores, {meta['machine']['cpu_model']}; kernel {meta['kernel']}; "
+        f"commit {meta['commit']}; {meta['nginx']}; {meta['wrk']}.",
+        f"Medians of {meta['rounds']} alternating rounds of {meta['seconds']} s; {meta['pinning']}.",
+        "",
+        "| scenario | tool | req/s | CPU-µs/req | peak RSS MB | errors | urk/wrk CPU-µs/req | urk/wrk req/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in results:
+        for tool in ("urk", "wrk"):
+            m = e["median"][tool]
+            ratio = e["urk_over_wrk"]
+            extra = (fmt(ratio["cpu_us_per_req"], ".2f"), fmt(ratio["rps"], ".2f")) if tool == "urk" else ("", "")
+            lines.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
+                         f"{fmt(m['peak_rss_mb'], '.1f')} | {m['errors']} | {extra[0]} | {extra[1]} |")
+    sc = [e for e in results if "syscalls" in e]
+    if sc:
+        lines += ["", "Syscalls per 1000 requests (strace -c -f, separate 2 s run):", ""]
+        for e in sc:
+            for tool in ("urk", "wrk"):
+                calls = ", ".join(f"{k} {v}" for k, v in e["syscalls"][tool]["per_1000_requests"].items())
+                lines.append(f"- {e['scenario']} {tool}: {calls}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+# urk's tasks. Every recipe calls a script that also runs without just.
+
+# Run every test (what CI runs after its lints).
+test:
+    cargo test --workspace
+
+# urk's main job against the bundled server: 5 s, 50 connections.
+demo:
+    cargo run --release --example demo
+
+# urk vs wrk against nginx, pinned, alternating; writes bench-results/.
+bench *ARGS:
+    bash bench/run.sh {{ARGS}}
+
+# Lints, docs and tests, as CI runs them.
+ci:
+    bash .ci/run
