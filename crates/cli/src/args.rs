@@ -47,6 +47,10 @@ pub struct Args {
     /// io_uring level: auto, full, basic or legacy (default auto)
     #[argh(option)]
     pub io: Option<String>,
+    /// wait up to this long to reap completions in batches, e.g. 50us; 0
+    /// reaps each as it comes (default 50us)
+    #[argh(option)]
+    pub batch_wait: Option<String>,
     /// print version details
     #[argh(switch, short = 'v')]
     pub version: bool,
@@ -118,6 +122,9 @@ impl Args {
         }
         if let Some(d) = time("--timeout", &self.timeout)? {
             cfg = cfg.timeout(d);
+        }
+        if let Some(d) = time("--batch-wait", &self.batch_wait)? {
+            cfg = cfg.batch_wait(d);
         }
         if let Some(m) = &self.method {
             cfg = cfg.method(m);

@@ -80,6 +80,12 @@ pub struct Config {
     pub pipeline: u32,
     /// Which io_uring features to use.
     pub io: IoLevel,
+    /// How long a worker may wait for a batch of completions before it
+    /// settles for one (kernel 6.12+, `full` and `basic` levels). Fewer
+    /// wake-ups per request; a response may be reaped up to this much after
+    /// it arrived, which can only make latency look higher, never lower.
+    /// Zero waits for the first completion, as wrk does.
+    pub batch_wait: Duration,
 }
 
 impl Config {
@@ -94,6 +100,7 @@ impl Config {
             timeout: Duration::from_secs(2),
             pipeline: 1,
             io: IoLevel::Auto,
+            batch_wait: Duration::from_micros(50),
         })
     }
 
@@ -136,6 +143,12 @@ impl Config {
     /// Forces an io_uring level.
     pub fn io(mut self, level: IoLevel) -> Self {
         self.io = level;
+        self
+    }
+
+    /// Sets the batched-wait bound; see [`Config::batch_wait`].
+    pub fn batch_wait(mut self, d: Duration) -> Self {
+        self.batch_wait = d;
         self
     }
 

@@ -114,6 +114,8 @@ impl Plan {
             addr,
             level,
             use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
+            batch_wait_us: Some(cfg.batch_wait.as_micros().min(1_000_000) as u32)
+                .filter(|&us| us > 0 && support.min_timeout && level != IoLevel::Legacy),
             timeout_us: cfg.timeout.as_micros() as u64,
             duration_us: cfg.duration.as_micros() as u64,
             stop,
@@ -166,6 +168,7 @@ impl Plan {
         let mut total = WorkerStats::new();
         let mut ended_us = 0;
         let mut interrupted = false;
+        let mut cpu_s = 0.0;
         let mut first: Option<Outcome> = None;
         let mut err = None;
         for o in outcomes {
@@ -174,6 +177,7 @@ impl Plan {
                     total.merge(&o.stats);
                     ended_us = ended_us.max(o.ended_us);
                     interrupted |= o.interrupted;
+                    cpu_s += o.cpu_s;
                     first.get_or_insert(o);
                 }
                 Err(e) => {
@@ -195,6 +199,7 @@ impl Plan {
             ext_arg: shared.use_ext_arg,
             buffers: first.buffers,
             buffer_size: first.buffer_size,
+            enters_per_1000_requests: 0.0,
         };
         let facts = RunFacts {
             url: cfg.request.target.url.clone(),
@@ -202,6 +207,7 @@ impl Plan {
             connections: cfg.connections,
             pipeline: cfg.pipeline,
             duration_s: ended_us as f64 / 1e6,
+            generator_cpu_s: cpu_s,
             io,
             interrupted,
         };

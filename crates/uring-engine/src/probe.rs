@@ -25,6 +25,9 @@ pub struct KernelSupport {
     pub recv_multishot: bool,
     /// The wait can carry a timeout (`IORING_FEAT_EXT_ARG`, 5.11+).
     pub ext_arg: bool,
+    /// The wait can settle for one completion after a minimum time
+    /// (`IORING_FEAT_MIN_TIMEOUT`, 6.12+).
+    pub min_timeout: bool,
     /// The best level this kernel supports.
     pub best: IoLevel,
 }
@@ -72,6 +75,7 @@ impl KernelSupport {
             buf_ring,
             recv_multishot,
             ext_arg: ring.params().is_feature_ext_arg(),
+            min_timeout: ring.params().is_feature_min_timeout(),
             best,
         })
     }

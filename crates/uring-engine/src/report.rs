@@ -48,6 +48,11 @@ pub struct Report {
     pub io: IoInfo,
     /// The run was stopped early (Ctrl-C, or the caller's stop flag).
     pub interrupted: bool,
+    /// CPU time (user + system) the worker threads used, in seconds.
+    pub generator_cpu_s: f64,
+    /// The workers were busy at least 90% of `threads × duration`: the
+    /// figures may be bounded by urk rather than by the server.
+    pub generator_bound: bool,
     /// All latencies, in microseconds.
     #[serde(skip)]
     pub latency_histogram: Histogram<u64>,
@@ -98,6 +103,8 @@ pub struct IoInfo {
     pub buffers: u32,
     /// Size of each receive buffer in bytes.
     pub buffer_size: u32,
+    /// `io_uring_enter` calls per 1000 completed requests, all workers.
+    pub enters_per_1000_requests: f64,
 }
 
 fn within_stdev(h: &Histogram<u64>, mean: f64, stdev: f64) -> f64 {
@@ -159,6 +166,7 @@ pub(crate) struct RunFacts {
     pub connections: usize,
     pub pipeline: u32,
     pub duration_s: f64,
+    pub generator_cpu_s: f64,
     pub io: IoInfo,
     pub interrupted: bool,
 }
@@ -195,8 +203,13 @@ impl Report {
             errors: s.errors,
             latency_us: LatencySummary::of(&s.latency),
             thread_requests_per_sec: RateSummary::of(&s.rate),
-            io: facts.io,
+            io: IoInfo {
+                enters_per_1000_requests: s.enters as f64 * 1000.0 / s.requests.max(1) as f64,
+                ..facts.io
+            },
             interrupted: facts.interrupted,
+            generator_cpu_s: facts.generator_cpu_s,
+            generator_bound: facts.generator_cpu_s >= 0.9 * facts.threads as f64 * facts.duration_s,
             latency_histogram: s.latency.clone(),
             rate_histogram: s.rate.clone(),
         }

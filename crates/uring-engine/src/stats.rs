@@ -61,6 +61,8 @@ pub(crate) struct WorkerStats {
     /// Index = status code; index 0 collects codes outside 100..600.
     pub status: Box<[u64; STATUS_SLOTS]>,
     pub errors: Errors,
+    /// `io_uring_enter` calls (one per loop, plus any early submit).
+    pub enters: u64,
 }
 
 impl WorkerStats {
@@ -73,6 +75,7 @@ impl WorkerStats {
             bytes_written: 0,
             status: Box::new([0; STATUS_SLOTS]),
             errors: Errors::default(),
+            enters: 0,
         }
     }
 
@@ -99,5 +102,6 @@ impl WorkerStats {
             *a += b;
         }
         self.errors.add(&o.errors);
+        self.enters += o.enters;
     }
 }

@@ -110,6 +110,14 @@ impl Report {
             "Transfer/sec: {:>10}B",
             format_binary(self.bytes_read_per_sec)
         );
+        if self.generator_bound {
+            let _ = writeln!(
+                out,
+                "Warning: urk itself used {:.0}% of its {} thread(s); the figures may be bounded by urk, not the server (try more -t).",
+                100.0 * self.generator_cpu_s / (self.threads as f64 * self.duration_s.max(1e-9)),
+                self.threads
+            );
+        }
         if self.interrupted {
             out.push_str(
                 "Interrupted: the run was stopped early; figures cover the time it ran.\n",

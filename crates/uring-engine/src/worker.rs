@@ -31,6 +31,9 @@ const SAMPLE_US: u64 = 100_000;
 const GRACE_US: u64 = 1_000_000;
 /// After Ctrl-C, wait only this long.
 const INTERRUPT_GRACE_US: u64 = 100_000;
+/// Most completions a batched wait asks for: enough to amortise the
+/// wake-up, few enough that a batch never starves the buffer ring.
+const MAX_BATCH: u64 = 32;
 /// How long shutdown waits for the kernel to hand back every operation.
 const DRAIN_US: u64 = 1_000_000;
 
@@ -42,6 +45,8 @@ pub(crate) struct Shared<'a> {
     pub addr: SocketAddr,
     pub level: IoLevel,
     pub use_ext_arg: bool,
+    /// Batch the wait for this many µs (needs IORING_FEAT_MIN_TIMEOUT).
+    pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
     pub duration_us: u64,
     pub stop: &'a AtomicBool,
@@ -49,6 +54,8 @@ pub(crate) struct Shared<'a> {
 
 /// What a worker hands back.
 pub(crate) struct Outcome {
+    /// CPU time (user + system) this worker's thread used until the stop.
+    pub cpu_s: f64,
     pub stats: WorkerStats,
     pub ended_us: u64,
     pub interrupted: bool,
@@ -168,6 +175,7 @@ impl<'a> Worker<'a> {
             self.wait(TICK_US)?;
         }
         let ended_us = self.now();
+        let cpu_s = thread_cpu_seconds();
         let clean = self.shutdown();
         let buffers = self.bufs.as_ref().map_or(0, |_| {
             self.conns.len().next_power_of_two().clamp(64, 2048) as u32
@@ -186,6 +194,7 @@ impl<'a> Worker<'a> {
             std::mem::forget(std::mem::take(&mut self.request));
         }
         Ok(Outcome {
+            cpu_s,
             stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
             ended_us,
             interrupted: self.interrupted,
@@ -636,10 +645,20 @@ impl<'a> Worker<'a> {
     /// The one `io_uring_enter` per loop: submits and waits for at least one
     /// completion or `max_us`.
     fn wait(&mut self, max_us: u64) -> Result<(), EngineError> {
+        self.stats.enters += 1;
         let r = if self.shared.use_ext_arg {
             let ts = Timespec::new().nsec((max_us * 1000) as u32);
-            let args = SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
+            let mut args = SubmitArgs::new().timespec(&ts);
+            let mut want = 1;
+            if let Some(min_wait) = self.shared.batch_wait_us {
+                // Wait for half the busy connections, but at most
+                // `min_wait` before settling for one completion: fewer
+                // wake-ups, bigger batches, bounded reaping delay.
+                want =
+                    (self.in_flight.min(self.conns.len() as u64) / 2).clamp(1, MAX_BATCH) as usize;
+                args = args.min_wait_usec(min_wait);
+            }
+            self.ring.submitter().submit_with_args(want, &args)
         } else {
             self.ring.submitter().submit_and_wait(1)
         };
@@ -682,4 +701,13 @@ impl<'a> Worker<'a> {
         }
         true
     }
+}
+
+/// User plus system time of the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD).map_or(0.0, |u| {
+        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+        t(u.user_time()) + t(u.system_time())
+    })
 }
