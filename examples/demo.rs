@@ -19,7 +19,13 @@ fn main() {
     print!("{}", uring_engine::banner(&cfg));
     match uring_engine::run(&cfg) {
         Ok(report) => {
-            print!("{}", report.to_text(true));
+            print!(
+                "{}",
+                report.to_text(uring_engine::TextOptions {
+                    latency: true,
+                    uncorrected: false
+                })
+            );
             println!(
                 "(server answered {}; io level {})",
                 server.settled(),

@@ -162,3 +162,55 @@ fn sigint_prints_the_report_so_far() {
         .unwrap();
     assert!(n > 0, "{s}");
 }
+
+#[test]
+fn rate_mode_prints_spectrum_uncorrected_and_an_hdr_log() {
+    let server = TestServer::start(ServerConfig::default());
+    let log = std::env::temp_dir().join(format!("urk-cli-{}.hlog", std::process::id()));
+    let log_s = log.display().to_string();
+    let out = urk(&["-t1", "-c4", "-d2s", "-R", "500", "--latency", "-U", "--hdr-log", &log_s, &server.url("/")]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
+    for want in [
+        "  Latency Distribution\n",
+        "  Detailed Percentile spectrum:\n",
+        "#[Mean    =",
+        "  Uncorrected Latency",
+        "  Requested rate: 500.00 req/s, achieved ",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in\n{s}");
+    }
+    assert!(!s.contains("closed-loop"), "{s}");
+    // The log parses with HdrHistogram's own reader, one interval a second,
+    // and its counts add up to the requests reported.
+    let bytes = std::fs::read(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let mut decoder = hdrhistogram::serialization::Deserializer::new();
+    let mut total = 0u64;
+    let mut intervals = 0;
+    for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&bytes) {
+        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(h) = item.expect("valid log line") {
+            let raw = base64_decode(h.encoded_histogram());
+            let hist: hdrhistogram::Histogram<u64> = decoder.deserialize(&mut raw.as_slice()).unwrap();
+            total += hist.len();
+            intervals += 1;
+        }
+    }
+    assert!(intervals >= 2, "{intervals} intervals");
+    let n: u64 = s.lines().find(|l| l.contains(" requests in ")).and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap();
+    assert_eq!(total, n);
+}
+
+#[test]
+fn closed_loop_text_says_it_hides_queueing() {
+    let server = TestServer::start(ServerConfig::default());
+    let out = urk(&["-t1", "-c2", "-n", "50", &server.url("/")]);
+    let s = text(&out.stdout);
+    assert!(s.contains("closed-loop latency hides queueing"), "{s}");
+    assert!(s.contains("use -R"), "{s}");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).expect("base64")
+}

@@ -170,3 +170,25 @@ fn timed_run_is_within_in_flight_of_the_log() {
         assert_eq!(r.errors.total(), 0, "{level}: {:?}", r.errors);
     }
 }
+
+#[test]
+fn constant_rate_is_kept_within_one_percent() {
+    let Some(nginx) = Nginx::start("rate") else {
+        return;
+    };
+    let requested = 20_000.0;
+    let c = cfg(&nginx.url("/"), IoLevel::Auto)
+        .rate(requested)
+        .duration(Duration::from_secs(5));
+    let r = run(&c).unwrap();
+    let rate = r.rate.unwrap();
+    // Completed requests over the scheduled window, against the schedule.
+    let achieved = r.requests as f64 / 5.0;
+    assert!(
+        (achieved - requested).abs() <= 0.01 * requested,
+        "achieved {achieved} of {requested}: {rate:?}"
+    );
+    assert!(rate.kept, "{rate:?}");
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(nginx.logged().values().sum::<u64>(), r.requests);
+}

@@ -11,7 +11,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub close_every: u64,
     /// Wait this long before each response.
     pub delay: Duration,
+    /// Once, at the first request this long after the start, stall every
+    /// response for the second duration (a GC pause, a lock convoy).
+    pub stall: Option<(Duration, Duration)>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             http10: false,
             close_every: 0,
             delay: Duration::ZERO,
+            stall: None,
         }
     }
 }
@@ -61,6 +65,10 @@ impl TestServer {
         let answered = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let cfg = Arc::new(cfg);
+        let stall = Arc::new(Stall {
+            start: Instant::now(),
+            until: Mutex::new(None),
+        });
         {
             let (answered, stop) = (answered.clone(), stop.clone());
             thread::spawn(move || {
@@ -69,8 +77,8 @@ impl TestServer {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let (cfg, answered) = (cfg.clone(), answered.clone());
-                    thread::spawn(move || serve(stream, &cfg, &answered));
+                    let (cfg, answered, stall) = (cfg.clone(), answered.clone(), stall.clone());
+                    thread::spawn(move || serve(stream, &cfg, &answered, &stall));
                 }
             });
         }
@@ -162,7 +170,34 @@ fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
     r
 }
 
-fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64) {
+/// The one-off stall: when it started (if it has) is shared by all connections.
+struct Stall {
+    start: Instant,
+    until: Mutex<Option<Instant>>,
+}
+
+impl Stall {
+    fn wait(&self, cfg: &ServerConfig) {
+        let Some((after, len)) = cfg.stall else {
+            return;
+        };
+        let until = {
+            let mut u = self.until.lock().unwrap();
+            if u.is_none() && self.start.elapsed() >= after {
+                *u = Some(Instant::now() + len);
+            }
+            *u
+        };
+        if let Some(until) = until {
+            let now = Instant::now();
+            if now < until {
+                thread::sleep(until - now);
+            }
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64, stall: &Stall) {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
@@ -192,6 +227,7 @@ fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64) {
             if !cfg.delay.is_zero() {
                 thread::sleep(cfg.delay);
             }
+            stall.wait(cfg);
             if stream
                 .write_all(&response(cfg, head_request, close))
                 .is_err()

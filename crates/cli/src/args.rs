@@ -51,6 +51,16 @@ pub struct Args {
     /// reaps each as it comes (default 50us)
     #[argh(option)]
     pub batch_wait: Option<String>,
+    /// constant rate: total requests per second (latency then counts from
+    /// each request's intended send time)
+    #[argh(option, short = 'R')]
+    pub rate: Option<String>,
+    /// with -R: also print the uncorrected latency distribution
+    #[argh(switch, short = 'U')]
+    pub u_latency: bool,
+    /// write an HdrHistogram interval log (1 s intervals, values in µs)
+    #[argh(option)]
+    pub hdr_log: Option<String>,
     /// print version details
     #[argh(switch, short = 'v')]
     pub version: bool,
@@ -60,7 +70,7 @@ pub struct Args {
 }
 
 /// Short options that take a value and may be glued to it, as in `-t1`.
-const GLUED: &[char] = &['c', 'd', 't', 'H', 'T', 'm', 'n', 'p'];
+const GLUED: &[char] = &['c', 'd', 't', 'H', 'T', 'm', 'n', 'p', 'R'];
 
 /// Splits `-t1` into `-t 1` (argh wants them apart; wrk users type them together).
 pub fn unglue(args: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -113,6 +123,12 @@ impl Args {
         }
         if let Some(n) = count("-n", &self.requests)? {
             cfg = cfg.requests(n);
+        }
+        if let Some(r) = count("-R", &self.rate)? {
+            cfg = cfg.rate(r as f64);
+        }
+        if self.hdr_log.is_some() || self.json {
+            cfg = cfg.intervals(true);
         }
         if let Some(n) = count("-p", &self.pipeline)? {
             cfg = cfg.pipeline(u32::try_from(n).map_err(|_| "-p must be between 1 and 64")?);

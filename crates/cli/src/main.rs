@@ -1,6 +1,7 @@
 //! `urk`: wrk's command line and report on the io_uring engine.
 
 mod args;
+mod hdr_log;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +94,16 @@ fn main() -> ExitCode {
             Err(e) => return fail(e),
         }
     } else {
-        print!("{}", report.to_text(args.latency));
+        let opts = uring_engine::TextOptions {
+            latency: args.latency,
+            uncorrected: args.u_latency,
+        };
+        print!("{}", report.to_text(opts));
+    }
+    if let Some(path) = &args.hdr_log {
+        if let Err(e) = hdr_log::write(path, &report) {
+            return fail(format!("cannot write --hdr-log '{path}': {e}"));
+        }
     }
     ExitCode::SUCCESS
 }

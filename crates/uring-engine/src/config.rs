@@ -86,6 +86,14 @@ pub struct Config {
     /// it arrived, which can only make latency look higher, never lower.
     /// Zero waits for the first completion, as wrk does.
     pub batch_wait: Duration,
+    /// Constant-rate mode: total requests per second, spread evenly over
+    /// the connections; latency is measured from each request's intended
+    /// send time (see [`Report::latency_us`](crate::Report::latency_us)).
+    pub rate: Option<f64>,
+    /// Keep one latency histogram per second of the run, for
+    /// [`Report::timeline`](crate::Report::timeline) and HdrHistogram
+    /// interval logs.
+    pub intervals: bool,
 }
 
 impl Config {
@@ -101,6 +109,8 @@ impl Config {
             pipeline: 1,
             io: IoLevel::Auto,
             batch_wait: Duration::from_micros(50),
+            rate: None,
+            intervals: false,
         })
     }
 
@@ -152,6 +162,18 @@ impl Config {
         self
     }
 
+    /// Switches to constant-rate mode at `per_sec` requests per second.
+    pub fn rate(mut self, per_sec: f64) -> Self {
+        self.rate = Some(per_sec);
+        self
+    }
+
+    /// Keeps per-second interval histograms.
+    pub fn intervals(mut self, on: bool) -> Self {
+        self.intervals = on;
+        self
+    }
+
     /// Sets the method, e.g. `POST`.
     pub fn method(mut self, m: &str) -> Self {
         self.request.method = m.to_string();
@@ -199,6 +221,16 @@ impl Config {
         }
         if !(1..=64).contains(&self.pipeline) {
             return bad("-p must be between 1 and 64".into());
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0 && r <= 1e9) {
+                return bad("-R must be a rate above 0 requests per second".into());
+            }
+            if self.pipeline > 1 {
+                return bad(
+                    "-R and -p cannot be combined: a schedule paces single requests".into(),
+                );
+            }
         }
         if self.requests == Some(0) {
             return bad("-n must be at least 1".into());

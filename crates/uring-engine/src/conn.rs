@@ -35,6 +35,13 @@ pub(crate) struct Conn {
     pub outstanding: u32,
     /// When the outstanding batch was sent, in µs since the run started.
     pub sent_at: u64,
+    /// When the outstanding batch should have been sent (constant-rate
+    /// mode); equal to `sent_at` otherwise.
+    pub intended_at: u64,
+    /// Constant-rate mode: index of this connection's next schedule slot.
+    pub k: u64,
+    /// Constant-rate mode: waiting in the worker's due queue.
+    pub queued: bool,
     /// The server announced it will close after the current response.
     pub last: bool,
     /// Consecutive failed connects, for backoff.
@@ -55,6 +62,9 @@ impl Conn {
             batch_len: 0,
             outstanding: 0,
             sent_at: 0,
+            intended_at: 0,
+            k: 0,
+            queued: false,
             last: false,
             failures: 0,
             buf: vec![0; buf_size].into_boxed_slice(),

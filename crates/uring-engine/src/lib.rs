@@ -32,6 +32,7 @@ mod limits;
 mod probe;
 mod report;
 mod ring;
+mod schedule;
 mod stats;
 mod text;
 mod token;
@@ -46,11 +47,12 @@ use std::time::Instant;
 pub use config::{Config, IoLevel};
 pub use error::{EngineError, Unavailable};
 pub use probe::KernelSupport;
-pub use report::{IoInfo, LatencySummary, RateSummary, Report};
+pub use report::{IoInfo, LatencySummary, RateReport, RateSummary, Report, TimelineEntry};
 pub use stats::Errors;
-pub use text::banner;
+pub use text::{banner, TextOptions};
 
 use report::RunFacts;
+use schedule::Schedule;
 use stats::WorkerStats;
 use worker::{Outcome, Shared, Worker};
 
@@ -119,6 +121,8 @@ impl Plan {
             timeout_us: cfg.timeout.as_micros() as u64,
             duration_us: cfg.duration.as_micros() as u64,
             stop,
+            schedule: cfg.rate.map(|r| Schedule::new(r, cfg.connections)),
+            intervals: cfg.intervals,
         };
         let n = cfg.threads;
         let ready = Barrier::new(n);
@@ -129,11 +133,14 @@ impl Plan {
                 .map(|i| {
                     let (shared, ready, start, abort) = (&shared, &ready, &start, &abort);
                     let conns = Config::share(cfg.connections as u64, i, n) as usize;
+                    let base: usize = (0..i)
+                        .map(|w| Config::share(cfg.connections as u64, w, n) as usize)
+                        .sum();
                     let quota = cfg.requests.map(|r| Config::share(r, i, n));
                     std::thread::Builder::new()
                         .name(format!("urk-worker-{i}"))
                         .spawn_scoped(s, move || {
-                            let worker = Worker::new(shared, conns, quota);
+                            let worker = Worker::new(shared, conns, base, quota);
                             if worker.is_err() {
                                 abort.store(true, std::sync::atomic::Ordering::SeqCst);
                             }
@@ -169,6 +176,7 @@ impl Plan {
         let mut ended_us = 0;
         let mut interrupted = false;
         let mut cpu_s = 0.0;
+        let mut stopped_us = 0;
         let mut first: Option<Outcome> = None;
         let mut err = None;
         for o in outcomes {
@@ -178,6 +186,7 @@ impl Plan {
                     ended_us = ended_us.max(o.ended_us);
                     interrupted |= o.interrupted;
                     cpu_s += o.cpu_s;
+                    stopped_us = stopped_us.max(o.stopped_us);
                     first.get_or_insert(o);
                 }
                 Err(e) => {
@@ -208,6 +217,9 @@ impl Plan {
             pipeline: cfg.pipeline,
             duration_s: ended_us as f64 / 1e6,
             generator_cpu_s: cpu_s,
+            stopped_s: stopped_us as f64 / 1e6,
+            rate: cfg.rate,
+            requests_asked: cfg.requests,
             io,
             interrupted,
         };

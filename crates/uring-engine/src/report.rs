@@ -40,8 +40,17 @@ pub struct Report {
     pub non_2xx_3xx: u64,
     /// Faults by class.
     pub errors: Errors,
-    /// Latency from send to last byte, in microseconds.
+    /// Latency to the response's last byte, in microseconds: from the
+    /// intended send time in constant-rate mode (corrected for coordinated
+    /// omission), from the actual send otherwise.
     pub latency_us: LatencySummary,
+    /// Latency from the actual send, in microseconds (equal to
+    /// `latency_us` in closed-loop mode).
+    pub latency_uncorrected_us: LatencySummary,
+    /// Constant-rate mode: the requested rate and how well it was kept.
+    pub rate: Option<RateReport>,
+    /// One entry per second of the run, when intervals were asked for.
+    pub timeline: Vec<TimelineEntry>,
     /// Per-thread request rate, sampled every 100 ms.
     pub thread_requests_per_sec: RateSummary,
     /// What io_uring features were used.
@@ -56,9 +65,49 @@ pub struct Report {
     /// All latencies, in microseconds.
     #[serde(skip)]
     pub latency_histogram: Histogram<u64>,
+    /// All uncorrected latencies, in microseconds.
+    #[serde(skip)]
+    pub uncorrected_histogram: Histogram<u64>,
     /// All per-thread rate samples.
     #[serde(skip)]
     pub rate_histogram: Histogram<u64>,
+}
+
+/// How a constant-rate run kept its schedule.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RateReport {
+    /// Requests per second asked for.
+    pub requested: f64,
+    /// Completed requests per second over the run.
+    pub achieved: f64,
+    /// Requests the schedule had due by the stop.
+    pub scheduled: u64,
+    /// Requests actually sent.
+    pub sent: u64,
+    /// Scheduled requests never sent (the generator fell behind).
+    pub behind: u64,
+    /// Latest a send went out after its intended time, in µs.
+    pub max_lag_us: u64,
+    /// Mean lateness of sends, in µs.
+    pub mean_lag_us: f64,
+    /// True when at most 1% of the schedule (and at least one request) was missed.
+    pub kept: bool,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// Seconds since the start at which this interval began.
+    pub second: u32,
+    /// Responses completed in this second.
+    pub requests: u64,
+    /// Faults counted in this second.
+    pub errors: u64,
+    /// 99th percentile latency of this second's responses, µs.
+    pub p99_us: u64,
+    /// This second's latencies (corrected), µs.
+    #[serde(skip)]
+    pub histogram: Histogram<u64>,
 }
 
 /// Latency figures in microseconds.
@@ -167,8 +216,37 @@ pub(crate) struct RunFacts {
     pub pipeline: u32,
     pub duration_s: f64,
     pub generator_cpu_s: f64,
+    pub stopped_s: f64,
+    pub rate: Option<f64>,
+    pub requests_asked: Option<u64>,
     pub io: IoInfo,
     pub interrupted: bool,
+}
+
+fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
+    let mut out: Vec<TimelineEntry> = Vec::new();
+    let mut decoder = hdrhistogram::serialization::Deserializer::new();
+    for iv in &s.intervals {
+        let i = iv.index as usize;
+        while out.len() <= i {
+            out.push(TimelineEntry {
+                second: out.len() as u32,
+                requests: 0,
+                errors: 0,
+                p99_us: 0,
+                histogram: crate::stats::new_latency_histogram(),
+            });
+        }
+        out[i].requests += iv.requests;
+        out[i].errors += iv.errors;
+        if let Ok(h) = decoder.deserialize::<u64, _>(&mut iv.encoded.as_slice()) {
+            let _ = out[i].histogram.add(&h);
+        }
+    }
+    for e in &mut out {
+        e.p99_us = e.histogram.value_at_quantile(0.99);
+    }
+    out
 }
 
 impl Report {
@@ -186,6 +264,24 @@ impl Report {
             .map(|(_, n)| n)
             .sum();
         let secs = facts.duration_s.max(1e-9);
+        let rate = facts.rate.map(|r| {
+            let sched = crate::schedule::Schedule::new(r, facts.connections);
+            let mut scheduled = sched.slots_by((facts.stopped_s * 1e6) as u64);
+            if let Some(n) = facts.requests_asked {
+                scheduled = scheduled.min(n);
+            }
+            let behind = scheduled.saturating_sub(s.sent);
+            RateReport {
+                requested: r,
+                achieved: s.requests as f64 / secs,
+                scheduled,
+                sent: s.sent,
+                behind,
+                max_lag_us: s.max_lag_us,
+                mean_lag_us: s.lag_sum_us as f64 / s.sent.max(1) as f64,
+                kept: behind <= (scheduled / 100).max(1),
+            }
+        });
         Report {
             urk_version: proto::VERSION,
             url: facts.url,
@@ -202,6 +298,9 @@ impl Report {
             non_2xx_3xx,
             errors: s.errors,
             latency_us: LatencySummary::of(&s.latency),
+            latency_uncorrected_us: LatencySummary::of(&s.uncorrected),
+            rate,
+            timeline: timeline(s),
             thread_requests_per_sec: RateSummary::of(&s.rate),
             io: IoInfo {
                 enters_per_1000_requests: s.enters as f64 * 1000.0 / s.requests.max(1) as f64,
@@ -211,6 +310,7 @@ impl Report {
             generator_cpu_s: facts.generator_cpu_s,
             generator_bound: facts.generator_cpu_s >= 0.9 * facts.threads as f64 * facts.duration_s,
             latency_histogram: s.latency.clone(),
+            uncorrected_histogram: s.uncorrected.clone(),
             rate_histogram: s.rate.clone(),
         }
     }

@@ -52,7 +52,11 @@ pub(crate) fn new_rate_histogram() -> Histogram<u64> {
 const STATUS_SLOTS: usize = 600;
 
 pub(crate) struct WorkerStats {
+    /// Latency from the intended send time (the actual send in closed-loop
+    /// mode, where the two are the same).
     pub latency: Histogram<u64>,
+    /// Latency from the actual send.
+    pub uncorrected: Histogram<u64>,
     /// This worker's request rate, sampled every 100 ms (wrk's Req/Sec).
     pub rate: Histogram<u64>,
     pub requests: u64,
@@ -63,12 +67,29 @@ pub(crate) struct WorkerStats {
     pub errors: Errors,
     /// `io_uring_enter` calls (one per loop, plus any early submit).
     pub enters: u64,
+    /// Requests written (first byte queued), completed or not.
+    pub sent: u64,
+    /// Constant-rate mode: how late sends went out against the schedule.
+    pub max_lag_us: u64,
+    pub lag_sum_us: u64,
+    /// Per-second intervals, when asked for.
+    pub intervals: Vec<Interval>,
+}
+
+/// One second of a worker's run: its counts and its latency histogram,
+/// V2-encoded so that long runs stay small.
+pub(crate) struct Interval {
+    pub index: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub encoded: Vec<u8>,
 }
 
 impl WorkerStats {
     pub(crate) fn new() -> WorkerStats {
         WorkerStats {
             latency: new_latency_histogram(),
+            uncorrected: new_latency_histogram(),
             rate: new_rate_histogram(),
             requests: 0,
             bytes_read: 0,
@@ -76,11 +97,15 @@ impl WorkerStats {
             status: Box::new([0; STATUS_SLOTS]),
             errors: Errors::default(),
             enters: 0,
+            sent: 0,
+            max_lag_us: 0,
+            lag_sum_us: 0,
+            intervals: Vec::new(),
         }
     }
 
     #[inline]
-    pub(crate) fn response(&mut self, status: u16, latency_us: u64) {
+    pub(crate) fn response(&mut self, status: u16, latency_us: u64, uncorrected_us: u64) {
         self.requests += 1;
         let slot = if (100..STATUS_SLOTS as u16).contains(&status) {
             status as usize
@@ -90,10 +115,22 @@ impl WorkerStats {
         self.status[slot] += 1;
         self.latency
             .saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+        self.uncorrected
+            .saturating_record(uncorrected_us.clamp(1, MAX_LATENCY_US));
     }
 
     pub(crate) fn merge(&mut self, o: &WorkerStats) {
         let _ = self.latency.add(&o.latency);
+        let _ = self.uncorrected.add(&o.uncorrected);
+        self.sent += o.sent;
+        self.max_lag_us = self.max_lag_us.max(o.max_lag_us);
+        self.lag_sum_us += o.lag_sum_us;
+        self.intervals.extend(o.intervals.iter().map(|iv| Interval {
+            index: iv.index,
+            requests: iv.requests,
+            errors: iv.errors,
+            encoded: iv.encoded.clone(),
+        }));
         let _ = self.rate.add(&o.rate);
         self.requests += o.requests;
         self.bytes_read += o.bytes_read;

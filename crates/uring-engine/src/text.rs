@@ -40,10 +40,83 @@ fn stats_row(
     let _ = writeln!(out, "{within:8.2}%");
 }
 
+/// What to add to the report text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// The latency distribution (`--latency`); in constant-rate mode also
+    /// wrk2's detailed percentile spectrum.
+    pub latency: bool,
+    /// The uncorrected latency distribution too (`-U`, constant-rate mode).
+    pub uncorrected: bool,
+}
+
+fn distribution(out: &mut String, l: &crate::LatencySummary) {
+    for (p, v) in [
+        ("50", l.p50),
+        ("75", l.p75),
+        ("90", l.p90),
+        ("99", l.p99),
+        ("99.9", l.p99_9),
+        ("99.99", l.p99_99),
+    ] {
+        let _ = writeln!(out, "{p:>7}%{}", pad_units(&format_time_us(v as f64), 10));
+    }
+}
+
+/// wrk2's "Detailed Percentile spectrum", values in milliseconds, which
+/// HdrHistogram's plotters read.
+fn spectrum(out: &mut String, h: &hdrhistogram::Histogram<u64>) {
+    out.push_str("  Detailed Percentile spectrum:\n");
+    let _ = writeln!(
+        out,
+        "{:>12} {:>12} {:>12} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let total = h.len();
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 {
+            format!("{:14.2}", 1.0 / (1.0 - q))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{:12.3} {:12.6} {:12} {inv}",
+            v.value_iterated_to() as f64 / 1000.0,
+            q,
+            total.min(count_to(h, v.value_iterated_to())),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / 1000.0,
+        total
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two()
+    );
+    out.push_str("----------------------------------------------------------\n");
+}
+
+fn count_to(h: &hdrhistogram::Histogram<u64>, v: u64) -> u64 {
+    h.count_between(0, v)
+}
+
 impl Report {
-    /// Everything wrk prints after the run. `latency_distribution` adds the
-    /// percentile table (`--latency`).
-    pub fn to_text(&self, latency_distribution: bool) -> String {
+    /// Everything wrk prints after the run, plus urk's additions.
+    pub fn to_text(&self, opts: TextOptions) -> String {
+        let latency_distribution = opts.latency;
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -72,16 +145,16 @@ impl Report {
         );
         if latency_distribution {
             out.push_str("  Latency Distribution\n");
-            for (p, v) in [
-                ("50", l.p50),
-                ("75", l.p75),
-                ("90", l.p90),
-                ("99", l.p99),
-                ("99.9", l.p99_9),
-                ("99.99", l.p99_99),
-            ] {
-                let _ = writeln!(out, "{p:>7}%{}", pad_units(&format_time_us(v as f64), 10));
+            distribution(&mut out, l);
+            if self.rate.is_some() {
+                spectrum(&mut out, &self.latency_histogram);
             }
+        }
+        if opts.uncorrected && self.rate.is_some() {
+            out.push_str(
+                "  Uncorrected Latency (measured from the actual send, hiding queueing)\n",
+            );
+            distribution(&mut out, &self.latency_uncorrected_us);
         }
         let _ = writeln!(
             out,
@@ -104,6 +177,23 @@ impl Report {
         if self.non_2xx_3xx > 0 {
             let _ = writeln!(out, "  Non-2xx or 3xx responses: {}", self.non_2xx_3xx);
         }
+        if let Some(r) = &self.rate {
+            let _ = writeln!(
+                out,
+                "  Requested rate: {:.2} req/s, achieved {:.2} req/s",
+                r.requested, r.achieved
+            );
+            if !r.kept {
+                let _ = writeln!(
+                    out,
+                    "  Warning: urk fell behind the schedule: {} of {} scheduled requests were never sent ({:.1}%), sends up to {} late; add connections (-c) or the server is too slow for this rate",
+                    r.behind,
+                    r.scheduled,
+                    100.0 * r.behind as f64 / r.scheduled.max(1) as f64,
+                    format_time_us(r.max_lag_us as f64)
+                );
+            }
+        }
         let _ = writeln!(out, "Requests/sec: {:9.2}", self.requests_per_sec);
         let _ = writeln!(
             out,
@@ -117,6 +207,9 @@ impl Report {
                 100.0 * self.generator_cpu_s / (self.threads as f64 * self.duration_s.max(1e-9)),
                 self.threads
             );
+        }
+        if self.rate.is_none() {
+            out.push_str("Note: closed-loop latency hides queueing (coordinated omission); use -R for a constant rate.\n");
         }
         if self.interrupted {
             out.push_str(

@@ -4,11 +4,15 @@
 //! connection's state machine), check timers, queue the SQEs that produced,
 //! and submit them all with one `io_uring_enter` that also waits.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use hdrhistogram::serialization::Serializer;
+use hdrhistogram::Histogram;
 use io_uring::types::{Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use nix::sys::socket::{
@@ -17,13 +21,16 @@ use nix::sys::socket::{
 
 use crate::bufring::BufRing;
 use crate::conn::{Conn, Phase};
-use crate::stats::WorkerStats;
+use crate::schedule::Schedule;
+use crate::stats::{Interval, WorkerStats};
 use crate::token::{Op, Token};
 use crate::{ring, EngineError, IoLevel};
 
 /// Timer and scan granularity: timeouts, backoff and the stop are checked
 /// this often.
 const TICK_US: u64 = 10_000;
+/// Length of a timeline interval (`--hdr-log`, the JSON timeline).
+const INTERVAL_US: u64 = 1_000_000;
 /// wrk's Req/Sec sampling interval.
 const SAMPLE_US: u64 = 100_000;
 /// After the stop, wait at most this long for in-flight responses (or the
@@ -50,12 +57,18 @@ pub(crate) struct Shared<'a> {
     pub timeout_us: u64,
     pub duration_us: u64,
     pub stop: &'a AtomicBool,
+    /// Constant-rate mode (`-R`).
+    pub schedule: Option<Schedule>,
+    /// Keep per-second interval histograms.
+    pub intervals: bool,
 }
 
 /// What a worker hands back.
 pub(crate) struct Outcome {
     /// CPU time (user + system) this worker's thread used until the stop.
     pub cpu_s: f64,
+    /// When the worker stopped issuing requests, in µs since the start.
+    pub stopped_us: u64,
     pub stats: WorkerStats,
     pub ended_us: u64,
     pub interrupted: bool,
@@ -90,6 +103,14 @@ pub(crate) struct Worker<'a> {
     next_scan: u64,
     next_sample: u64,
     sampled_requests: u64,
+    /// Global index of this worker's first connection (for the schedule).
+    conn_base: usize,
+    /// Constant-rate mode: connections waiting for their next slot.
+    due: BinaryHeap<Reverse<(u64, u32)>>,
+    interval: Option<Histogram<u64>>,
+    interval_index: u32,
+    interval_requests: u64,
+    interval_errors: u64,
 }
 
 impl<'a> Worker<'a> {
@@ -98,6 +119,7 @@ impl<'a> Worker<'a> {
     pub(crate) fn new(
         shared: &'a Shared<'a>,
         connections: usize,
+        conn_base: usize,
         quota: Option<u64>,
     ) -> Result<Worker<'a>, EngineError> {
         let n = connections;
@@ -154,6 +176,12 @@ impl<'a> Worker<'a> {
             next_scan: 0,
             next_sample: SAMPLE_US,
             sampled_requests: 0,
+            conn_base,
+            due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
+            interval: shared.intervals.then(crate::stats::new_latency_histogram),
+            interval_index: 0,
+            interval_requests: 0,
+            interval_errors: 0,
         })
     }
 
@@ -171,10 +199,13 @@ impl<'a> Worker<'a> {
             if self.finished(now) {
                 break;
             }
-            self.flush()?;
-            self.wait(TICK_US)?;
+            self.flush(now)?;
+            self.wait(self.wait_budget(now))?;
         }
         let ended_us = self.now();
+        if self.interval.is_some() {
+            self.close_interval();
+        }
         let cpu_s = thread_cpu_seconds();
         let clean = self.shutdown();
         let buffers = self.bufs.as_ref().map_or(0, |_| {
@@ -195,6 +226,7 @@ impl<'a> Worker<'a> {
         }
         Ok(Outcome {
             cpu_s,
+            stopped_us: self.stop_at.unwrap_or(ended_us),
             stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
             ended_us,
             interrupted: self.interrupted,
@@ -337,6 +369,7 @@ impl<'a> Worker<'a> {
             bufs,
             stats,
             in_flight,
+            interval,
             ..
         } = self;
         let c = &mut conns[i];
@@ -345,6 +378,7 @@ impl<'a> Worker<'a> {
             buf,
             outstanding,
             sent_at,
+            intended_at,
             last,
             ..
         } = c;
@@ -363,7 +397,14 @@ impl<'a> Worker<'a> {
                 }
                 *outstanding -= 1;
                 *in_flight -= 1;
-                stats.response(r.status, now.saturating_sub(*sent_at));
+                stats.response(
+                    r.status,
+                    now.saturating_sub(*intended_at),
+                    now.saturating_sub(*sent_at),
+                );
+                if let Some(iv) = interval {
+                    iv.saturating_record(now.saturating_sub(*intended_at).max(1));
+                }
                 *last = !r.keep_alive;
             }
         }
@@ -376,7 +417,12 @@ impl<'a> Worker<'a> {
             Ok(Some(r)) if c.outstanding > 0 => {
                 c.outstanding -= 1;
                 self.in_flight -= 1;
-                self.stats.response(r.status, now.saturating_sub(c.sent_at));
+                let corrected = now.saturating_sub(c.intended_at);
+                self.stats
+                    .response(r.status, corrected, now.saturating_sub(c.sent_at));
+                if let Some(iv) = &mut self.interval {
+                    iv.saturating_record(corrected.max(1));
+                }
                 self.fail(i, now);
             }
             Ok(None) if c.outstanding == 0 => self.close(i, now, now),
@@ -394,6 +440,9 @@ impl<'a> Worker<'a> {
     // ---- timers: stop, samples, timeouts, reconnects ----
 
     fn tick(&mut self, now: u64) {
+        if self.interval.is_some() && now >= u64::from(self.interval_index + 1) * INTERVAL_US {
+            self.close_interval();
+        }
         if self.stop_at.is_none() {
             if now >= self.shared.duration_us {
                 self.stop_at = Some(now);
@@ -404,6 +453,15 @@ impl<'a> Worker<'a> {
             } else if self.quota.is_some_and(|q| self.stats.requests >= q) {
                 self.stop_at = Some(now);
             }
+        }
+        // Constant-rate mode: connections whose next slot has come.
+        while let Some(&Reverse((due, i))) = self.due.peek() {
+            if due > now {
+                break;
+            }
+            self.due.pop();
+            self.conns[i as usize].queued = false;
+            self.try_send(i as usize, now);
         }
         if now >= self.next_sample {
             if self.stop_at.is_none() {
@@ -436,6 +494,33 @@ impl<'a> Worker<'a> {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Files the current one-second interval and starts the next.
+    fn close_interval(&mut self) {
+        let Some(h) = &mut self.interval else { return };
+        let mut encoded = Vec::new();
+        let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut encoded);
+        h.reset();
+        let errors = self.stats.errors.total();
+        self.stats.intervals.push(Interval {
+            index: self.interval_index,
+            requests: self.stats.requests - self.interval_requests,
+            errors: errors - self.interval_errors,
+            encoded,
+        });
+        self.interval_requests = self.stats.requests;
+        self.interval_errors = errors;
+        self.interval_index += 1;
+    }
+
+    /// How long the next wait may last: until the next slot is due, at
+    /// most a tick.
+    fn wait_budget(&self, now: u64) -> u64 {
+        match self.due.peek() {
+            Some(&Reverse((due, _))) => due.saturating_sub(now).clamp(1, TICK_US),
+            None => TICK_US,
         }
     }
 
@@ -472,9 +557,26 @@ impl<'a> Worker<'a> {
             None => self.shared.pipeline,
         };
         let c = &mut self.conns[i];
+        let mut intended = now;
+        if let Some(s) = &self.shared.schedule {
+            let due = s.due_us(self.conn_base + i, c.k);
+            if due > now {
+                if !c.queued {
+                    c.queued = true;
+                    self.due.push(Reverse((due, i as u32)));
+                }
+                return;
+            }
+            c.k += 1;
+            intended = due;
+            self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
+            self.stats.lag_sum_us += now - due;
+        }
         c.outstanding = batch;
         c.sent_at = now;
+        c.intended_at = intended;
         self.in_flight += u64::from(batch);
+        self.stats.sent += u64::from(batch);
         // A short batch (the last requests of -n) sends a prefix of the
         // pipelined bytes: every copy of the request has the same length.
         let per = self.request.len() / self.shared.pipeline as usize;
@@ -606,9 +708,15 @@ impl<'a> Worker<'a> {
 
     /// Moves queued SQEs into the submission queue, submitting early only if
     /// it fills up.
-    fn flush(&mut self) -> Result<(), EngineError> {
+    fn flush(&mut self, now: u64) -> Result<(), EngineError> {
         if !self.shared.use_ext_arg && !self.timer_armed {
-            *self.timer = Timespec::new().nsec((TICK_US * 1000) as u32);
+            // Without EXT_ARG a timeout entry wakes us; it cannot be moved
+            // once armed, so in constant-rate mode it ticks every ms.
+            let budget = match self.shared.schedule {
+                Some(_) => self.wait_budget(now).min(1000),
+                None => TICK_US,
+            };
+            *self.timer = Timespec::new().nsec((budget * 1000) as u32);
             let e = opcode::Timeout::new(&*self.timer)
                 .build()
                 .user_data(Token::new(Op::Timer, 0, 0).encode());
@@ -650,7 +758,7 @@ impl<'a> Worker<'a> {
             let ts = Timespec::new().nsec((max_us * 1000) as u32);
             let mut args = SubmitArgs::new().timespec(&ts);
             let mut want = 1;
-            if let Some(min_wait) = self.shared.batch_wait_us {
+            if let (Some(min_wait), None) = (self.shared.batch_wait_us, &self.shared.schedule) {
                 // Wait for half the busy connections, but at most
                 // `min_wait` before settling for one completion: fewer
                 // wake-ups, bigger batches, bounded reaping delay.
@@ -692,7 +800,7 @@ impl<'a> Worker<'a> {
             if self.conns.iter().all(|c| c.ops == 0) {
                 break;
             }
-            if now >= end || self.flush().is_err() || self.wait(TICK_US).is_err() {
+            if now >= end || self.flush(now).is_err() || self.wait(TICK_US).is_err() {
                 return false;
             }
         }

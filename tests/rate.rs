@@ -1,0 +1,149 @@
+//! Constant-rate mode (-R): latency from the intended send time, so a
+//! stalled server shows as latency for every request the stall delayed.
+
+mod support;
+
+use std::time::Duration;
+
+use support::server::{ServerConfig, TestServer};
+use uring_engine::{run, Config, IoLevel};
+
+fn config(server: &TestServer, rate: f64) -> Config {
+    Config::new(&server.url("/"))
+        .unwrap()
+        .threads(1)
+        .connections(10)
+        .rate(rate)
+}
+
+#[test]
+fn fixed_service_time_is_the_corrected_median() {
+    let delay = Duration::from_millis(10);
+    let server = TestServer::start(ServerConfig {
+        delay,
+        ..Default::default()
+    });
+    for level in [IoLevel::Full, IoLevel::Legacy] {
+        // 500/s over 20 connections: each sends every 40 ms, served in 10 ms,
+        // so nothing queues and the corrected median is the service time.
+        let cfg = config(&server, 500.0)
+            .connections(20)
+            .duration(Duration::from_secs(2))
+            .io(level);
+        let r = run(&cfg).unwrap();
+        let p50 = r.latency_us.p50;
+        assert!((10_000..=12_000).contains(&p50), "{level}: p50 {p50} us");
+        let rate = r.rate.unwrap();
+        assert!(rate.kept, "{level}: {rate:?}");
+        assert!(
+            (r.requests as f64 - 1000.0).abs() <= 20.0,
+            "{level}: {} requests",
+            r.requests
+        );
+    }
+}
+
+#[test]
+fn a_stall_shows_in_corrected_latency_not_in_uncorrected() {
+    let (rate, secs) = (1000.0, 5.0);
+    let (stall_at, stall_len) = (Duration::from_secs(2), Duration::from_secs(1));
+    let server = TestServer::start(ServerConfig {
+        stall: Some((stall_at, stall_len)),
+        ..Default::default()
+    });
+    let cfg = config(&server, rate).duration(Duration::from_secs_f64(secs));
+    let r = run(&cfg).unwrap();
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+
+    // From the schedule: the requests intended during the stall wait for its
+    // end, so their corrected latencies spread evenly over (0, stall].
+    let stall_s = stall_len.as_secs_f64();
+    let intended_in_stall = rate * stall_s;
+    let total = rate * secs;
+    let share = intended_in_stall / total;
+    // The corrected p99 lands inside that spread: the top 1% of all
+    // requests is the top (0.01 / share) of the stalled ones.
+    let expected_p99_us = stall_s * (1.0 - 0.01 / share) * 1e6;
+    let corrected = r.latency_us.p99 as f64;
+    assert!(
+        corrected >= 0.5 * expected_p99_us,
+        "corrected p99 {corrected} us, expected about {expected_p99_us}"
+    );
+    // p90 too: the top 10% sits in the stalled fifth.
+    let expected_p90_us = stall_s * (1.0 - 0.10 / share) * 1e6;
+    assert!(
+        r.latency_us.p90 as f64 >= 0.5 * expected_p90_us,
+        "corrected p90 {} us",
+        r.latency_us.p90
+    );
+
+    // Uncorrected: only the requests in flight when the stall began (one per
+    // connection) saw it, far fewer than 1%, so its p99 stays small while
+    // its max shows the stall.
+    let in_flight = cfg.connections as f64;
+    assert!(in_flight / total < 0.01);
+    let u = &r.latency_uncorrected_us;
+    assert!(
+        (u.p99 as f64) < 0.1 * expected_p99_us,
+        "uncorrected p99 {} us",
+        u.p99
+    );
+    assert!(
+        u.max as f64 >= 0.8 * stall_s * 1e6,
+        "uncorrected max {} us",
+        u.max
+    );
+    // And the schedule was kept overall: the backlog went out after the stall.
+    let kept = r.rate.unwrap();
+    assert!(kept.achieved > 0.95 * rate, "{kept:?}");
+}
+
+#[test]
+fn short_runs_low_rates_and_request_counts_are_sane() {
+    let server = TestServer::start(ServerConfig::default());
+    // -R below -t and -c: one slot per second over 2 connections in 1 s.
+    let r = run(&config(&server, 1.0)
+        .threads(2)
+        .connections(2)
+        .duration(Duration::from_secs(1)))
+    .unwrap();
+    assert_eq!(r.requests, 1);
+    assert!(r.rate.unwrap().kept);
+    // -R with -n: exactly n, paced: 100 at 200/s take about half a second.
+    let r = run(&config(&server, 200.0)
+        .requests(100)
+        .duration(Duration::from_secs(10)))
+    .unwrap();
+    assert_eq!(r.requests, 100);
+    assert!((0.45..1.0).contains(&r.duration_s), "{}", r.duration_s);
+    // A 1 s run at 2000/s: full rate from the first moment, no warm-up.
+    let r = run(&config(&server, 2000.0).duration(Duration::from_secs(1))).unwrap();
+    assert!((r.requests as f64 - 2000.0).abs() <= 40.0, "{}", r.requests);
+}
+
+#[test]
+fn falling_behind_is_reported() {
+    // 5 ms per response on 2 connections caps the server at 400/s.
+    let server = TestServer::start(ServerConfig {
+        delay: Duration::from_millis(5),
+        ..Default::default()
+    });
+    let r = run(&config(&server, 2000.0)
+        .connections(2)
+        .duration(Duration::from_secs(1)))
+    .unwrap();
+    let rate = r.rate.unwrap();
+    assert!(!rate.kept, "{rate:?}");
+    assert!(rate.behind as f64 > 0.5 * rate.scheduled as f64, "{rate:?}");
+    let text = r.to_text(Default::default());
+    assert!(text.contains("fell behind the schedule"), "{text}");
+}
+
+#[test]
+fn pacing_does_not_spin() {
+    // 1000/s for 2 s: the worker sleeps on the ring's timers between slots.
+    let server = TestServer::start(ServerConfig::default());
+    let r = run(&config(&server, 1000.0).duration(Duration::from_secs(2))).unwrap();
+    let busy = r.generator_cpu_s / r.duration_s;
+    assert!(busy < 0.25, "worker busy {:.0}% of the time", busy * 100.0);
+}
