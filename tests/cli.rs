@@ -168,7 +168,18 @@ fn rate_mode_prints_spectrum_uncorrected_and_an_hdr_log() {
     let server = TestServer::start(ServerConfig::default());
     let log = std::env::temp_dir().join(format!("urk-cli-{}.hlog", std::process::id()));
     let log_s = log.display().to_string();
-    let out = urk(&["-t1", "-c4", "-d2s", "-R", "500", "--latency", "-U", "--hdr-log", &log_s, &server.url("/")]);
+    let out = urk(&[
+        "-t1",
+        "-c4",
+        "-d2s",
+        "-R",
+        "500",
+        "--latency",
+        "-U",
+        "--hdr-log",
+        &log_s,
+        &server.url("/"),
+    ]);
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
     for want in [
@@ -189,15 +200,22 @@ fn rate_mode_prints_spectrum_uncorrected_and_an_hdr_log() {
     let mut total = 0u64;
     let mut intervals = 0;
     for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&bytes) {
-        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(h) = item.expect("valid log line") {
+        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(h) =
+            item.expect("valid log line")
+        {
             let raw = base64_decode(h.encoded_histogram());
-            let hist: hdrhistogram::Histogram<u64> = decoder.deserialize(&mut raw.as_slice()).unwrap();
+            let hist: hdrhistogram::Histogram<u64> =
+                decoder.deserialize(&mut raw.as_slice()).unwrap();
             total += hist.len();
             intervals += 1;
         }
     }
     assert!(intervals >= 2, "{intervals} intervals");
-    let n: u64 = s.lines().find(|l| l.contains(" requests in ")).and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap();
+    let n: u64 = s
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap();
     assert_eq!(total, n);
 }
 
@@ -212,5 +230,7 @@ fn closed_loop_text_says_it_hides_queueing() {
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).expect("base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("base64")
 }

@@ -65,7 +65,13 @@ fn a_stall_shows_in_corrected_latency_not_in_uncorrected() {
     // requests is the top (0.01 / share) of the stalled ones.
     let expected_p99_us = stall_s * (1.0 - 0.01 / share) * 1e6;
     let corrected = r.latency_us.p99 as f64;
-    eprintln!("stall: corrected p90 {} p99 {} expected p99 {expected_p99_us}; uncorrected p99 {} max {}", r.latency_us.p90, r.latency_us.p99, r.latency_uncorrected_us.p99, r.latency_uncorrected_us.max);
+    eprintln!(
+        "stall: corrected p90 {} p99 {} expected p99 {expected_p99_us}; uncorrected p99 {} max {}",
+        r.latency_us.p90,
+        r.latency_us.p99,
+        r.latency_uncorrected_us.p99,
+        r.latency_uncorrected_us.max
+    );
     assert!(
         corrected >= 0.5 * expected_p99_us,
         "corrected p99 {corrected} us, expected about {expected_p99_us}"

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     /// Once, at the first request this long after the start, stall every
     /// response for the second duration (a GC pause, a lock convoy).
     pub stall: Option<(Duration, Duration)>,
+    /// Keep a handle on every connection so [`TestServer::kill`] can cut
+    /// them (costs a descriptor per connection until then).
+    pub killable: bool,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             close_every: 0,
             delay: Duration::ZERO,
             stall: None,
+            killable: false,
         }
     }
 }
@@ -55,13 +59,42 @@ pub struct TestServer {
     pub addr: SocketAddr,
     answered: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Every accepted connection, so `kill` can cut them all.
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl TestServer {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub fn start(cfg: ServerConfig) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::serve_on(listener, cfg)
+    }
+
+    /// Starts on a given port (to come back after [`kill`](Self::kill)),
+    /// retrying while the old listener is still going away.
+    pub fn start_on(port: u16, cfg: ServerConfig) -> TestServer {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => return Self::serve_on(l, cfg),
+                Err(e) if Instant::now() > deadline => panic!("rebind {port}: {e}"),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// Stops listening and resets every open connection, as a crash would.
+    pub fn kill(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn serve_on(listener: TcpListener, cfg: ServerConfig) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
+        let open = Arc::new(Mutex::new(Vec::new()));
         let answered = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let cfg = Arc::new(cfg);
@@ -70,13 +103,18 @@ impl TestServer {
             until: Mutex::new(None),
         });
         {
-            let (answered, stop) = (answered.clone(), stop.clone());
+            let (answered, stop, open) = (answered.clone(), stop.clone(), open.clone());
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    if cfg.killable {
+                        if let Ok(c) = stream.try_clone() {
+                            open.lock().unwrap().push(c);
+                        }
+                    }
                     let (cfg, answered, stall) = (cfg.clone(), answered.clone(), stall.clone());
                     thread::spawn(move || serve(stream, &cfg, &answered, &stall));
                 }
@@ -86,6 +124,7 @@ impl TestServer {
             addr,
             answered,
             stop,
+            open,
         }
     }
 
@@ -117,8 +156,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            let _ = TcpStream::connect(self.addr);
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub use config::{Config, IoLevel};
 pub use error::{EngineError, Unavailable};
 pub use probe::KernelSupport;
 pub use report::{IoInfo, LatencySummary, RateReport, RateSummary, Report, TimelineEntry};
-pub use stats::Errors;
+pub use stats::{ConnectCauses, Errors};
 pub use text::{banner, TextOptions};
 
 use report::RunFacts;

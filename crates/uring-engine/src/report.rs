@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::stats::{Errors, WorkerStats};
+use crate::stats::{ConnectCauses, Errors, WorkerStats};
 use crate::IoLevel;
 
 /// The outcome of a run: plain data, serialisable as the `--json` report.
@@ -26,6 +26,13 @@ pub struct Report {
     pub duration_s: f64,
     /// Completed responses: fully received, any status.
     pub requests: u64,
+    /// Requests sent: `requests + requests_lost + requests_unfinished`.
+    pub requests_sent: u64,
+    /// Requests sent whose connection failed before their response was
+    /// complete (each such fault is also counted in `errors`).
+    pub requests_lost: u64,
+    /// Requests still in flight when the run ended (after the grace period).
+    pub requests_unfinished: u64,
     /// Bytes received, heads included.
     pub bytes_read: u64,
     /// Bytes sent.
@@ -40,6 +47,8 @@ pub struct Report {
     pub non_2xx_3xx: u64,
     /// Faults by class.
     pub errors: Errors,
+    /// Why connects failed.
+    pub connect_errors: ConnectCauses,
     /// Latency to the response's last byte, in microseconds: from the
     /// intended send time in constant-rate mode (corrected for coordinated
     /// omission), from the actual send otherwise.
@@ -290,6 +299,9 @@ impl Report {
             pipeline: facts.pipeline,
             duration_s: facts.duration_s,
             requests: s.requests,
+            requests_sent: s.sent,
+            requests_lost: s.lost,
+            requests_unfinished: s.unfinished,
             bytes_read: s.bytes_read,
             bytes_written: s.bytes_written,
             requests_per_sec: s.requests as f64 / secs,
@@ -297,6 +309,7 @@ impl Report {
             status,
             non_2xx_3xx,
             errors: s.errors,
+            connect_errors: s.connect_causes,
             latency_us: LatencySummary::of(&s.latency),
             latency_uncorrected_us: LatencySummary::of(&s.uncorrected),
             rate,

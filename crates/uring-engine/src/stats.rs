@@ -25,6 +25,41 @@ pub struct Errors {
     pub parse: u64,
 }
 
+/// Why connects failed, so the report can name the cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectCauses {
+    /// Nothing listening (ECONNREFUSED).
+    pub refused: u64,
+    /// No answer within the timeout (e.g. a full listen backlog).
+    pub timed_out: u64,
+    /// No local port left for a new connection (EADDRNOTAVAIL).
+    pub no_local_ports: u64,
+    /// Out of file descriptors or memory for a new socket.
+    pub no_descriptors: u64,
+    /// Anything else (unreachable, reset during the handshake, ...).
+    pub other: u64,
+}
+
+impl ConnectCauses {
+    pub(crate) fn count(&mut self, errno: i32) {
+        match errno {
+            libc::ECONNREFUSED => self.refused += 1,
+            libc::ETIMEDOUT | libc::ECANCELED => self.timed_out += 1,
+            libc::EADDRNOTAVAIL | libc::EADDRINUSE => self.no_local_ports += 1,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => self.no_descriptors += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    pub(crate) fn add(&mut self, o: &ConnectCauses) {
+        self.refused += o.refused;
+        self.timed_out += o.timed_out;
+        self.no_local_ports += o.no_local_ports;
+        self.no_descriptors += o.no_descriptors;
+        self.other += o.other;
+    }
+}
+
 impl Errors {
     /// All faults together.
     pub fn total(&self) -> u64 {
@@ -65,10 +100,16 @@ pub(crate) struct WorkerStats {
     /// Index = status code; index 0 collects codes outside 100..600.
     pub status: Box<[u64; STATUS_SLOTS]>,
     pub errors: Errors,
+    pub connect_causes: ConnectCauses,
     /// `io_uring_enter` calls (one per loop, plus any early submit).
     pub enters: u64,
     /// Requests written (first byte queued), completed or not.
     pub sent: u64,
+    /// Requests that were sent but lost to a fault (their connection failed
+    /// before the response was complete).
+    pub lost: u64,
+    /// Requests still in flight when the run ended.
+    pub unfinished: u64,
     /// Constant-rate mode: how late sends went out against the schedule.
     pub max_lag_us: u64,
     pub lag_sum_us: u64,
@@ -96,8 +137,11 @@ impl WorkerStats {
             bytes_written: 0,
             status: Box::new([0; STATUS_SLOTS]),
             errors: Errors::default(),
+            connect_causes: ConnectCauses::default(),
             enters: 0,
             sent: 0,
+            lost: 0,
+            unfinished: 0,
             max_lag_us: 0,
             lag_sum_us: 0,
             intervals: Vec::new(),
@@ -123,6 +167,8 @@ impl WorkerStats {
         let _ = self.latency.add(&o.latency);
         let _ = self.uncorrected.add(&o.uncorrected);
         self.sent += o.sent;
+        self.lost += o.lost;
+        self.unfinished += o.unfinished;
         self.max_lag_us = self.max_lag_us.max(o.max_lag_us);
         self.lag_sum_us += o.lag_sum_us;
         self.intervals.extend(o.intervals.iter().map(|iv| Interval {
@@ -139,6 +185,7 @@ impl WorkerStats {
             *a += b;
         }
         self.errors.add(&o.errors);
+        self.connect_causes.add(&o.connect_causes);
         self.enters += o.enters;
     }
 }

@@ -171,6 +171,21 @@ impl Report {
                 e.connect, e.read, e.write, e.timeout
             );
         }
+        let causes = &self.connect_errors;
+        if causes.no_local_ports > 0 {
+            let _ = writeln!(
+                out,
+                "  Local ports exhausted: {} connects failed (EADDRNOTAVAIL); use fewer connections, more target addresses or a wider net.ipv4.ip_local_port_range",
+                causes.no_local_ports
+            );
+        }
+        if causes.no_descriptors > 0 {
+            let _ = writeln!(
+                out,
+                "  Out of descriptors: {} sockets could not be created (EMFILE/ENFILE); raise ulimit -n",
+                causes.no_descriptors
+            );
+        }
         if e.parse > 0 {
             let _ = writeln!(out, "  Parse errors: {}", e.parse);
         }

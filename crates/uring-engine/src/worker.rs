@@ -203,6 +203,7 @@ impl<'a> Worker<'a> {
             self.wait(self.wait_budget(now))?;
         }
         let ended_us = self.now();
+        self.stats.unfinished = self.in_flight;
         if self.interval.is_some() {
             self.close_interval();
         }
@@ -279,6 +280,7 @@ impl<'a> Worker<'a> {
         }
         if res < 0 {
             self.stats.errors.connect += 1;
+            self.stats.connect_causes.count(-res);
             c.failures += 1;
             let at = now + c.backoff_us();
             return self.close(i, at, now);
@@ -484,6 +486,7 @@ impl<'a> Worker<'a> {
                 Phase::Down { at } if at <= now && self.stop_at.is_none() => self.connect(i, now),
                 Phase::Connecting { since } if now - since > timeout => {
                     self.stats.errors.connect += 1;
+                    self.stats.connect_causes.timed_out += 1;
                     c.failures += 1;
                     let at = now + c.backoff_us();
                     self.close(i, at, now);
@@ -629,8 +632,9 @@ impl<'a> Worker<'a> {
                 // `fd` closes here; the fixed slot keeps the socket open.
             });
         let c = &mut self.conns[i];
-        if opened.is_err() {
+        if let Err(errno) = opened {
             self.stats.errors.connect += 1;
+            self.stats.connect_causes.count(errno as i32);
             c.failures += 1;
             c.phase = Phase::Down {
                 at: now + c.backoff_us(),
@@ -651,6 +655,7 @@ impl<'a> Worker<'a> {
     fn fail(&mut self, i: usize, now: u64) {
         let c = &mut self.conns[i];
         self.in_flight -= u64::from(c.outstanding);
+        self.stats.lost += u64::from(c.outstanding);
         c.outstanding = 0;
         self.close(i, now, now);
     }
