@@ -2,102 +2,14 @@
 //! nginx's own access log. Skipped (with a message) when nginx is not
 //! installed, unless URK_REQUIRE_NGINX=1, which CI sets.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::nginx::Nginx;
 
 use uring_engine::{run, Config, IoLevel};
-
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    /// Starts nginx on a free port, or returns None when it is not installed
-    /// (and not required).
-    fn start(name: &str) -> Option<Nginx> {
-        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists());
-        let Some(bin) = bin else {
-            if std::env::var("URK_REQUIRE_NGINX").as_deref() == Ok("1") {
-                panic!("nginx is required (URK_REQUIRE_NGINX=1) but not installed");
-            }
-            eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
-            return None;
-        };
-        let dir = std::env::temp_dir().join(format!("urk-nginx-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = include_str!("nginx.conf")
-            .replace("@DIR@", dir.to_str().unwrap())
-            .replace("@PORT@", &port.to_string());
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Nginx { child, dir, port })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Status counts from the access log, once it has stopped growing.
-    fn logged(&self) -> BTreeMap<u16, u64> {
-        let path = self.dir.join("access.log");
-        let mut last = String::new();
-        for _ in 0..40 {
-            std::thread::sleep(Duration::from_millis(50));
-            let now = std::fs::read_to_string(&path).unwrap_or_default();
-            if now == last {
-                break;
-            }
-            last = now;
-        }
-        let mut m = BTreeMap::new();
-        for line in last.lines() {
-            *m.entry(line.trim().parse::<u16>().expect("status_only log line"))
-                .or_insert(0) += 1;
-        }
-        m
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 const LEVELS: [IoLevel; 3] = [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy];
 
@@ -191,4 +103,59 @@ fn constant_rate_is_kept_within_one_percent() {
     assert!(rate.kept, "{rate:?}");
     assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
     assert_eq!(nginx.logged().values().sum::<u64>(), r.requests);
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap()
+}
+
+/// A long run at 1000 connections against a server that closes each
+/// connection after 100 responses: tens of thousands of reconnects, and
+/// afterwards the same descriptors as before and flat memory.
+/// URK_SOAK_SECS shortens it (default 60).
+#[test]
+fn no_descriptor_or_memory_leak_over_a_long_run() {
+    let Some(nginx) = Nginx::start("soak") else {
+        return;
+    };
+    let secs: u64 = std::env::var("URK_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let c = |d| {
+        cfg(&nginx.url("/close100"), IoLevel::Auto)
+            .connections(1000)
+            .duration(d)
+    };
+    let fds_before = open_fds();
+    let warm = run(&c(Duration::from_secs(3))).unwrap();
+    assert!(warm.requests > 1000);
+    let rss_warm = rss_kib();
+    let r = run(&c(Duration::from_secs(secs))).unwrap();
+    let rss_after = rss_kib();
+    let reconnects = r.requests / 100;
+    assert!(reconnects > 1000, "only {} requests", r.requests);
+    assert_eq!(
+        r.errors.connect + r.errors.timeout + r.errors.parse,
+        0,
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(
+        open_fds(),
+        fds_before,
+        "descriptors leaked over {reconnects} reconnects"
+    );
+    assert!(
+        rss_after <= rss_warm + 8 * 1024,
+        "RSS grew from {rss_warm} KiB to {rss_after} KiB"
+    );
 }

@@ -1,2 +1,3 @@
 pub mod fault;
+pub mod nginx;
 pub mod server;

@@ -38,6 +38,10 @@ const SAMPLE_US: u64 = 100_000;
 const GRACE_US: u64 = 1_000_000;
 /// After Ctrl-C, wait only this long.
 const INTERRUPT_GRACE_US: u64 = 100_000;
+/// Most connects a worker keeps in flight: opening 10000 connections at
+/// once overflows a server's listen backlog (511 by default for nginx), and
+/// the dropped SYNs come back as connect timeouts.
+const MAX_CONNECTING: u32 = 256;
 /// Most completions a batched wait asks for: enough to amortise the
 /// wake-up, few enough that a batch never starves the buffer ring.
 const MAX_BATCH: u64 = 32;
@@ -103,6 +107,8 @@ pub(crate) struct Worker<'a> {
     next_scan: u64,
     next_sample: u64,
     sampled_requests: u64,
+    /// Connects in flight.
+    connecting: u32,
     /// Global index of this worker's first connection (for the schedule).
     conn_base: usize,
     /// Constant-rate mode: connections waiting for their next slot.
@@ -176,6 +182,7 @@ impl<'a> Worker<'a> {
             next_scan: 0,
             next_sample: SAMPLE_US,
             sampled_requests: 0,
+            connecting: 0,
             conn_base,
             due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
             interval: shared.intervals.then(crate::stats::new_latency_histogram),
@@ -273,6 +280,9 @@ impl<'a> Worker<'a> {
     }
 
     fn on_connect(&mut self, i: usize, res: i32, now: u64) {
+        self.connecting -= 1;
+        // A connect slot is free: let the next scan (this loop) start another.
+        self.next_scan = 0;
         let c = &mut self.conns[i];
         c.ops -= 1;
         if matches!(c.phase, Phase::Draining { .. }) {
@@ -483,7 +493,11 @@ impl<'a> Worker<'a> {
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             match c.phase {
-                Phase::Down { at } if at <= now && self.stop_at.is_none() => self.connect(i, now),
+                Phase::Down { at }
+                    if at <= now && self.stop_at.is_none() && self.connecting < MAX_CONNECTING =>
+                {
+                    self.connect(i, now)
+                }
                 Phase::Connecting { since } if now - since > timeout => {
                     self.stats.errors.connect += 1;
                     self.stats.connect_causes.timed_out += 1;
@@ -646,6 +660,7 @@ impl<'a> Worker<'a> {
             .build()
             .user_data(Token::new(Op::Connect, i, c.gen).encode());
         c.phase = Phase::Connecting { since: now };
+        self.connecting += 1;
         c.ops += 1;
         self.pending.push(e);
     }
@@ -704,7 +719,7 @@ impl<'a> Worker<'a> {
         c.outstanding = 0;
         c.last = false;
         c.phase = Phase::Down { at: then };
-        if then <= now && self.stop_at.is_none() {
+        if then <= now && self.stop_at.is_none() && self.connecting < MAX_CONNECTING {
             self.connect(i, now);
         }
     }

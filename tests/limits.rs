@@ -1,0 +1,252 @@
+//! The `urk` binary at the edges of its environment: io_uring refused by a
+//! seccomp filter, too few descriptors, signals, and bounded memory.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::server::{ServerConfig, TestServer};
+
+fn urk() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_urk"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Installs a seccomp filter that answers io_uring_setup with EPERM, as
+/// container runtimes' default profiles do, and allows everything else.
+fn deny_io_uring_setup() -> std::io::Result<()> {
+    use libc::{sock_filter, sock_fprog};
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let ld = |k| sock_filter {
+        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k, jt, jf| sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let ret = |k| sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        ld(4),                        // seccomp_data.arch
+        jeq(AUDIT_ARCH_X86_64, 0, 3), // other arch: allow
+        ld(0),                        // seccomp_data.nr
+        jeq(libc::SYS_io_uring_setup as u32, 0, 1),
+        ret(RET_ERRNO | libc::EPERM as u32),
+        ret(RET_ALLOW),
+    ];
+    let prog = sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut sock_filter,
+    };
+    // SAFETY: called between fork and exec with a filter that lives on this
+    // stack frame until the kernel has copied it.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn io_uring_refused_by_seccomp_is_one_line_and_status_2() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let mut cmd = urk();
+    cmd.args(["-d1s", "http://127.0.0.1:9/"]);
+    // SAFETY: the closure only makes async-signal-safe syscalls (prctl).
+    unsafe { cmd.pre_exec(deny_io_uring_setup) };
+    let out = cmd.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("io_uring") && err.contains("seccomp"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+fn with_nofile(cmd: &mut Command, soft: u64, hard: u64) {
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+}
+
+#[test]
+fn too_few_descriptors_is_one_line_before_any_load() {
+    let server = TestServer::start(ServerConfig::default());
+    let mut cmd = urk();
+    cmd.args(["-t1", "-c500", "-d1s", &server.url("/")]);
+    with_nofile(&mut cmd, 100, 100);
+    let out = cmd.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("file descriptors") && err.contains("ulimit -n"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(server.settled(), 0, "no load may start");
+}
+
+#[test]
+fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+    let server = TestServer::start(ServerConfig::default());
+    let mut cmd = urk();
+    cmd.args(["-t1", "-c300", "-n", "600", "--json", &server.url("/")]);
+    with_nofile(&mut cmd, 100, 4096);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["requests"], 600);
+    assert_eq!(v["errors"]["connect"], 0);
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    // A server that never answers: the first Ctrl-C starts the stop, the
+    // second must not wait for anything.
+    let server = support::fault::FaultServer::start(support::fault::Fault::NeverAnswer, 1);
+    let child = urk()
+        .args(["-t1", "-c4", "-d30s", "-T", "20s", &server.url()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Either the second signal cut it short (130), or the first had already
+    // finished the run and printed the report.
+    match out.status.code() {
+        Some(130) => {}
+        Some(0) => assert!(
+            text(&out.stdout).contains("Interrupted"),
+            "{}",
+            text(&out.stdout)
+        ),
+        other => panic!("exit {other:?}"),
+    }
+}
+
+#[test]
+fn sigterm_prints_the_report_so_far() {
+    let server = TestServer::start(ServerConfig::default());
+    let child = urk()
+        .args(["-t1", "-c4", "-d30s", &server.url("/")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert!(
+        s.contains("Interrupted") && s.contains("requests in"),
+        "{s}"
+    );
+}
+
+/// Runs the command and returns its output and its peak RSS (VmHWM, KiB),
+/// read from /proc while it runs.
+fn peak_rss(cmd: &mut Command) -> (Output, u64) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0;
+        while rx.try_recv().is_err() {
+            if let Ok(s) = std::fs::read_to_string(&status) {
+                if let Some(kb) = s
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                {
+                    peak = kb;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = tx.send(());
+    (out, watcher.join().unwrap())
+}
+
+#[test]
+fn a_100_mb_body_streams_through_without_growing_memory() {
+    let server = TestServer::start(ServerConfig {
+        body: vec![b'z'; 100 << 20],
+        ..Default::default()
+    });
+    let (out, peak_kib) =
+        peak_rss(urk().args(["-t1", "-c2", "-n", "4", "--json", &server.url("/")]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["requests"], 4);
+    assert!(v["bytes_read"].as_u64().unwrap() > 400 << 20);
+    assert!(
+        peak_kib < 32 * 1024,
+        "peak RSS {peak_kib} KiB while framing 100 MB bodies"
+    );
+}
+
+#[test]
+fn ten_thousand_connections_stay_under_64_mb() {
+    let Some(nginx) = support::nginx::Nginx::start("c10k") else {
+        return;
+    };
+    let (out, peak_kib) =
+        peak_rss(urk().args(["-t1", "-c10000", "-d2s", "--json", &nginx.url("/")]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["requests"].as_u64().unwrap() > 10_000, "{v}");
+    assert_eq!(v["errors"]["connect"], 0, "{v}");
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB at -c 10000");
+}

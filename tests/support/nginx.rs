@@ -1,0 +1,101 @@
+//! nginx from Debian for the real-world path: started on a free port with
+//! tests/nginx.conf, its access log (status codes only) read back as the
+//! server's own count. Absent nginx skips (returns None) unless
+//! URK_REQUIRE_NGINX=1.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl Nginx {
+    /// Starts nginx on a free port, or returns None when it is not installed
+    /// (and not required).
+    pub fn start(name: &str) -> Option<Nginx> {
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        let Some(bin) = bin else {
+            if std::env::var("URK_REQUIRE_NGINX").as_deref() == Ok("1") {
+                panic!("nginx is required (URK_REQUIRE_NGINX=1) but not installed");
+            }
+            eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("urk-nginx-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = include_str!("../nginx.conf")
+            .replace("@DIR@", dir.to_str().unwrap())
+            .replace("@PORT@", &port.to_string());
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Nginx { child, dir, port })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Status counts from the access log, once it has stopped growing.
+    pub fn logged(&self) -> BTreeMap<u16, u64> {
+        let path = self.dir.join("access.log");
+        let mut last = String::new();
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = std::fs::read_to_string(&path).unwrap_or_default();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let mut m = BTreeMap::new();
+        for line in last.lines() {
+            *m.entry(line.trim().parse::<u16>().expect("status_only log line"))
+                .or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
