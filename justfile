@@ -15,3 +15,7 @@ bench *ARGS:
 # Lints, docs and tests, as CI runs them.
 ci:
     bash .ci/run
+
+# Fuzz the response framer (cargo-fuzz), each target for SECONDS.
+fuzz SECONDS="60":
+    bash fuzz/run.sh {{SECONDS}}

@@ -193,6 +193,10 @@ fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>,
         Err(httparse::Error::TooManyHeaders) => return Err(FrameError::TooManyHeaders),
         Err(e) => return Err(FrameError::InvalidHead(head_error(e))),
     };
+    if len > MAX_HEAD_BYTES {
+        // Same verdict whether the head arrived in one piece or many.
+        return Err(FrameError::HeadTooLarge);
+    }
     let status = res.code.unwrap_or(0);
     if (100..200).contains(&status) {
         return Ok(Some((len, State::Head)));

@@ -266,3 +266,18 @@ proptest! {
         let _ = run(false, &[&wire]);
     }
 }
+
+proptest! {
+    /// Differential: any bytes, fed whole or in two pieces, give the same
+    /// responses and the same verdict (error or not).
+    #[test]
+    fn any_split_gives_the_same_verdict(data in prop::collection::vec(any::<u8>(), 0..1024), head in any::<bool>(), split in any::<prop::sample::Index>()) {
+        let at = split.index(data.len() + 1);
+        let (whole, _) = run(head, &[&data]);
+        let (parts, _) = run(head, &[&data[..at], &data[at..]]);
+        prop_assert_eq!(whole.is_err(), parts.is_err());
+        if let (Ok(a), Ok(b)) = (whole, parts) {
+            prop_assert_eq!(a, b);
+        }
+    }
+}
