@@ -250,3 +250,52 @@ fn ten_thousand_connections_stay_under_64_mb() {
     assert_eq!(v["errors"]["connect"], 0, "{v}");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB at -c 10000");
 }
+
+/// Local ports run out: in a network namespace of its own with only 10
+/// ephemeral ports, 50 connections to one nginx cannot all open. The
+/// failures are counted and the report names the cause.
+#[test]
+fn exhausted_local_ports_are_counted_and_explained() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (Some(nginx), true, true) = (nginx, unshare, root) else {
+        assert!(
+            !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
+            "nginx and unshare are required"
+        );
+        eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("urk-ports-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = include_str!("nginx.conf")
+        .replace("@DIR@", dir.to_str().unwrap())
+        .replace("@PORT@", "8080");
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let script = format!(
+        "ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range='40000 40009' && \
+         ({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log & ) && sleep 0.5 && \
+         {urk} -t1 -c50 -d1s -T 500ms http://127.0.0.1:8080/; rc=$?; kill $(cat {d}/nginx.pid) 2>/dev/null; exit $rc",
+        d = dir.display(),
+        urk = env!("CARGO_BIN_EXE_urk"),
+    );
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
+    assert!(s.contains("Local ports exhausted:"), "{s}");
+    assert!(s.contains("Socket errors: connect "), "{s}");
+    let n: u64 = s
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(n > 0, "the connections that did open keep loading: {s}");
+}
