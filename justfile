@@ -19,3 +19,7 @@ ci:
 # Fuzz the response framer (cargo-fuzz), each target for SECONDS.
 fuzz SECONDS="60":
     bash fuzz/run.sh {{SECONDS}}
+
+# Boot Debian's 5.10 and 6.1 kernels under qemu and check the io level ladder.
+test-kernels:
+    bash tests/kernels/run.sh

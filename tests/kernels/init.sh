@@ -1,0 +1,57 @@
+#!/bin/sh
+# /init of the test initramfs: checks urk's io level ladder on the running
+# kernel, prints URK-KERNEL-PASS or URK-KERNEL-FAIL, and powers off.
+# The kernel command line says what to expect: urk.best=LEVEL and
+# urk.lacks="LEVEL ..." (levels this kernel must refuse).
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+ip link set lo up
+
+best=$(sed -n 's/.*urk\.best=\([a-z]*\).*/\1/p' /proc/cmdline)
+lacks=$(sed -n 's/.*urk\.lacks=\([a-z,]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+fail=0
+say() { echo "URK-CHECK $*"; }
+bad() { echo "URK-CHECK FAIL: $*"; fail=1; }
+
+echo "URK-KERNEL $(uname -r)"
+/server 600 > /tmp/server.url &
+i=0
+while [ ! -s /tmp/server.url ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+url=$(head -n 1 /tmp/server.url)
+say "server $url"
+
+# auto picks the best level this kernel really has, and says so.
+/urk -t1 -c4 -n 200 --json "$url" > /tmp/auto.json 2> /tmp/auto.err
+if grep -q "\"level\": \"$best\"" /tmp/auto.json && grep -q '"requests": 200,' /tmp/auto.json; then
+    say "auto -> $best, 200 requests; setup flags $(grep -A3 '"setup_flags"' /tmp/auto.json | tr -d ' \n' | sed 's/.*\[\(.*\)\].*/[\1]/'), $(grep -o '"ext_arg": [a-z]*' /tmp/auto.json)"
+else
+    bad "auto: $(cat /tmp/auto.err) $(grep -E '"level"|"requests"' /tmp/auto.json)"
+fi
+
+# every level the kernel supports completes exactly N requests.
+for level in full basic legacy; do
+    case " $lacks " in *" $level "*) continue ;; esac
+    /urk -t2 -c8 -n 500 --io "$level" --json "$url" > /tmp/l.json 2> /tmp/l.err
+    if [ $? -eq 0 ] && grep -q '"requests": 500,' /tmp/l.json && grep -q '"connect": 0,' /tmp/l.json; then
+        say "$level: 500 requests"
+    else
+        bad "$level: $(cat /tmp/l.err) $(grep -E '"requests"|"connect"|"read"' /tmp/l.json | tr -d '\n')"
+    fi
+done
+
+# a level the kernel lacks is refused with one line and status 2.
+for level in $lacks; do
+    /urk -n 10 --io "$level" "$url" > /tmp/r.out 2> /tmp/r.err
+    rc=$?
+    if [ $rc -eq 2 ] && [ "$(wc -l < /tmp/r.err)" -eq 1 ] && [ ! -s /tmp/r.out ]; then
+        say "$level refused: $(cat /tmp/r.err)"
+    else
+        bad "$level: exit $rc, $(cat /tmp/r.err)"
+    fi
+done
+
+if [ $fail -eq 0 ]; then echo "URK-KERNEL-PASS $(uname -r)"; else echo "URK-KERNEL-FAIL $(uname -r)"; fi
+poweroff -f
