@@ -61,6 +61,17 @@ pub struct Args {
     /// write an HdrHistogram interval log (1 s intervals, values in µs)
     #[argh(option)]
     pub hdr_log: Option<String>,
+    /// fail (exit status 3) when the run breaks this, e.g. p99>20ms,
+    /// errors>0, rps<10000, non2xx>0 (repeatable)
+    #[argh(option)]
+    pub fail_if: Vec<String>,
+    /// draw the latency percentile spectrum and requests/s over time into
+    /// this SVG file
+    #[argh(option)]
+    pub plot: Option<String>,
+    /// no live progress on stderr
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
     /// print version details
     #[argh(switch, short = 'v')]
     pub version: bool,
@@ -108,6 +119,11 @@ fn time(flag: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, S
 }
 
 impl Args {
+    /// The `--fail-if` thresholds, checked before anything runs.
+    pub fn thresholds(&self) -> Result<Vec<uring_engine::Threshold>, String> {
+        self.fail_if.iter().map(|t| t.parse()).collect()
+    }
+
     /// The engine configuration these flags describe.
     pub fn to_config(&self) -> Result<Config, String> {
         let url = self
@@ -127,7 +143,7 @@ impl Args {
         if let Some(r) = count("-R", &self.rate)? {
             cfg = cfg.rate(r as f64);
         }
-        if self.hdr_log.is_some() || self.json {
+        if self.hdr_log.is_some() || self.json || self.plot.is_some() {
             cfg = cfg.intervals(true);
         }
         if let Some(n) = count("-p", &self.pipeline)? {

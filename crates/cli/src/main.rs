@@ -2,6 +2,9 @@
 
 mod args;
 mod hdr_log;
+mod merge;
+mod plot;
+mod progress;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,8 +53,30 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn merge_main(argv: &[String]) -> ExitCode {
+    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match merge::MergeArgs::from_args(&["urk", "merge"], &strs) {
+        Ok(a) => a,
+        Err(early) if early.status.is_ok() => {
+            print!("{}", early.output);
+            return ExitCode::SUCCESS;
+        }
+        Err(early) => return fail(format!("{} (see urk merge --help)", early.output)),
+    };
+    match merge::run(&args) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
 fn main() -> ExitCode {
     let argv = unglue(std::env::args().skip(1));
+    if argv.first().map(String::as_str) == Some("merge") {
+        return merge_main(&argv[1..]);
+    }
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&["urk"], &strs) {
         Ok(a) => a,
@@ -76,6 +101,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    let thresholds = match args.thresholds() {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
     let plan = match uring_engine::Plan::new(&cfg) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -84,7 +113,11 @@ fn main() -> ExitCode {
     if !args.json {
         print!("{}", uring_engine::banner(&cfg));
     }
-    let report = match plan.run_until(&STOP) {
+    let live = std::sync::Arc::new(uring_engine::Live::default());
+    let progress = progress::Progress::start(live.clone(), cfg.duration, args.quiet);
+    let result = plan.run_watched(&STOP, &live);
+    progress.finish();
+    let report = match result {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -104,6 +137,21 @@ fn main() -> ExitCode {
         if let Err(e) = hdr_log::write(path, &report) {
             return fail(format!("cannot write --hdr-log '{path}': {e}"));
         }
+    }
+    if let Some(path) = &args.plot {
+        if let Err(e) = plot::write(path, &report) {
+            return fail(format!("cannot write --plot '{path}': {e}"));
+        }
+    }
+    let broken: Vec<String> = thresholds
+        .iter()
+        .filter_map(|t| t.broken(&report))
+        .collect();
+    for b in &broken {
+        eprintln!("urk: {b}");
+    }
+    if !broken.is_empty() {
+        return ExitCode::from(3);
     }
     ExitCode::SUCCESS
 }

@@ -7,7 +7,9 @@ use crate::EngineError;
 
 /// How much of io_uring to use. `Auto` picks the best the kernel has;
 /// forcing a lower level exercises the paths older kernels take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IoLevel {
     /// Plain recv into a buffer per connection; wake-ups by timeout entries

@@ -28,13 +28,16 @@ mod bufring;
 mod config;
 mod conn;
 mod error;
+mod histogram_b64;
 mod limits;
+mod merge;
 mod probe;
 mod report;
 mod ring;
 mod schedule;
 mod stats;
 mod text;
+mod threshold;
 mod token;
 pub mod units;
 mod worker;
@@ -49,7 +52,9 @@ pub use error::{EngineError, Unavailable};
 pub use probe::KernelSupport;
 pub use report::{IoInfo, LatencySummary, RateReport, RateSummary, Report, TimelineEntry};
 pub use stats::{ConnectCauses, Errors};
+
 pub use text::{banner, TextOptions};
+pub use threshold::Threshold;
 
 use report::RunFacts;
 use schedule::Schedule;
@@ -107,6 +112,16 @@ impl Plan {
 
     /// Runs the load; see [`run_until`].
     pub fn run_until(&self, stop: &AtomicBool) -> Result<Report, EngineError> {
+        self.run_inner(stop, None)
+    }
+
+    /// Like [`Plan::run_until`], publishing running totals into `live`
+    /// every 100 ms (for a progress display; never per request).
+    pub fn run_watched(&self, stop: &AtomicBool, live: &Live) -> Result<Report, EngineError> {
+        self.run_inner(stop, Some(live))
+    }
+
+    fn run_inner(&self, stop: &AtomicBool, live: Option<&Live>) -> Result<Report, EngineError> {
         let (cfg, support, level, addr) = (&self.cfg, &self.support, self.level, self.addr);
         let one = cfg.request.encode()?;
         let shared = Shared {
@@ -122,6 +137,7 @@ impl Plan {
             duration_us: cfg.duration.as_micros() as u64,
             stop,
             schedule: cfg.rate.map(|r| Schedule::new(r, cfg.connections)),
+            live,
             intervals: cfg.intervals,
         };
         let n = cfg.threads;
@@ -204,7 +220,7 @@ impl Plan {
         let io = IoInfo {
             level,
             kernel: support.release.clone(),
-            setup_flags: first.setup_flags.to_vec(),
+            setup_flags: first.setup_flags.iter().map(|f| f.to_string()).collect(),
             ext_arg: shared.use_ext_arg,
             buffers: first.buffers,
             buffer_size: first.buffer_size,
@@ -224,6 +240,28 @@ impl Plan {
             interrupted,
         };
         Ok(Report::build(facts, &total))
+    }
+}
+
+/// Running totals of a run in progress, updated by the workers every
+/// 100 ms, read by whoever shows progress.
+#[derive(Debug, Default)]
+pub struct Live {
+    requests: std::sync::atomic::AtomicU64,
+    errors: std::sync::atomic::AtomicU64,
+}
+
+impl Live {
+    /// Completed requests and errors so far.
+    pub fn totals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.requests.load(Relaxed), self.errors.load(Relaxed))
+    }
+
+    pub(crate) fn add(&self, requests: u64, errors: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.requests.fetch_add(requests, Relaxed);
+        self.errors.fetch_add(errors, Relaxed);
     }
 }
 

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::{ConnectCauses, Errors, WorkerStats};
 use crate::IoLevel;
@@ -10,10 +10,10 @@ use crate::IoLevel;
 ///
 /// Field names are stable; more may be added. The histograms are kept for
 /// callers that want other percentiles; they are not serialised.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// urk's version.
-    pub urk_version: &'static str,
+    pub urk_version: String,
     /// The target URL.
     pub url: String,
     /// Worker threads.
@@ -71,19 +71,26 @@ pub struct Report {
     /// The workers were busy at least 90% of `threads × duration`: the
     /// figures may be bounded by urk rather than by the server.
     pub generator_bound: bool,
-    /// All latencies, in microseconds.
-    #[serde(skip)]
+    /// All latencies, in microseconds; in JSON, HdrHistogram's V2
+    /// compressed encoding in base64 (what `urk merge` adds up exactly).
+    #[serde(rename = "latency_histogram_v2", with = "crate::histogram_b64")]
     pub latency_histogram: Histogram<u64>,
-    /// All uncorrected latencies, in microseconds.
-    #[serde(skip)]
+    /// All uncorrected latencies, in microseconds (V2, base64).
+    #[serde(
+        rename = "latency_uncorrected_histogram_v2",
+        with = "crate::histogram_b64"
+    )]
     pub uncorrected_histogram: Histogram<u64>,
-    /// All per-thread rate samples.
-    #[serde(skip)]
+    /// All per-thread rate samples (V2, base64).
+    #[serde(
+        rename = "thread_requests_per_sec_histogram_v2",
+        with = "crate::histogram_b64"
+    )]
     pub rate_histogram: Histogram<u64>,
 }
 
 /// How a constant-rate run kept its schedule.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct RateReport {
     /// Requests per second asked for.
     pub requested: f64,
@@ -104,7 +111,7 @@ pub struct RateReport {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// Seconds since the start at which this interval began.
     pub second: u32,
@@ -114,13 +121,13 @@ pub struct TimelineEntry {
     pub errors: u64,
     /// 99th percentile latency of this second's responses, µs.
     pub p99_us: u64,
-    /// This second's latencies (corrected), µs.
-    #[serde(skip)]
+    /// This second's latencies (corrected), µs (V2, base64).
+    #[serde(rename = "histogram_v2", with = "crate::histogram_b64")]
     pub histogram: Histogram<u64>,
 }
 
 /// Latency figures in microseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub min: u64,
     pub mean: f64,
@@ -137,7 +144,7 @@ pub struct LatencySummary {
 }
 
 /// Per-thread request rate figures (wrk's Req/Sec row).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct RateSummary {
     pub mean: f64,
     pub stdev: f64,
@@ -147,14 +154,14 @@ pub struct RateSummary {
 }
 
 /// The io_uring setup a run used.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IoInfo {
     /// The level used (never `auto`).
     pub level: IoLevel,
     /// The kernel release.
     pub kernel: String,
     /// Setup flags the kernel accepted.
-    pub setup_flags: Vec<&'static str>,
+    pub setup_flags: Vec<String>,
     /// Whether waits carried their timeout (EXT_ARG) instead of timeout entries.
     pub ext_arg: bool,
     /// Provided buffers per worker (0 at `legacy`).
@@ -292,7 +299,7 @@ impl Report {
             }
         });
         Report {
-            urk_version: proto::VERSION,
+            urk_version: proto::VERSION.to_string(),
             url: facts.url,
             threads: facts.threads,
             connections: facts.connections,

@@ -3,14 +3,14 @@
 //! workers join.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest latency recorded: one hour, in microseconds.
 pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 /// Faults counted during a run, by where they hit. A request lost to a fault
 /// is counted here and never as completed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Errors {
     /// Connections that could not be opened (refused, unreachable, out of
     /// descriptors or local ports, or not accepted within the timeout).
@@ -26,7 +26,7 @@ pub struct Errors {
 }
 
 /// Why connects failed, so the report can name the cause.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectCauses {
     /// Nothing listening (ECONNREFUSED).
     pub refused: u64,

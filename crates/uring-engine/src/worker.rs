@@ -65,6 +65,8 @@ pub(crate) struct Shared<'a> {
     pub schedule: Option<Schedule>,
     /// Keep per-second interval histograms.
     pub intervals: bool,
+    /// Running totals for a progress display.
+    pub live: Option<&'a crate::Live>,
 }
 
 /// What a worker hands back.
@@ -107,6 +109,7 @@ pub(crate) struct Worker<'a> {
     next_scan: u64,
     next_sample: u64,
     sampled_requests: u64,
+    sampled_errors: u64,
     /// Connects in flight.
     connecting: u32,
     /// Global index of this worker's first connection (for the schedule).
@@ -182,6 +185,7 @@ impl<'a> Worker<'a> {
             next_scan: 0,
             next_sample: SAMPLE_US,
             sampled_requests: 0,
+            sampled_errors: 0,
             connecting: 0,
             conn_base,
             due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
@@ -481,6 +485,14 @@ impl<'a> Worker<'a> {
                 let n = self.stats.requests - self.sampled_requests;
                 let rate = n * 1_000_000 / elapsed.max(1);
                 self.stats.rate.saturating_record(rate);
+            }
+            if let Some(live) = self.shared.live {
+                let errors = self.stats.errors.total();
+                live.add(
+                    self.stats.requests - self.sampled_requests,
+                    errors - self.sampled_errors,
+                );
+                self.sampled_errors = errors;
             }
             self.sampled_requests = self.stats.requests;
             self.next_sample = now + SAMPLE_US;
