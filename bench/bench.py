@@ -28,13 +28,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URK = os.path.join(ROOT, "target", "release", "urk")
 NGINX = "/usr/sbin/nginx"
 
-# name, connections, path, pipeline depth
+# name, connections, path, pipeline depth, extra urk flags
 SCENARIOS = [
-    ("c50", 50, "/", 1),
-    ("c1000", 1000, "/", 1),
-    ("c10000", 10000, "/", 1),
-    ("pipeline16-c50", 50, "/", 16),
-    ("16KiB-c50", 50, "/16k", 1),
+    ("c50", 50, "/", 1, []),
+    ("c1000", 1000, "/", 1, []),
+    ("c10000", 10000, "/", 1, []),
+    ("pipeline16-c50", 50, "/", 16, []),
+    ("16KiB-c50", 50, "/16k", 1, []),
+    # Ablation: what batched waits buy (urk reaping each completion as it
+    # comes, as wrk does).
+    ("c50-batch-wait-0", 50, "/", 1, ["--batch-wait", "0"]),
 ]
 
 
@@ -85,8 +88,8 @@ def timed(cmd):
     return p.stdout.decode(errors="replace"), float(user) + float(sys_), int(rss), wall
 
 
-def urk_cmd(url, conns, pipeline, seconds):
-    return [URK, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "--json", url]
+def urk_cmd(url, conns, pipeline, seconds, extra=()):
+    return [URK, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "-q", "--json", *extra, url]
 
 
 def wrk_cmd(url, conns, pipeline, seconds):
@@ -114,9 +117,9 @@ def parse_wrk(out):
     return reqs, secs, errs, None
 
 
-def one_run(tool, url, conns, pipeline, seconds):
+def one_run(tool, url, conns, pipeline, seconds, extra=()):
     if tool == "urk":
-        cmd, parse = urk_cmd(url, conns, pipeline, seconds), parse_urk
+        cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra), parse_urk
     else:
         cmd, parse = wrk_cmd(url, conns, pipeline, seconds), parse_wrk
     out, cpu, rss, wall = timed(["taskset", "-c", "0"] + cmd)
@@ -178,14 +181,14 @@ def main():
     nginx, port = start_nginx(tmp)
     results = []
     try:
-        for name, conns, path, pipeline in SCENARIOS:
+        for name, conns, path, pipeline, extra in SCENARIOS:
             if only and name not in only:
                 continue
             url = f"http://127.0.0.1:{port}{path}"
             runs = {"urk": [], "wrk": []}
             for r in range(args.rounds):
                 for tool in ("urk", "wrk") if r % 2 == 0 else ("wrk", "urk"):
-                    res = one_run(tool, url, conns, pipeline, args.seconds)
+                    res = one_run(tool, url, conns, pipeline, args.seconds, extra)
                     runs[tool].append(res)
                     print(f"{name} round {r + 1} {tool}: {res['rps']:.0f} req/s, "
                           f"{res['cpu_us_per_req'] or 0:.2f} cpu-us/req, {res['peak_rss_kib'] / 1024:.1f} MB, "
@@ -204,7 +207,7 @@ def main():
                 "cpu_us_per_req": (u["cpu_us_per_req"] / w["cpu_us_per_req"])
                 if u["cpu_us_per_req"] and w["cpu_us_per_req"] else None,
             }
-            entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline,
+            entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
                      "runs": runs, "median": summary, "urk_over_wrk": ratio}
             if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50"):
                 entry["syscalls"] = {t: syscalls(t, url, conns, pipeline) for t in ("urk", "wrk")}
