@@ -44,6 +44,10 @@ pub(crate) struct Conn {
     pub queued: bool,
     /// The server announced it will close after the current response.
     pub last: bool,
+    /// Its connect in flight counts against the worker's connect limit.
+    pub throttled: bool,
+    /// Its first connect has had an outcome (the warm-up waits for all).
+    pub tried: bool,
     /// Consecutive failed connects, for backoff.
     pub failures: u32,
     /// Receive buffer at the `legacy` level; empty otherwise.
@@ -66,6 +70,8 @@ impl Conn {
             k: 0,
             queued: false,
             last: false,
+            tried: false,
+            throttled: false,
             failures: 0,
             buf: vec![0; buf_size].into_boxed_slice(),
         }

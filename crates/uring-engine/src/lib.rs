@@ -233,7 +233,6 @@ impl Plan {
             pipeline: cfg.pipeline,
             duration_s: ended_us as f64 / 1e6,
             generator_cpu_s: cpu_s,
-            stopped_s: stopped_us as f64 / 1e6,
             rate: cfg.rate,
             requests_asked: cfg.requests,
             io,

@@ -232,7 +232,6 @@ pub(crate) struct RunFacts {
     pub pipeline: u32,
     pub duration_s: f64,
     pub generator_cpu_s: f64,
-    pub stopped_s: f64,
     pub rate: Option<f64>,
     pub requests_asked: Option<u64>,
     pub io: IoInfo,
@@ -281,8 +280,7 @@ impl Report {
             .sum();
         let secs = facts.duration_s.max(1e-9);
         let rate = facts.rate.map(|r| {
-            let sched = crate::schedule::Schedule::new(r, facts.connections);
-            let mut scheduled = sched.slots_by((facts.stopped_s * 1e6) as u64);
+            let mut scheduled = s.scheduled;
             if let Some(n) = facts.requests_asked {
                 scheduled = scheduled.min(n);
             }

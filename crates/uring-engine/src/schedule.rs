@@ -31,8 +31,20 @@ impl Schedule {
     }
 
     /// How many slots fall due in `[0, t_us)`.
+    #[cfg(test)]
     pub(crate) fn slots_by(&self, t_us: u64) -> u64 {
         (t_us as f64 * self.rate / 1e6).ceil() as u64
+    }
+
+    /// How many of connection `conn`'s slots fall due in `[0, t_us)`.
+    pub(crate) fn conn_slots_by(&self, conn: usize, t_us: u64) -> u64 {
+        let slots = t_us as f64 * self.rate / 1e6; // global slots before t
+        let mine = (slots - conn as f64) / self.connections as f64;
+        if mine <= 0.0 {
+            0
+        } else {
+            mine.ceil() as u64
+        }
     }
 }
 
@@ -52,6 +64,10 @@ mod tests {
         assert_eq!(s.slots_by(11_999), 12);
         assert_eq!(s.slots_by(12_000), 12);
         assert_eq!(s.slots_by(12_001), 13);
+        let per_conn: u64 = (0..4).map(|j| s.conn_slots_by(j, 12_001)).sum();
+        assert_eq!(per_conn, 13);
+        let per_conn: u64 = (0..4).map(|j| s.conn_slots_by(j, 12_000)).sum();
+        assert_eq!(per_conn, 12);
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub(crate) struct WorkerStats {
     pub lost: u64,
     /// Requests still in flight when the run ended.
     pub unfinished: u64,
+    /// Constant-rate mode: slots the schedule had due before the stop.
+    pub scheduled: u64,
     /// Constant-rate mode: how late sends went out against the schedule.
     pub max_lag_us: u64,
     pub lag_sum_us: u64,
@@ -140,6 +142,7 @@ impl WorkerStats {
             connect_causes: ConnectCauses::default(),
             enters: 0,
             sent: 0,
+            scheduled: 0,
             lost: 0,
             unfinished: 0,
             max_lag_us: 0,
@@ -167,6 +170,7 @@ impl WorkerStats {
         let _ = self.latency.add(&o.latency);
         let _ = self.uncorrected.add(&o.uncorrected);
         self.sent += o.sent;
+        self.scheduled += o.scheduled;
         self.lost += o.lost;
         self.unfinished += o.unfinished;
         self.max_lag_us = self.max_lag_us.max(o.max_lag_us);

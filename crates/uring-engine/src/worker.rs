@@ -38,10 +38,18 @@ const SAMPLE_US: u64 = 100_000;
 const GRACE_US: u64 = 1_000_000;
 /// After Ctrl-C, wait only this long.
 const INTERRUPT_GRACE_US: u64 = 100_000;
+/// The warm-up never lasts longer than this: connects whose SYN was dropped
+/// come back only after a 1 s retransmit, and join the run when they do.
+const WARMUP_MAX_US: u64 = 250_000;
+/// The warm-up ends when no first connect has completed for this long.
+const WARMUP_STALL_US: u64 = 50_000;
 /// Most connects a worker keeps in flight: opening 10000 connections at
 /// once overflows a server's listen backlog (511 by default for nginx), and
 /// the dropped SYNs come back as connect timeouts.
-const MAX_CONNECTING: u32 = 256;
+const MAX_CONNECTING: u32 = 128;
+/// A connect older than this is probably waiting for a SYN retransmit (1 s):
+/// it stops holding back the others.
+const CONNECT_STALE_US: u64 = 100_000;
 /// Most completions a batched wait asks for: enough to amortise the
 /// wake-up, few enough that a batch never starves the buffer ring.
 const MAX_BATCH: u64 = 32;
@@ -112,6 +120,15 @@ pub(crate) struct Worker<'a> {
     sampled_errors: u64,
     /// Connects in flight.
     connecting: u32,
+    /// Before the first request: waiting for every first connect.
+    warming: bool,
+    /// Connections whose first connect has not had an outcome yet.
+    untried: usize,
+    /// When the last first-connect outcome arrived: the warm-up does not
+    /// wait for stragglers (a dropped SYN is retried only after 1 s).
+    last_connect_outcome: u64,
+    /// Constant-rate mode: when the schedule's slot 0 is due (end of warm-up).
+    schedule_start: u64,
     /// Global index of this worker's first connection (for the schedule).
     conn_base: usize,
     /// Constant-rate mode: connections waiting for their next slot.
@@ -187,6 +204,10 @@ impl<'a> Worker<'a> {
             sampled_requests: 0,
             sampled_errors: 0,
             connecting: 0,
+            warming: true,
+            untried: n,
+            last_connect_outcome: 0,
+            schedule_start: 0,
             conn_base,
             due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
             interval: shared.intervals.then(crate::stats::new_latency_histogram),
@@ -215,6 +236,18 @@ impl<'a> Worker<'a> {
         }
         let ended_us = self.now();
         self.stats.unfinished = self.in_flight;
+        if let Some(s) = &self.shared.schedule {
+            let window = self
+                .stop_at
+                .unwrap_or(ended_us)
+                .saturating_sub(self.schedule_start);
+            self.stats.scheduled = (0..self.conns.len())
+                .map(|i| s.conn_slots_by(self.conn_base + i, window))
+                .sum();
+            if let Some(q) = self.quota {
+                self.stats.scheduled = self.stats.scheduled.min(q);
+            }
+        }
         if self.interval.is_some() {
             self.close_interval();
         }
@@ -284,11 +317,18 @@ impl<'a> Worker<'a> {
     }
 
     fn on_connect(&mut self, i: usize, res: i32, now: u64) {
-        self.connecting -= 1;
+        if std::mem::take(&mut self.conns[i].throttled) {
+            self.connecting -= 1;
+        }
         // A connect slot is free: let the next scan (this loop) start another.
         self.next_scan = 0;
         let c = &mut self.conns[i];
         c.ops -= 1;
+        if !c.tried {
+            c.tried = true;
+            self.untried -= 1;
+            self.last_connect_outcome = now;
+        }
         if matches!(c.phase, Phase::Draining { .. }) {
             return self.release_if_idle(i, now);
         }
@@ -456,6 +496,19 @@ impl<'a> Worker<'a> {
     // ---- timers: stop, samples, timeouts, reconnects ----
 
     fn tick(&mut self, now: u64) {
+        // Warm-up: every connection gets its first connect outcome before
+        // any request goes out, as wrk opens all its connections first; a
+        // server busy serving early connections would otherwise fall behind
+        // accepting the rest and overflow its listen backlog.
+        let stalled = now.saturating_sub(self.last_connect_outcome) > WARMUP_STALL_US;
+        let cap = WARMUP_MAX_US.min(self.shared.timeout_us);
+        if self.warming && (self.untried == 0 || stalled || now >= cap) {
+            self.warming = false;
+            self.schedule_start = now;
+            for i in 0..self.conns.len() {
+                self.try_send(i, now);
+            }
+        }
         if self.interval.is_some() && now >= u64::from(self.interval_index + 1) * INTERVAL_US {
             self.close_interval();
         }
@@ -509,6 +562,12 @@ impl<'a> Worker<'a> {
                     if at <= now && self.stop_at.is_none() && self.connecting < MAX_CONNECTING =>
                 {
                     self.connect(i, now)
+                }
+                Phase::Connecting { since }
+                    if c.throttled && now - since > CONNECT_STALE_US && now - since <= timeout =>
+                {
+                    c.throttled = false;
+                    self.connecting -= 1;
                 }
                 Phase::Connecting { since } if now - since > timeout => {
                     self.stats.errors.connect += 1;
@@ -571,7 +630,8 @@ impl<'a> Worker<'a> {
 
     fn try_send(&mut self, i: usize, now: u64) {
         let c = &self.conns[i];
-        if c.phase != Phase::Open
+        if self.warming
+            || c.phase != Phase::Open
             || c.outstanding > 0
             || c.send.is_some()
             || c.last
@@ -588,7 +648,7 @@ impl<'a> Worker<'a> {
         let c = &mut self.conns[i];
         let mut intended = now;
         if let Some(s) = &self.shared.schedule {
-            let due = s.due_us(self.conn_base + i, c.k);
+            let due = self.schedule_start + s.due_us(self.conn_base + i, c.k);
             if due > now {
                 if !c.queued {
                     c.queued = true;
@@ -659,6 +719,10 @@ impl<'a> Worker<'a> {
             });
         let c = &mut self.conns[i];
         if let Err(errno) = opened {
+            if !c.tried {
+                c.tried = true;
+                self.untried -= 1;
+            }
             self.stats.errors.connect += 1;
             self.stats.connect_causes.count(errno as i32);
             c.failures += 1;
@@ -672,6 +736,7 @@ impl<'a> Worker<'a> {
             .build()
             .user_data(Token::new(Op::Connect, i, c.gen).encode());
         c.phase = Phase::Connecting { since: now };
+        c.throttled = true;
         self.connecting += 1;
         c.ops += 1;
         self.pending.push(e);
