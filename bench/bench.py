@@ -188,6 +188,10 @@ def main():
             runs = {"urk": [], "wrk": []}
             for r in range(args.rounds):
                 for tool in ("urk", "wrk") if r % 2 == 0 else ("wrk", "urk"):
+                    # Let the server finish closing the previous run's
+                    # connections (10000 of them at c10000) before the next
+                    # run connects, so neither tool inherits the other's teardown.
+                    time.sleep(2)
                     res = one_run(tool, url, conns, pipeline, args.seconds, extra)
                     runs[tool].append(res)
                     print(f"{name} round {r + 1} {tool}: {res['rps']:.0f} req/s, "

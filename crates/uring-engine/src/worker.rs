@@ -904,6 +904,10 @@ impl<'a> Worker<'a> {
         if let Some(b) = &self.bufs {
             b.unregister(&self.ring.submitter());
         }
+        // Close every socket now, not when the ring's teardown gets to it
+        // after the process is gone: the server sees the closes before the
+        // report is printed (and before a next run starts connecting).
+        let _ = self.ring.submitter().unregister_files();
         true
     }
 }
