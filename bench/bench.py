@@ -187,11 +187,13 @@ def main():
             url = f"http://127.0.0.1:{port}{path}"
             runs = {"urk": [], "wrk": []}
             for r in range(args.rounds):
-                for tool in ("urk", "wrk") if r % 2 == 0 else ("wrk", "urk"):
+                # Strictly alternating: a tool never follows itself, so
+                # neither inherits its own teardown twice in a row.
+                for tool in ("urk", "wrk"):
                     # Let the server finish closing the previous run's
                     # connections (10000 of them at c10000) before the next
                     # run connects, so neither tool inherits the other's teardown.
-                    time.sleep(2)
+                    time.sleep(3 if conns >= 1000 else 1)
                     res = one_run(tool, url, conns, pipeline, args.seconds, extra)
                     runs[tool].append(res)
                     print(f"{name} round {r + 1} {tool}: {res['rps']:.0f} req/s, "
@@ -205,12 +207,13 @@ def main():
                     "peak_rss_mb": median([x["peak_rss_kib"] / 1024 for x in rs]),
                     "errors": max(x["errors"] for x in rs),
                 }
-            u, w = summary["urk"], summary["wrk"]
-            ratio = {
-                "rps": u["rps"] / w["rps"] if w["rps"] else None,
-                "cpu_us_per_req": (u["cpu_us_per_req"] / w["cpu_us_per_req"])
-                if u["cpu_us_per_req"] and w["cpu_us_per_req"] else None,
-            }
+            # The ratio is the median of per-round ratios: each round's urk
+            # and wrk runs sit next to each other in time, so the machine's
+            # slow and fast phases cancel out.
+            def round_ratio(key):
+                rs = [u[key] / w[key] for u, w in zip(runs["urk"], runs["wrk"]) if u[key] and w[key]]
+                return statistics.median(rs) if rs else None
+            ratio = {"rps": round_ratio("rps"), "cpu_us_per_req": round_ratio("cpu_us_per_req")}
             entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
                      "runs": runs, "median": summary, "urk_over_wrk": ratio}
             if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50"):
@@ -267,7 +270,8 @@ def markdown(meta, results):
         "",
         f"Machine: {meta['machine']['cpus']} cores, {meta['machine']['cpu_model']}; kernel {meta['kernel']}; "
         f"commit {meta['commit']}; {meta['nginx']}; {meta['wrk']}.",
-        f"Medians of {meta['rounds']} alternating rounds of {meta['seconds']} s; {meta['pinning']}.",
+        f"Medians of {meta['rounds']} alternating rounds of {meta['seconds']} s; {meta['pinning']}. "
+        "The urk/wrk columns are medians of per-round ratios (each round runs urk then wrk back to back).",
         "",
         "| scenario | tool | req/s | CPU-µs/req | peak RSS MB | errors | urk/wrk CPU-µs/req | urk/wrk req/s |",
         "|---|---|---|---|---|---|---|---|",
