@@ -3,20 +3,10 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Stdio;
 
+use support::cli::{requests_in, text, urk};
 use support::server::{ServerConfig, TestServer};
-
-fn urk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_urk"))
-        .args(args)
-        .output()
-        .expect("run urk")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn bad_command_lines_fail_with_one_line_and_status_2() {
@@ -138,9 +128,9 @@ fn version_prints_and_exits_zero() {
 #[test]
 fn sigint_prints_the_report_so_far() {
     let server = TestServer::start(ServerConfig::default());
-    let child = Command::new(env!("CARGO_BIN_EXE_urk"))
+    let child = support::cli::command()
         .args(["-t1", "-c4", "-d30s", &server.url("/")])
-        .stdout(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
@@ -155,11 +145,7 @@ fn sigint_prints_the_report_so_far() {
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{s}");
     assert!(s.contains("Interrupted"), "{s}");
-    let n: u64 = s
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap();
+    let n = requests_in(&s);
     assert!(n > 0, "{s}");
 }
 
@@ -211,11 +197,7 @@ fn rate_mode_prints_spectrum_uncorrected_and_an_hdr_log() {
         }
     }
     assert!(intervals >= 2, "{intervals} intervals");
-    let n: u64 = s
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap();
+    let n = requests_in(&s);
     assert_eq!(total, n);
 }
 

@@ -7,15 +7,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::cli::{command as urk, requests_in, text};
 use support::server::{ServerConfig, TestServer};
-
-fn urk() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_urk"))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Installs a seccomp filter that answers io_uring_setup with EPERM, as
 /// container runtimes' default profiles do, and allows everything else.
@@ -281,7 +274,7 @@ fn exhausted_local_ports_are_counted_and_explained() {
          ({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log & ) && sleep 0.5 && \
          {urk} -t1 -c50 -d1s -T 500ms http://127.0.0.1:8080/; rc=$?; kill $(cat {d}/nginx.pid) 2>/dev/null; exit $rc",
         d = dir.display(),
-        urk = env!("CARGO_BIN_EXE_urk"),
+        urk = support::cli::bin(),
     );
     let out = Command::new("unshare")
         .args(["--net", "sh", "-c", &script])
@@ -292,10 +285,6 @@ fn exhausted_local_ports_are_counted_and_explained() {
     assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
     assert!(s.contains("Local ports exhausted:"), "{s}");
     assert!(s.contains("Socket errors: connect "), "{s}");
-    let n: u64 = s
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap();
+    let n = requests_in(&s);
     assert!(n > 0, "the connections that did open keep loading: {s}");
 }

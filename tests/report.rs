@@ -5,18 +5,8 @@ mod support;
 
 use std::process::{Command, Output, Stdio};
 
+use support::cli::{text, urk};
 use support::server::{ServerConfig, TestServer};
-
-fn urk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_urk"))
-        .args(args)
-        .output()
-        .expect("run urk")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn json(out: &Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -267,7 +257,7 @@ fn progress_shows_on_a_terminal_and_not_when_piped() {
         eprintln!("skipped: no `script` for a pseudo-terminal");
         return;
     }
-    let cmd = format!("{} -t1 -c2 -d1500ms {url}", env!("CARGO_BIN_EXE_urk"));
+    let cmd = format!("{} -t1 -c2 -d1500ms {url}", support::cli::bin());
     let out = Command::new("script")
         .args(["-qfec", &cmd, "/dev/null"])
         .output()
@@ -278,7 +268,7 @@ fn progress_shows_on_a_terminal_and_not_when_piped() {
         "{s}"
     );
     // --quiet turns it off even on a terminal.
-    let cmd = format!("{} -q -t1 -c2 -d700ms {url}", env!("CARGO_BIN_EXE_urk"));
+    let cmd = format!("{} -q -t1 -c2 -d700ms {url}", support::cli::bin());
     let out = Command::new("script")
         .args(["-qfec", &cmd, "/dev/null"])
         .output()

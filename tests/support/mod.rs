@@ -1,3 +1,4 @@
+pub mod cli;
 pub mod fault;
 pub mod nginx;
 pub mod server;
