@@ -120,6 +120,8 @@ pub(crate) struct Worker<'a> {
     sampled_errors: u64,
     /// Connects in flight.
     connecting: u32,
+    /// The last scan (or a release) held connects back for the limit.
+    deferred_connects: bool,
     /// Before the first request: waiting for every first connect.
     warming: bool,
     /// Connections whose first connect has not had an outcome yet.
@@ -204,6 +206,7 @@ impl<'a> Worker<'a> {
             sampled_requests: 0,
             sampled_errors: 0,
             connecting: 0,
+            deferred_connects: false,
             warming: true,
             untried: n,
             last_connect_outcome: 0,
@@ -320,8 +323,11 @@ impl<'a> Worker<'a> {
         if std::mem::take(&mut self.conns[i].throttled) {
             self.connecting -= 1;
         }
-        // A connect slot is free: let the next scan (this loop) start another.
-        self.next_scan = 0;
+        // A connect slot is free: if connects were held back, let a scan
+        // (this loop) start another.
+        if self.deferred_connects {
+            self.next_scan = 0;
+        }
         let c = &mut self.conns[i];
         c.ops -= 1;
         if !c.tried {
@@ -553,15 +559,24 @@ impl<'a> Worker<'a> {
         if now < self.next_scan {
             return;
         }
-        self.next_scan = now + TICK_US;
+        // The scan touches every connection, so it runs only as often as
+        // timeouts need (a twentieth of the timeout, 10 to 100 ms), when a
+        // backoff expires, or when connects were held back.
+        self.next_scan = now + (self.shared.timeout_us / 20).clamp(TICK_US, 10 * TICK_US);
+        self.deferred_connects = false;
         let timeout = self.shared.timeout_us;
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             match c.phase {
-                Phase::Down { at }
-                    if at <= now && self.stop_at.is_none() && self.connecting < MAX_CONNECTING =>
-                {
-                    self.connect(i, now)
+                Phase::Down { at } if at <= now && self.stop_at.is_none() => {
+                    if self.connecting < MAX_CONNECTING {
+                        self.connect(i, now);
+                    } else {
+                        self.deferred_connects = true;
+                    }
+                }
+                Phase::Down { at } if self.stop_at.is_none() => {
+                    self.next_scan = self.next_scan.min(at);
                 }
                 Phase::Connecting { since }
                     if c.throttled && now - since > CONNECT_STALE_US && now - since <= timeout =>
@@ -796,8 +811,15 @@ impl<'a> Worker<'a> {
         c.outstanding = 0;
         c.last = false;
         c.phase = Phase::Down { at: then };
-        if then <= now && self.stop_at.is_none() && self.connecting < MAX_CONNECTING {
+        if self.stop_at.is_some() {
+            return;
+        }
+        if then > now {
+            self.next_scan = self.next_scan.min(then);
+        } else if self.connecting < MAX_CONNECTING {
             self.connect(i, now);
+        } else {
+            self.deferred_connects = true;
         }
     }
 
