@@ -69,7 +69,7 @@ status=0
 boot() {
     local kernel=$1 best=$2 lacks=$3
     local log="$work/$(basename "$kernel").log"
-    timeout 300 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -nographic -no-reboot \
+    timeout 300 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -nographic -no-reboot -nic none \
         -kernel "$kernel" -initrd "$work/initrd.gz" \
         -append "console=ttyS0 quiet panic=-1 urk.best=$best urk.lacks=$lacks" > "$log" 2>&1 || true
     grep -E "^URK-" "$log" | tr -d "\r" || true
