@@ -83,6 +83,10 @@ impl BufRing {
         Ok(ring)
     }
 
+    pub(crate) fn count(&self) -> u16 {
+        self.count
+    }
+
     pub(crate) fn buf_size(&self) -> u32 {
         self.buf_size
     }

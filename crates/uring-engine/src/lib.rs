@@ -192,7 +192,6 @@ impl Plan {
         let mut ended_us = 0;
         let mut interrupted = false;
         let mut cpu_s = 0.0;
-        let mut stopped_us = 0;
         let mut first: Option<Outcome> = None;
         let mut err = None;
         for o in outcomes {
@@ -202,7 +201,6 @@ impl Plan {
                     ended_us = ended_us.max(o.ended_us);
                     interrupted |= o.interrupted;
                     cpu_s += o.cpu_s;
-                    stopped_us = stopped_us.max(o.stopped_us);
                     first.get_or_insert(o);
                 }
                 Err(e) => {

@@ -81,8 +81,6 @@ pub(crate) struct Shared<'a> {
 pub(crate) struct Outcome {
     /// CPU time (user + system) this worker's thread used until the stop.
     pub cpu_s: f64,
-    /// When the worker stopped issuing requests, in µs since the start.
-    pub stopped_us: u64,
     pub stats: WorkerStats,
     pub ended_us: u64,
     pub interrupted: bool,
@@ -256,9 +254,7 @@ impl<'a> Worker<'a> {
         }
         let cpu_s = thread_cpu_seconds();
         let clean = self.shutdown();
-        let buffers = self.bufs.as_ref().map_or(0, |_| {
-            self.conns.len().next_power_of_two().clamp(64, 2048) as u32
-        });
+        let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
         let buffer_size = self
             .bufs
             .as_ref()
@@ -274,7 +270,6 @@ impl<'a> Worker<'a> {
         }
         Ok(Outcome {
             cpu_s,
-            stopped_us: self.stop_at.unwrap_or(ended_us),
             stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
             ended_us,
             interrupted: self.interrupted,
