@@ -42,6 +42,23 @@ fn fixed_body_counts_exactly() {
         let one = support::server::response_len(&ServerConfig::default(), false, false);
         assert_eq!(r.bytes_read, 3000 * one as u64, "{level}");
         assert!(r.latency_us.max >= r.latency_us.p50 && r.latency_us.p50 >= r.latency_us.min);
+        // Every response needs at least one receive completion.
+        assert!(
+            r.io.completions_per_1000_requests >= 1000.0,
+            "{level}: {:?}",
+            r.io
+        );
+        // A multishot receive stays armed across responses; a one-shot
+        // receive is armed again for each.
+        if level == IoLevel::Full {
+            assert!(r.io.recv_arms_per_1000_requests < 100.0, "{:?}", r.io);
+        } else {
+            assert!(
+                r.io.recv_arms_per_1000_requests >= 1000.0,
+                "{level}: {:?}",
+                r.io
+            );
+        }
     }
 }
 

@@ -28,6 +28,10 @@ pub struct KernelSupport {
     /// The wait can settle for one completion after a minimum time
     /// (`IORING_FEAT_MIN_TIMEOUT`, 6.12+).
     pub min_timeout: bool,
+    /// Socket options can be set through the ring (`URING_CMD` on
+    /// sockets, 6.7+): a connection's options go with its other SQEs
+    /// instead of costing a syscall each.
+    pub ring_sockopt: bool,
     /// The best level this kernel supports.
     pub best: IoLevel,
 }
@@ -76,6 +80,7 @@ impl KernelSupport {
             recv_multishot,
             ext_arg: ring.params().is_feature_ext_arg(),
             min_timeout: ring.params().is_feature_min_timeout(),
+            ring_sockopt: probe.is_supported(opcode::SetSockOpt::CODE) && version >= (6, 7, 0),
             best,
         })
     }

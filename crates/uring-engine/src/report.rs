@@ -170,6 +170,19 @@ pub struct IoInfo {
     pub buffer_size: u32,
     /// `io_uring_enter` calls per 1000 completed requests, all workers.
     pub enters_per_1000_requests: f64,
+    /// Completions reaped per 1000 completed requests: how many
+    /// kernel-to-user hand-offs a response costs (more than one receive
+    /// per response means the responses arrive in pieces).
+    #[serde(default)]
+    pub completions_per_1000_requests: f64,
+    /// Receives armed per 1000 completed requests; at `full` this stays
+    /// near the connection count unless the buffer ring runs dry.
+    #[serde(default)]
+    pub recv_arms_per_1000_requests: f64,
+}
+
+fn per_1000(n: u64, requests: u64) -> f64 {
+    n as f64 * 1000.0 / requests.max(1) as f64
 }
 
 fn within_stdev(h: &Histogram<u64>, mean: f64, stdev: f64) -> f64 {
@@ -321,7 +334,9 @@ impl Report {
             timeline: timeline(s),
             thread_requests_per_sec: RateSummary::of(&s.rate),
             io: IoInfo {
-                enters_per_1000_requests: s.enters as f64 * 1000.0 / s.requests.max(1) as f64,
+                enters_per_1000_requests: per_1000(s.enters, s.requests),
+                completions_per_1000_requests: per_1000(s.completions, s.requests),
+                recv_arms_per_1000_requests: per_1000(s.recv_arms, s.requests),
                 ..facts.io
             },
             interrupted: facts.interrupted,

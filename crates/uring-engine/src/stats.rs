@@ -103,6 +103,12 @@ pub(crate) struct WorkerStats {
     pub connect_causes: ConnectCauses,
     /// `io_uring_enter` calls (one per loop, plus any early submit).
     pub enters: u64,
+    /// Completions reaped (every kind).
+    pub completions: u64,
+    /// Receives queued again because the previous one ended: one per
+    /// response at `basic`; at `full`, a multishot receive ends only when
+    /// the buffer ring runs dry or the connection closes.
+    pub recv_arms: u64,
     /// Requests written (first byte queued), completed or not.
     pub sent: u64,
     /// Requests that were sent but lost to a fault (their connection failed
@@ -141,6 +147,8 @@ impl WorkerStats {
             errors: Errors::default(),
             connect_causes: ConnectCauses::default(),
             enters: 0,
+            completions: 0,
+            recv_arms: 0,
             sent: 0,
             scheduled: 0,
             lost: 0,
@@ -191,5 +199,7 @@ impl WorkerStats {
         self.errors.add(&o.errors);
         self.connect_causes.add(&o.connect_causes);
         self.enters += o.enters;
+        self.completions += o.completions;
+        self.recv_arms += o.recv_arms;
     }
 }

@@ -9,6 +9,7 @@ pub(crate) enum Op {
     Recv = 3,
     Cancel = 4,
     Timer = 5,
+    SockOpt = 6,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,7 @@ impl Token {
             3 => Op::Recv,
             4 => Op::Cancel,
             5 => Op::Timer,
+            6 => Op::SockOpt,
             _ => return None,
         };
         Some(Token {
@@ -56,7 +58,14 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for op in [Op::Connect, Op::Send, Op::Recv, Op::Cancel, Op::Timer] {
+        for op in [
+            Op::Connect,
+            Op::Send,
+            Op::Recv,
+            Op::Cancel,
+            Op::Timer,
+            Op::SockOpt,
+        ] {
             let t = Token::new(op, 123_456, 0x1ff_ffff);
             assert_eq!(
                 Token::decode(t.encode()),

@@ -38,9 +38,14 @@ const SAMPLE_US: u64 = 100_000;
 const GRACE_US: u64 = 1_000_000;
 /// After Ctrl-C, wait only this long.
 const INTERRUPT_GRACE_US: u64 = 100_000;
-/// The warm-up never lasts longer than this: connects whose SYN was dropped
-/// come back only after a 1 s retransmit, and join the run when they do.
-const WARMUP_MAX_US: u64 = 250_000;
+/// The warm-up never lasts longer than this (or the timeout). Opening 10000
+/// loopback connections takes 0.2-0.4 s on a 2-core machine; ending the
+/// warm-up before that starts the load while thousands of connections still
+/// wait in the server's accept queue, where a busy server (nginx accepts one
+/// per event-loop turn) leaves them until their requests time out. Stalled
+/// connects (a dropped SYN is retried after 1 s) end it sooner: see
+/// `WARMUP_STALL_US`.
+const WARMUP_MAX_US: u64 = 2_000_000;
 /// The warm-up ends when no first connect has completed for this long.
 const WARMUP_STALL_US: u64 = 50_000;
 /// Most connects a worker keeps in flight: opening 10000 connections at
@@ -53,6 +58,10 @@ const CONNECT_STALE_US: u64 = 100_000;
 /// Most completions a batched wait asks for: enough to amortise the
 /// wake-up, few enough that a batch never starves the buffer ring.
 const MAX_BATCH: u64 = 32;
+/// Requests in flight per step of a longer batched wait (see `wait`): 64
+/// queued requests keep a server busy for far longer than one batch wait.
+const DEEP_QUEUE: u64 = 64;
+const MAX_DEPTH: u64 = 4;
 /// How long shutdown waits for the kernel to hand back every operation.
 const DRAIN_US: u64 = 1_000_000;
 
@@ -64,6 +73,8 @@ pub(crate) struct Shared<'a> {
     pub addr: SocketAddr,
     pub level: IoLevel,
     pub use_ext_arg: bool,
+    /// Turn off quick ACKs on each new connection (through the ring).
+    pub delay_acks: bool,
     /// Batch the wait for this many µs (needs IORING_FEAT_MIN_TIMEOUT).
     pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
@@ -288,6 +299,7 @@ impl<'a> Worker<'a> {
             cq.sync();
             cqes.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
         }
+        self.stats.completions += cqes.len() as u64;
         for &(data, res, flags) in &cqes {
             let Some(t) = Token::decode(data) else {
                 continue;
@@ -304,6 +316,11 @@ impl<'a> Worker<'a> {
                 Op::Connect => self.on_connect(i, res, now),
                 Op::Send => self.on_send(i, res, now),
                 Op::Recv => self.on_recv(i, res, flags, now),
+                Op::SockOpt => {
+                    // A refused option costs only packets, never a request.
+                    self.conns[i].ops -= 1;
+                    self.release_if_idle(i, now);
+                }
                 Op::Cancel | Op::Timer => {}
             }
         }
@@ -342,6 +359,9 @@ impl<'a> Worker<'a> {
         }
         c.phase = Phase::Open;
         c.failures = 0;
+        if self.shared.delay_acks {
+            self.delay_acks(i);
+        }
         self.arm_recv(i);
         self.try_send(i, now);
     }
@@ -696,6 +716,30 @@ impl<'a> Worker<'a> {
         self.pending.push(e);
     }
 
+    /// A new connection starts in quick-ACK mode: its first 16 responses
+    /// would each be acknowledged by a packet of its own, although the next
+    /// request, sent at once, carries the acknowledgement anyway. Over a
+    /// short run with thousands of connections those first responses are
+    /// most of them; loopback runs the server's side of every ACK on this
+    /// core too. Setting `TCP_QUICKACK` to 0 (pingpong mode) saves them.
+    fn delay_acks(&mut self, i: usize) {
+        static OFF: libc::c_int = 0;
+        let c = &mut self.conns[i];
+        c.ops += 1;
+        // SAFETY (of the pointer below): `OFF` is static; the kernel reads
+        // it while the SQE is issued.
+        let e = opcode::SetSockOpt::new(
+            Fixed(i as u32),
+            libc::IPPROTO_TCP as u32,
+            libc::TCP_QUICKACK as u32,
+            &OFF as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+        .build()
+        .user_data(Token::new(Op::SockOpt, i, c.gen).encode());
+        self.pending.push(e);
+    }
+
     fn arm_recv(&mut self, i: usize) {
         let c = &mut self.conns[i];
         let fd = Fixed(i as u32);
@@ -710,6 +754,7 @@ impl<'a> Worker<'a> {
         };
         c.recv_armed = true;
         c.ops += 1;
+        self.stats.recv_arms += 1;
         self.pending.push(e.user_data(token));
     }
 
@@ -842,9 +887,10 @@ impl<'a> Worker<'a> {
         for e in &self.pending {
             // SAFETY: every buffer an entry points to outlives its
             // operation: request bytes and the sockaddr are owned by this
-            // worker; recv buffers belong to the connection or the buffer
-            // ring, both kept (or leaked) until the kernel hands the
-            // operation back; the timespec is copied by the kernel on submit.
+            // worker, socket option values are static; recv buffers belong
+            // to the connection or the buffer ring, both kept (or leaked)
+            // until the kernel hands the operation back; the timespec is
+            // copied by the kernel on submit.
             if unsafe { sq.push(e) }.is_err() {
                 sq.sync();
                 if submitter.submit().is_err() {
@@ -876,9 +922,13 @@ impl<'a> Worker<'a> {
                 // Wait for half the busy connections, but at most
                 // `min_wait` before settling for one completion: fewer
                 // wake-ups, bigger batches, bounded reaping delay.
-                want =
-                    (self.in_flight.min(self.conns.len() as u64) / 2).clamp(1, MAX_BATCH) as usize;
-                args = args.min_wait_usec(min_wait);
+                // With many requests queued at the server (pipelining,
+                // thousands of connections) a longer nap cannot starve it:
+                // stretch the wait and reap more per wake-up.
+                let depth = (self.in_flight / DEEP_QUEUE).clamp(1, MAX_DEPTH);
+                want = (self.in_flight.min(self.conns.len() as u64) / 2).clamp(1, MAX_BATCH * depth)
+                    as usize;
+                args = args.min_wait_usec(min_wait * depth as u32);
             }
             self.ring.submitter().submit_with_args(want, &args)
         } else {
