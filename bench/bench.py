@@ -283,6 +283,7 @@ def markdown(meta, results):
             extra = (fmt(ratio["cpu_us_per_req"], ".2f"), fmt(ratio["rps"], ".2f")) if tool == "urk" else ("", "")
             lines.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
                          f"{fmt(m['peak_rss_mb'], '.1f')} | {m['errors']} | {extra[0]} | {extra[1]} |")
+    lines += targets(results)
     sc = [e for e in results if "syscalls" in e]
     if sc:
         lines += ["", "Syscalls per 1000 requests (strace -c -f, separate 2 s run):", ""]
@@ -291,6 +292,43 @@ def markdown(meta, results):
                 calls = ", ".join(f"{k} {v}" for k, v in e["syscalls"][tool]["per_1000_requests"].items())
                 lines.append(f"- {e['scenario']} {tool}: {calls}")
     return "\n".join(lines) + "\n"
+
+
+# Issue 3's targets: scenario -> most urk/wrk CPU-us per request allowed.
+CPU_TARGETS = {"c50": 0.85, "c10000": 0.6, "pipeline16-c50": 0.8, "16KiB-c50": 0.9}
+
+
+def targets(results):
+    """Each target, met or not, and by how much (medians from this run)."""
+    by = {e["scenario"]: e for e in results}
+    out = ["", "Targets (issue 3):", ""]
+
+    def line(ok, text):
+        out.append(f"- {'met' if ok else 'NOT met'}: {text}")
+
+    for name, limit in CPU_TARGETS.items():
+        r = by.get(name, {}).get("urk_over_wrk", {}).get("cpu_us_per_req")
+        if r is not None:
+            line(r <= limit, f"{name} urk/wrk CPU-us/req {r:.2f} (target <= {limit}"
+                 + ("" if r <= limit else f", {100 * (r / limit - 1):.0f}% over") + ")")
+    for e in results:
+        if e["urk_flags"]:
+            continue
+        r = e["urk_over_wrk"]["rps"]
+        if r is not None:
+            line(r >= 1.0, f"{e['scenario']} urk/wrk req/s {r:.2f} (target >= 1)")
+        errs = e["median"]["urk"]["errors"]
+        line(errs == 0, f"{e['scenario']} urk errors {errs} (most in any round; target 0)")
+    if "c10000" in by:
+        m = by["c10000"]["median"]
+        line(m["urk"]["peak_rss_mb"] <= m["wrk"]["peak_rss_mb"],
+             f"c10000 peak RSS urk {m['urk']['peak_rss_mb']:.1f} MB vs wrk {m['wrk']['peak_rss_mb']:.1f} MB")
+    if "c10000" in by and "c50" in by:
+        hi, lo = by["c10000"]["median"]["urk"]["cpu_us_per_req"], by["c50"]["median"]["urk"]["cpu_us_per_req"]
+        whi, wlo = by["c10000"]["median"]["wrk"]["cpu_us_per_req"], by["c50"]["median"]["wrk"]["cpu_us_per_req"]
+        if hi and lo and whi and wlo:
+            line(hi / lo <= 1.25, f"urk CPU-us/req c10000 / c50 = {hi / lo:.2f} (target <= 1.25; wrk's {whi / wlo:.2f})")
+    return out
 
 
 if __name__ == "__main__":
