@@ -47,8 +47,9 @@ pub struct Args {
     /// io_uring level: auto, full, basic or legacy (default auto)
     #[argh(option)]
     pub io: Option<String>,
-    /// wait up to this long to reap completions in batches, e.g. 50us; 0
-    /// reaps each as it comes (default 50us)
+    /// wait up to this long to reap completions in batches, e.g. 50us (up
+    /// to 4x that with many requests in flight); 0 reaps each as it comes
+    /// (default 50us)
     #[argh(option)]
     pub batch_wait: Option<String>,
     /// constant rate: total requests per second (latency then counts from

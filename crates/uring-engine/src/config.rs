@@ -86,7 +86,9 @@ pub struct Config {
     /// settles for one (kernel 6.12+, `full` and `basic` levels). Fewer
     /// wake-ups per request; a response may be reaped up to this much after
     /// it arrived, which can only make latency look higher, never lower.
-    /// Zero waits for the first completion, as wrk does.
+    /// With 64 or more requests in flight per worker the bound stretches
+    /// (up to 4x): a server with that many requests queued stays busy while
+    /// the worker naps. Zero waits for the first completion, as wrk does.
     pub batch_wait: Duration,
     /// Constant-rate mode: total requests per second, spread evenly over
     /// the connections; latency is measured from each request's intended
