@@ -61,6 +61,9 @@ const MAX_BATCH: u64 = 32;
 /// Requests in flight per step of a longer batched wait (see `wait`): 64
 /// queued requests keep a server busy for far longer than one batch wait.
 const DEEP_QUEUE: u64 = 64;
+/// The longest stretch of a batched wait: 16x cut `io_uring_enter` calls
+/// at 10000 connections another 5x but no CPU time worth measuring, and a
+/// fast server with a short queue would idle through a long nap.
 const MAX_DEPTH: u64 = 4;
 /// How long shutdown waits for the kernel to hand back every operation.
 const DRAIN_US: u64 = 1_000_000;
@@ -726,8 +729,8 @@ impl<'a> Worker<'a> {
         static OFF: libc::c_int = 0;
         let c = &mut self.conns[i];
         c.ops += 1;
-        // SAFETY (of the pointer below): `OFF` is static; the kernel reads
-        // it while the SQE is issued.
+        // `OFF` is static, so the pointer is valid whenever the kernel
+        // reads it (see the SAFETY note in `flush`).
         let e = opcode::SetSockOpt::new(
             Fixed(i as u32),
             libc::IPPROTO_TCP as u32,
