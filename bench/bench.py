@@ -104,7 +104,8 @@ def wrk_cmd(url, conns, pipeline, seconds):
 
 def parse_urk(out):
     r = json.loads(out)
-    return r["requests"], r["duration_s"], sum(r["errors"].values()), r["io"]["level"]
+    kinds = {k: v for k, v in {**r["errors"], **r["connect_errors"]}.items() if v}
+    return r["requests"], r["duration_s"], sum(r["errors"].values()), (r["io"]["level"], kinds)
 
 
 def parse_wrk(out):
@@ -114,7 +115,8 @@ def parse_wrk(out):
     secs = val * {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
     e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errs = sum(int(x) for x in e.groups()) if e else 0
-    return reqs, secs, errs, None
+    kinds = {k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), e.groups()) if int(v)} if e else {}
+    return reqs, secs, errs, (None, kinds)
 
 
 def one_run(tool, url, conns, pipeline, seconds, extra=()):
@@ -123,7 +125,7 @@ def one_run(tool, url, conns, pipeline, seconds, extra=()):
     else:
         cmd, parse = wrk_cmd(url, conns, pipeline, seconds), parse_wrk
     out, cpu, rss, wall = timed(["taskset", "-c", "0"] + cmd)
-    reqs, secs, errs, level = parse(out)
+    reqs, secs, errs, (level, kinds) = parse(out)
     return {
         "requests": reqs,
         "rps": reqs / secs if secs else 0.0,
@@ -131,6 +133,7 @@ def one_run(tool, url, conns, pipeline, seconds, extra=()):
         "cpu_s": cpu,
         "peak_rss_kib": rss,
         "errors": errs,
+        "error_kinds": kinds,
         "io_level": level,
     }
 
@@ -322,7 +325,9 @@ def targets(results):
         if r is not None:
             line(r >= 1.0, f"{e['scenario']} urk/wrk req/s {r:.2f} (target >= 1)")
         errs = e["median"]["urk"]["errors"]
-        line(errs == 0, f"{e['scenario']} urk errors {errs} (most in any round; target 0)")
+        worst = max(e["runs"]["urk"], key=lambda x: x["errors"])
+        kinds = "".join(f", {k} {v}" for k, v in worst.get("error_kinds", {}).items())
+        line(errs == 0, f"{e['scenario']} urk errors {errs} (most in any round{kinds}; target 0)")
     if "c10000" in by:
         m = by["c10000"]["median"]
         line(m["urk"]["peak_rss_mb"] <= m["wrk"]["peak_rss_mb"],
