@@ -34,7 +34,8 @@ fetch() {
         local pkg
         pkg=$(apt-cache search --names-only "^${pattern}[0-9]+-cloud-amd64-unsigned\$" | cut -d' ' -f1 | sort -V | tail -n 1)
         [ -n "$pkg" ] || { echo "no package matches $pattern" >&2; exit 1; }
-        (cd "$cache" && apt-get download "$pkg" 2>/dev/null)
+        # Its progress goes to stderr: this function's stdout is the kernel path.
+        (cd "$cache" && apt-get download "$pkg" >&2 2>/dev/null)
     fi
     local deb
     deb=$(ls "$cache"/$pattern*.deb | sort -V | tail -n 1)
