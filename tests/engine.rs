@@ -83,7 +83,47 @@ fn large_bodies_span_many_buffers() {
     for level in LEVELS {
         let r = exact(sc.clone(), level, 200, |c| c);
         assert!(r.bytes_read > 200 * 100_000);
+        if level != IoLevel::Full {
+            continue;
+        }
+        // A 100 kB response takes at least 13 whole 8 KiB buffers, but only
+        // 2 or 3 receives into 64 KiB buffers filled incrementally; each
+        // request also has one send completion.
+        let per_1000 = r.io.completions_per_1000_requests;
+        if r.io.incremental_buffers {
+            assert!(per_1000 < 8000.0, "{:?}", r.io);
+        } else {
+            assert!(per_1000 >= 14000.0, "{:?}", r.io);
+        }
     }
+}
+
+/// Incremental buffers hand out a buffer piece by piece: responses that
+/// straddle buffer ends, many responses per buffer, closes in between (a
+/// 0-byte completion names the buffer still being filled) and many trips
+/// round the ring must all come out byte-exact.
+#[test]
+fn incremental_buffers_split_and_pack_responses_exactly() {
+    let k = uring_engine::KernelSupport::probe().unwrap();
+    let sc = ServerConfig {
+        body: vec![b'z'; 3001],
+        close_every: 7,
+        ..Default::default()
+    };
+    let n = 7000;
+    let r = exact(sc.clone(), IoLevel::Full, n, |c| c);
+    assert_eq!(r.io.incremental_buffers, k.buf_ring_inc, "{:?}", r.io);
+    let keep = support::server::response_len(&sc, false, false) as u64;
+    let close = support::server::response_len(&sc, false, true) as u64;
+    // Every 7th response on a connection closes it; the 8 connections end
+    // part-way through their last 7.
+    let extra = r.bytes_read - n * keep;
+    assert_eq!(extra % (close - keep), 0, "{}", r.bytes_read);
+    let closing = extra / (close - keep);
+    assert!((n / 7 - 8..=n / 7).contains(&closing), "{closing}");
+    // 7000 responses of ~3 kB are ~21 MB: the ring went round many times.
+    let ring_bytes = u64::from(r.io.buffers) * u64::from(r.io.buffer_size);
+    assert!(r.bytes_read > 5 * ring_bytes, "{:?}", r.io);
 }
 
 #[test]
@@ -266,5 +306,7 @@ fn forced_levels_match_the_kernel() {
         };
         assert_eq!(k.resolve(level).is_ok(), ok, "{level}");
     }
+    // Incremental buffer consumption came with Linux 6.12.
+    assert_eq!(k.buf_ring_inc, k.buf_ring && k.version >= (6, 12, 0));
     assert_eq!(k.resolve(IoLevel::Auto).unwrap(), k.best);
 }

@@ -25,10 +25,13 @@ say "server $url"
 
 # auto picks the best level this kernel really has, and says so.
 /urk -t1 -c4 -n 200 --json "$url" > /tmp/auto.json 2> /tmp/auto.err
-if grep -q "\"level\": \"$best\"" /tmp/auto.json && grep -q '"requests": 200,' /tmp/auto.json; then
-    say "auto -> $best, 200 requests; setup flags $(grep -A3 '"setup_flags"' /tmp/auto.json | tr -d ' \n' | sed 's/.*\[\(.*\)\].*/[\1]/'), $(grep -o '"ext_arg": [a-z]*' /tmp/auto.json)"
+# Both kernels here predate incremental buffers (6.12): the probe must fall
+# back to whole buffers.
+if grep -q "\"level\": \"$best\"" /tmp/auto.json && grep -q '"requests": 200,' /tmp/auto.json \
+    && grep -q '"incremental_buffers": false' /tmp/auto.json; then
+    say "auto -> $best, 200 requests; setup flags $(grep -A3 '"setup_flags"' /tmp/auto.json | tr -d ' \n' | sed 's/.*\[\(.*\)\].*/[\1]/'), $(grep -o '"ext_arg": [a-z]*' /tmp/auto.json), $(grep -o '"incremental_buffers": [a-z]*' /tmp/auto.json)"
 else
-    bad "auto: $(cat /tmp/auto.err) $(grep -E '"level"|"requests"' /tmp/auto.json)"
+    bad "auto: $(cat /tmp/auto.err) $(grep -E '"level"|"requests"|"incremental_buffers"' /tmp/auto.json)"
 fi
 
 # every level the kernel supports completes exactly N requests.

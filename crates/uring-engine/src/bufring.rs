@@ -4,16 +4,25 @@
 //!
 //! Ownership: a buffer belongs to the kernel from the moment its entry is
 //! published at the tail until a completion names its id; then it belongs to
-//! us until [`BufRing::recycle`] puts it back. The engine recycles every
-//! buffer in the same loop iteration it is reported, right after the framer
-//! has read it.
+//! us until [`BufRing::recycle`] puts it back. The engine settles every
+//! completion's buffer in the same loop iteration it is reported, right
+//! after the framer has read it.
+//!
+//! Incremental consumption (`IOU_PBUF_RING_INC`, 6.12+) changes the hand-off:
+//! the kernel fills one large buffer across many receives, each completion
+//! handing us only the bytes it wrote, and the buffer comes back to us only
+//! when it is full. Small responses then pack into one buffer instead of
+//! taking one each (so a few buffers serve thousands of connections), and a
+//! large response lands in one piece instead of several buffer-sized ones:
+//! the buffer size stops having to match the responses.
 
 use std::alloc::{self, Layout};
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::types::BufRingEntry;
+use io_uring::cqueue;
+use io_uring::types::{BufRingEntry, IOU_PBUF_RING_INC};
 use io_uring::Submitter;
 
 const PAGE: usize = 4096;
@@ -27,18 +36,25 @@ pub(crate) struct BufRing {
     buf_size: u32,
     tail: u16,
     bgid: u16,
+    /// Registered with `IOU_PBUF_RING_INC`.
+    incremental: bool,
+    /// Incremental mode: where the unread part of each buffer starts (the
+    /// kernel keeps this in its copy of the entry; completions do not say).
+    offsets: Box<[u32]>,
 }
 
 impl BufRing {
     /// Allocates `count` (a power of two, at most 32768) buffers of
-    /// `buf_size` bytes, registers them as group `bgid` and hands them all to
-    /// the kernel. Memory is zeroed lazily by the OS, so untouched buffers
-    /// cost no resident memory.
+    /// `buf_size` bytes, registers them as group `bgid` (consumed
+    /// incrementally if `incremental`; kernels before 6.12 refuse that with
+    /// EINVAL) and hands them all to the kernel. Memory is zeroed lazily by
+    /// the OS, so untouched buffers cost no resident memory.
     pub(crate) fn new(
         submitter: &Submitter<'_>,
         count: u16,
         buf_size: u32,
         bgid: u16,
+        incremental: bool,
     ) -> io::Result<BufRing> {
         assert!(
             count.is_power_of_two(),
@@ -71,11 +87,20 @@ impl BufRing {
             buf_size,
             tail: 0,
             bgid,
+            incremental,
+            offsets: vec![0; if incremental { count as usize } else { 0 }].into_boxed_slice(),
+        };
+        let flags = if incremental {
+            IOU_PBUF_RING_INC as u16
+        } else {
+            0
         };
         // SAFETY: the entry array is page-aligned, `count` entries long and
         // owned by `ring`, which lives until after it is unregistered (the
         // worker unregisters before dropping it; Drop only frees memory).
-        unsafe { submitter.register_buf_ring_with_flags(entries.as_ptr() as u64, count, bgid, 0)? };
+        unsafe {
+            submitter.register_buf_ring_with_flags(entries.as_ptr() as u64, count, bgid, flags)?
+        };
         for bid in 0..count {
             ring.recycle(bid);
         }
@@ -95,26 +120,62 @@ impl BufRing {
         self.bgid
     }
 
-    /// The first `len` bytes of buffer `bid`, which a completion just handed
-    /// to us.
+    pub(crate) fn incremental(&self) -> bool {
+        self.incremental
+    }
+
+    /// The `len` bytes a completion just delivered into buffer `bid`.
     pub(crate) fn get(&self, bid: u16, len: usize) -> &[u8] {
-        let len = len.min(self.buf_size as usize);
-        let bid = bid % self.count;
-        // SAFETY: the completion that named `bid` gave the buffer to us; the
-        // kernel will not write it again until `recycle(bid)` publishes it,
-        // and that needs `&mut self`, which this borrow prevents.
+        let bid = (bid % self.count) as usize;
+        let start = if self.incremental {
+            self.offsets[bid].min(self.buf_size)
+        } else {
+            0
+        };
+        let len = len.min((self.buf_size - start) as usize);
+        // SAFETY: the bytes lie inside buffer `bid`. The completion that
+        // named `bid` gave us these bytes: the kernel will not write them
+        // again until `recycle(bid)` publishes the buffer, which needs
+        // `&mut self`, which this borrow prevents. In incremental mode the
+        // kernel may meanwhile fill the rest of the buffer, past
+        // `start + len`, which this slice does not cover.
         unsafe {
             std::slice::from_raw_parts(
                 self.bufs
                     .as_ptr()
-                    .add(bid as usize * self.buf_size as usize),
+                    .add(bid * self.buf_size as usize + start as usize),
                 len,
             )
         }
     }
 
+    /// Accounts for a completion of `res` with `flags` that named buffer
+    /// `bid`, once its bytes have been read: recycles the buffer if the
+    /// kernel is done with it.
+    ///
+    /// A failed receive consumed nothing, whatever its flags say. In
+    /// incremental mode neither did a 0-byte one (EOF): its completion names
+    /// the buffer the kernel is still filling, and recycling that would put
+    /// it in the ring twice.
+    pub(crate) fn settle(&mut self, bid: u16, res: i32, flags: u32) {
+        let b = (bid % self.count) as usize;
+        if self.incremental {
+            if res <= 0 {
+                return;
+            }
+            if cqueue::buffer_more(flags) {
+                self.offsets[b] = self.offsets[b].saturating_add(res as u32);
+                return;
+            }
+            self.offsets[b] = 0;
+        } else if res < 0 {
+            return;
+        }
+        self.recycle(bid);
+    }
+
     /// Puts buffer `bid` back at the tail; the kernel sees it after [`publish`](Self::publish).
-    pub(crate) fn recycle(&mut self, bid: u16) {
+    fn recycle(&mut self, bid: u16) {
         let bid = bid % self.count;
         let idx = (self.tail & (self.count - 1)) as usize;
         // SAFETY: `idx < count`, inside the entry array we own. The kernel

@@ -132,6 +132,7 @@ impl Plan {
             level,
             use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
             delay_acks: support.ring_sockopt,
+            incremental_buffers: support.buf_ring_inc && level == IoLevel::Full,
             batch_wait_us: Some(cfg.batch_wait.as_micros().min(1_000_000) as u32)
                 .filter(|&us| us > 0 && support.min_timeout && level != IoLevel::Legacy),
             timeout_us: cfg.timeout.as_micros() as u64,
@@ -223,6 +224,7 @@ impl Plan {
             ext_arg: shared.use_ext_arg,
             buffers: first.buffers,
             buffer_size: first.buffer_size,
+            incremental_buffers: first.incremental_buffers,
             enters_per_1000_requests: 0.0,
             completions_per_1000_requests: 0.0,
             recv_arms_per_1000_requests: 0.0,

@@ -21,6 +21,9 @@ pub struct KernelSupport {
     pub version: (u32, u32, u32),
     /// Ring-mapped provided buffers (5.19+), tried for real.
     pub buf_ring: bool,
+    /// Provided buffers consumed incrementally (`IOU_PBUF_RING_INC`,
+    /// 6.12+), tried for real.
+    pub buf_ring_inc: bool,
     /// Multishot recv (6.0+).
     pub recv_multishot: bool,
     /// The wait can carry a timeout (`IORING_FEAT_EXT_ARG`, 5.11+).
@@ -58,13 +61,16 @@ impl KernelSupport {
         if !needed.iter().all(|&op| probe.is_supported(op)) {
             return Err(EngineError::IoUringUnavailable(Unavailable::TooOld));
         }
-        let buf_ring = match BufRing::new(&ring.submitter(), 1, 4096, 0) {
+        let try_ring = |incremental| match BufRing::new(&ring.submitter(), 1, 4096, 0, incremental)
+        {
             Ok(b) => {
                 b.unregister(&ring.submitter());
                 true
             }
             Err(_) => false,
         };
+        let buf_ring = try_ring(false);
+        let buf_ring_inc = buf_ring && try_ring(true);
         let recv_multishot = buf_ring && version >= (6, 0, 0);
         let best = if recv_multishot {
             IoLevel::Full
@@ -77,6 +83,7 @@ impl KernelSupport {
             release,
             version,
             buf_ring,
+            buf_ring_inc,
             recv_multishot,
             ext_arg: ring.params().is_feature_ext_arg(),
             min_timeout: ring.params().is_feature_min_timeout(),

@@ -168,6 +168,11 @@ pub struct IoInfo {
     pub buffers: u32,
     /// Size of each receive buffer in bytes.
     pub buffer_size: u32,
+    /// The kernel filled each buffer across many receives
+    /// (`IOU_PBUF_RING_INC`, 6.12+, at `full`) instead of taking a whole
+    /// buffer per receive.
+    #[serde(default)]
+    pub incremental_buffers: bool,
     /// `io_uring_enter` calls per 1000 completed requests, all workers.
     pub enters_per_1000_requests: f64,
     /// Completions reaped per 1000 completed requests: how many

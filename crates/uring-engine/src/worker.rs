@@ -78,6 +78,8 @@ pub(crate) struct Shared<'a> {
     pub use_ext_arg: bool,
     /// Turn off quick ACKs on each new connection (through the ring).
     pub delay_acks: bool,
+    /// Consume provided buffers incrementally (`IOU_PBUF_RING_INC`).
+    pub incremental_buffers: bool,
     /// Batch the wait for this many µs (needs IORING_FEAT_MIN_TIMEOUT).
     pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
@@ -101,6 +103,7 @@ pub(crate) struct Outcome {
     pub setup_flags: &'static [&'static str],
     pub buffers: u32,
     pub buffer_size: u32,
+    pub incremental_buffers: bool,
 }
 
 pub(crate) struct Worker<'a> {
@@ -176,13 +179,22 @@ impl<'a> Worker<'a> {
         let (bufs, legacy_buf) = match shared.level {
             IoLevel::Legacy => (None, if n > 1000 { 4096 } else { 16 * 1024 }),
             _ => {
-                let count = n.next_power_of_two().clamp(64, 2048) as u16;
-                let b = BufRing::new(&ring.submitter(), count, 8 * 1024, 0).map_err(|source| {
-                    EngineError::Setup {
+                // Without incremental consumption every receive takes a
+                // whole buffer, however few bytes it brings: one small
+                // buffer per connection (up to 2048 shared by more). With
+                // it, receives pack into a few large buffers.
+                let inc = shared.incremental_buffers;
+                let (count, size) = if inc {
+                    ((n / 8).next_power_of_two().clamp(16, 256), 64 * 1024)
+                } else {
+                    (n.next_power_of_two().clamp(64, 2048), 8 * 1024)
+                };
+                let b = BufRing::new(&ring.submitter(), count as u16, size, 0, inc).map_err(
+                    |source| EngineError::Setup {
                         what: "registering the provided buffer ring",
                         source,
-                    }
-                })?;
+                    },
+                )?;
                 (Some(b), 0)
             }
         };
@@ -269,6 +281,7 @@ impl<'a> Worker<'a> {
         let cpu_s = thread_cpu_seconds();
         let clean = self.shutdown();
         let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
+        let incremental_buffers = self.bufs.as_ref().is_some_and(|b| b.incremental());
         let buffer_size = self
             .bufs
             .as_ref()
@@ -290,6 +303,7 @@ impl<'a> Worker<'a> {
             setup_flags: self.setup_flags,
             buffers,
             buffer_size,
+            incremental_buffers,
         })
     }
 
@@ -398,19 +412,17 @@ impl<'a> Worker<'a> {
             c.ops -= 1;
             c.recv_armed = false;
         }
-        if matches!(c.phase, Phase::Draining { .. }) {
-            if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
-                b.recycle(bid);
-            }
+        let draining = matches!(c.phase, Phase::Draining { .. });
+        let ok = res <= 0 || draining || self.frame(i, bid, res as usize, now);
+        if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
+            b.settle(bid, res, flags);
+        }
+        if draining {
             return self.release_if_idle(i, now);
         }
         match res {
             n if n > 0 => {
                 self.stats.bytes_read += n as u64;
-                let ok = self.frame(i, bid, n as usize, now);
-                if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
-                    b.recycle(bid);
-                }
                 if !ok {
                     self.stats.errors.parse += 1;
                     return self.fail(i, now);
