@@ -6,7 +6,7 @@ scenario the two tools run alternately, --rounds times, and we record per run:
 requests/s, generator CPU-us per completed request ((user+sys)/requests, from
 wait4's rusage), peak RSS, and errors. A separate short run under
 `strace -c -f` counts syscalls per 1000 requests. Results go to
-bench-results/DATE-KERNEL.json and .md with machine, kernel, commit and
+bench-results/DATE-KERNEL[-runN].json and .md with machine, kernel, commit and
 nginx version. Benchmarks are not tests: nothing here asserts.
 """
 
@@ -249,6 +249,11 @@ def main():
     }
     os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     stem = os.path.join(ROOT, "bench-results", f"{datetime.date.today().isoformat()}-{kernel}")
+    # A second run the same day on the same kernel gets its own file.
+    base, n = stem, 1
+    while os.path.exists(stem + ".json"):
+        n += 1
+        stem = f"{base}-run{n}"
     with open(stem + ".json", "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=2)
     with open(stem + ".md", "w") as f:
