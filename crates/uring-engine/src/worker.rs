@@ -413,6 +413,7 @@ impl<'a> Worker<'a> {
             c.recv_armed = false;
         }
         let draining = matches!(c.phase, Phase::Draining { .. });
+        // Frame before settling: settling may give the buffer back.
         let ok = res <= 0 || draining || self.frame(i, bid, res as usize, now);
         if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
             b.settle(bid, res, flags);
