@@ -137,6 +137,8 @@ pub(crate) struct Worker<'a> {
     connecting: u32,
     /// The last scan (or a release) held connects back for the limit.
     deferred_connects: bool,
+    /// Where the next pass over held-back connects resumes.
+    connect_cursor: usize,
     /// Before the first request: waiting for every first connect.
     warming: bool,
     /// Connections whose first connect has not had an outcome yet.
@@ -231,6 +233,7 @@ impl<'a> Worker<'a> {
             sampled_errors: 0,
             connecting: 0,
             deferred_connects: false,
+            connect_cursor: 0,
             warming: true,
             untried: n,
             last_connect_outcome: 0,
@@ -351,11 +354,6 @@ impl<'a> Worker<'a> {
     fn on_connect(&mut self, i: usize, res: i32, now: u64) {
         if std::mem::take(&mut self.conns[i].throttled) {
             self.connecting -= 1;
-        }
-        // A connect slot is free: if connects were held back, let a scan
-        // (this loop) start another.
-        if self.deferred_connects {
-            self.next_scan = 0;
         }
         let c = &mut self.conns[i];
         c.ops -= 1;
@@ -587,6 +585,9 @@ impl<'a> Worker<'a> {
             self.sampled_requests = self.stats.requests;
             self.next_sample = now + SAMPLE_US;
         }
+        if self.deferred_connects && self.connecting < MAX_CONNECTING && self.stop_at.is_none() {
+            self.start_deferred_connects(now);
+        }
         if now < self.next_scan {
             return;
         }
@@ -628,6 +629,27 @@ impl<'a> Worker<'a> {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Fills free connect slots with connections that are due. A pass
+    /// resumes where the last one stopped, so opening n connections reads
+    /// each one about once, not once per completed connect (which made the
+    /// warm-up quadratic: 3.5% of the CPU of opening 10,000).
+    fn start_deferred_connects(&mut self, now: u64) {
+        let n = self.conns.len();
+        let mut seen = 0;
+        while seen < n && self.connecting < MAX_CONNECTING {
+            let i = self.connect_cursor;
+            self.connect_cursor = if i + 1 == n { 0 } else { i + 1 };
+            seen += 1;
+            if matches!(self.conns[i].phase, Phase::Down { at } if at <= now) {
+                self.connect(i, now);
+            }
+        }
+        if seen == n {
+            // A whole lap: nothing due is left waiting.
+            self.deferred_connects = false;
         }
     }
 
@@ -859,7 +881,12 @@ impl<'a> Worker<'a> {
         if c.ops > 0 {
             return;
         }
-        let _ = self.ring.submitter().register_files_update(i as u32, &[-1]);
+        if then != u64::MAX {
+            // Close the socket now, not at the next connect into this
+            // slot. At shutdown (`then` is MAX) one `unregister_files`
+            // closes every slot instead of a syscall per connection.
+            let _ = self.ring.submitter().register_files_update(i as u32, &[-1]);
+        }
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.framer.reset();
         c.send = None;
