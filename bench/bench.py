@@ -4,7 +4,7 @@
 nginx (one worker) is pinned to core 1 and the generator to core 0. For each
 scenario the two tools run alternately, --rounds times, and we record per run:
 requests/s, generator CPU-us per completed request ((user+sys)/requests, from
-wait4's rusage), peak RSS, and errors. A separate short run under
+GNU time), nginx's own CPU-us per request (from /proc), peak RSS, and errors. A separate short run under
 `strace -c -f` counts syscalls per 1000 requests. Results go to
 bench-results/DATE-KERNEL[-runN].json and .md with machine, kernel, commit and
 nginx version. Benchmarks are not tests: nothing here asserts.
@@ -119,18 +119,32 @@ def parse_wrk(out):
     return reqs, secs, errs, (None, kinds)
 
 
-def one_run(tool, url, conns, pipeline, seconds, extra=()):
+def process_cpu_s(pid):
+    """User plus system CPU seconds of a process so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name may hold spaces; fields count from after its ')'.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=()):
     if tool == "urk":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra), parse_urk
     else:
         cmd, parse = wrk_cmd(url, conns, pipeline, seconds), parse_wrk
+    server_before = process_cpu_s(server_pid)
     out, cpu, rss, wall = timed(["taskset", "-c", "0"] + cmd)
+    # nginx's CPU per request shows whether a req/s difference came from
+    # the server working harder per request or from the machine (the
+    # server is the bottleneck in most scenarios).
+    server_cpu = process_cpu_s(server_pid) - server_before
     reqs, secs, errs, (level, kinds) = parse(out)
     return {
         "requests": reqs,
         "rps": reqs / secs if secs else 0.0,
         "cpu_us_per_req": cpu * 1e6 / reqs if reqs else None,
         "cpu_s": cpu,
+        "server_cpu_us_per_req": server_cpu * 1e6 / reqs if reqs else None,
         "peak_rss_kib": rss,
         "errors": errs,
         "error_kinds": kinds,
@@ -201,7 +215,7 @@ def main():
                     # connections (10000 of them at c10000) before the next
                     # run connects, so neither tool inherits the other's teardown.
                     time.sleep(3 if conns >= 1000 else 1)
-                    res = one_run(tool, url, conns, pipeline, args.seconds, extra)
+                    res = one_run(tool, url, conns, pipeline, args.seconds, nginx.pid, extra)
                     runs[tool].append(res)
                     print(f"{name} round {r + 1} {tool}: {res['rps']:.0f} req/s, "
                           f"{res['cpu_us_per_req'] or 0:.2f} cpu-us/req, {res['peak_rss_kib'] / 1024:.1f} MB, "
@@ -211,16 +225,19 @@ def main():
                 summary[tool] = {
                     "rps": median([x["rps"] for x in rs]),
                     "cpu_us_per_req": median([x["cpu_us_per_req"] for x in rs]),
+                    "server_cpu_us_per_req": median([x.get("server_cpu_us_per_req") for x in rs]),
                     "peak_rss_mb": median([x["peak_rss_kib"] / 1024 for x in rs]),
                     "errors": max(x["errors"] for x in rs),
                 }
             # The ratio is the median of per-round ratios: each round's urk
             # and wrk runs sit next to each other in time, so the machine's
             # slow and fast phases cancel out.
-            def round_ratio(key):
-                rs = [u[key] / w[key] for u, w in zip(runs["urk"], runs["wrk"]) if u[key] and w[key]]
-                return statistics.median(rs) if rs else None
-            ratio = {"rps": round_ratio("rps"), "cpu_us_per_req": round_ratio("cpu_us_per_req")}
+            def round_ratios(key):
+                return [u[key] / w[key] for u, w in zip(runs["urk"], runs["wrk"]) if u[key] and w[key]]
+            ratio = {k: median(round_ratios(k)) for k in ("rps", "cpu_us_per_req")}
+            rps_ratios = round_ratios("rps")
+            # The spread says how far a single round can be trusted.
+            ratio["rps_range"] = [min(rps_ratios), max(rps_ratios)] if rps_ratios else None
             entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
                      "runs": runs, "median": summary, "urk_over_wrk": ratio}
             if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50"):
@@ -249,11 +266,12 @@ def main():
     }
     os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     stem = os.path.join(ROOT, "bench-results", f"{datetime.date.today().isoformat()}-{kernel}")
-    # A second run the same day on the same kernel gets its own file.
-    base, n = stem, 1
-    while os.path.exists(stem + ".json"):
-        n += 1
-        stem = f"{base}-run{n}"
+    # A second run the same day on the same kernel gets its own file,
+    # numbered after the highest one there (runs may have been renamed).
+    if os.path.exists(stem + ".json"):
+        taken = [int(m.group(1)) for f in os.listdir(os.path.dirname(stem))
+                 if (m := re.fullmatch(re.escape(os.path.basename(stem)) + r"-run(\d+)\.json", f))]
+        stem = f"{stem}-run{max(taken, default=1) + 1}"
     with open(stem + ".json", "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=2)
     with open(stem + ".md", "w") as f:
@@ -283,17 +301,21 @@ def markdown(meta, results):
         f"Machine: {meta['machine']['cpus']} cores, {meta['machine']['cpu_model']}; kernel {meta['kernel']}; "
         f"commit {meta['commit']}; {meta['nginx']}; {meta['wrk']}.",
         f"Medians of {meta['rounds']} alternating rounds of {meta['seconds']} s; {meta['pinning']}. "
-        "The urk/wrk columns are medians of per-round ratios (each round runs urk then wrk back to back).",
+        "The urk/wrk columns are medians of per-round ratios (each round runs urk then wrk back to back). "
+        "nginx CPU-µs/req is the server's own user+system time per request during that tool's runs.",
         "",
-        "| scenario | tool | req/s | CPU-µs/req | peak RSS MB | errors | urk/wrk CPU-µs/req | urk/wrk req/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | tool | req/s | CPU-µs/req | nginx CPU-µs/req | peak RSS MB | errors | urk/wrk CPU-µs/req | urk/wrk req/s (range over rounds) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in results:
         for tool in ("urk", "wrk"):
             m = e["median"][tool]
             ratio = e["urk_over_wrk"]
-            extra = (fmt(ratio["cpu_us_per_req"], ".2f"), fmt(ratio["rps"], ".2f")) if tool == "urk" else ("", "")
+            spread = ratio.get("rps_range")
+            rps = fmt(ratio["rps"], ".2f") + (f" ({spread[0]:.2f}-{spread[1]:.2f})" if spread else "")
+            extra = (fmt(ratio["cpu_us_per_req"], ".2f"), rps) if tool == "urk" else ("", "")
             lines.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
+                         f"{fmt(m.get('server_cpu_us_per_req'), '.2f')} | "
                          f"{fmt(m['peak_rss_mb'], '.1f')} | {m['errors']} | {extra[0]} | {extra[1]} |")
     lines += targets(results)
     sc = [e for e in results if "syscalls" in e]
@@ -328,7 +350,9 @@ def targets(results):
             continue
         r = e["urk_over_wrk"]["rps"]
         if r is not None:
-            line(r >= 1.0, f"{e['scenario']} urk/wrk req/s {r:.2f} (target >= 1)")
+            spread = e["urk_over_wrk"].get("rps_range")
+            seen = f"; single rounds {spread[0]:.2f}-{spread[1]:.2f}" if spread else ""
+            line(r >= 1.0, f"{e['scenario']} urk/wrk req/s {r:.2f} (target >= 1{seen})")
         errs = e["median"]["urk"]["errors"]
         worst = max(e["runs"]["urk"], key=lambda x: x["errors"])
         kinds = "".join(f", {k} {v}" for k, v in worst.get("error_kinds", {}).items())
