@@ -42,6 +42,10 @@ fn fixed_body_counts_exactly() {
         let one = support::server::response_len(&ServerConfig::default(), false, false);
         assert_eq!(r.bytes_read, 3000 * one as u64, "{level}");
         assert!(r.latency_us.max >= r.latency_us.p50 && r.latency_us.p50 >= r.latency_us.min);
+        // A closed loop sends every request when it is due: the uncorrected
+        // distribution is the corrected one, over every response.
+        assert_eq!(r.uncorrected_histogram.len(), 3000, "{level}");
+        assert_eq!(r.uncorrected_histogram, r.latency_histogram, "{level}");
         // Every response needs at least one receive completion.
         assert!(
             r.io.completions_per_1000_requests >= 1000.0,

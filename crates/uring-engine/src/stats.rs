@@ -159,8 +159,13 @@ impl WorkerStats {
         }
     }
 
+    /// Counts a complete response. `uncorrected_us` is measured from the
+    /// actual send and only differs from `latency_us` (from when the request
+    /// was due) in constant-rate mode; in a closed loop it is `None` and the
+    /// worker copies the one histogram at the end instead of recording every
+    /// value twice.
     #[inline]
-    pub(crate) fn response(&mut self, status: u16, latency_us: u64, uncorrected_us: u64) {
+    pub(crate) fn response(&mut self, status: u16, latency_us: u64, uncorrected_us: Option<u64>) {
         self.requests += 1;
         let slot = if (100..STATUS_SLOTS as u16).contains(&status) {
             status as usize
@@ -170,8 +175,10 @@ impl WorkerStats {
         self.status[slot] += 1;
         self.latency
             .saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
-        self.uncorrected
-            .saturating_record(uncorrected_us.clamp(1, MAX_LATENCY_US));
+        if let Some(u) = uncorrected_us {
+            self.uncorrected
+                .saturating_record(u.clamp(1, MAX_LATENCY_US));
+        }
     }
 
     pub(crate) fn merge(&mut self, o: &WorkerStats) {

@@ -281,6 +281,11 @@ impl<'a> Worker<'a> {
         if self.interval.is_some() {
             self.close_interval();
         }
+        if self.shared.schedule.is_none() {
+            // Closed loop: every request is sent when it is due, so the
+            // two distributions are one (see `WorkerStats::response`).
+            let _ = self.stats.uncorrected.add(&self.stats.latency);
+        }
         let cpu_s = thread_cpu_seconds();
         let clean = self.shutdown();
         let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
@@ -461,8 +466,10 @@ impl<'a> Worker<'a> {
             stats,
             in_flight,
             interval,
+            shared,
             ..
         } = self;
+        let rate_mode = shared.schedule.is_some();
         let c = &mut conns[i];
         let Conn {
             framer,
@@ -491,7 +498,7 @@ impl<'a> Worker<'a> {
                 stats.response(
                     r.status,
                     now.saturating_sub(*intended_at),
-                    now.saturating_sub(*sent_at),
+                    rate_mode.then(|| now.saturating_sub(*sent_at)),
                 );
                 if let Some(iv) = interval {
                     iv.saturating_record(now.saturating_sub(*intended_at).max(1));
@@ -509,8 +516,12 @@ impl<'a> Worker<'a> {
                 c.outstanding -= 1;
                 self.in_flight -= 1;
                 let corrected = now.saturating_sub(c.intended_at);
-                self.stats
-                    .response(r.status, corrected, now.saturating_sub(c.sent_at));
+                let uncorrected = self
+                    .shared
+                    .schedule
+                    .is_some()
+                    .then(|| now.saturating_sub(c.sent_at));
+                self.stats.response(r.status, corrected, uncorrected);
                 if let Some(iv) = &mut self.interval {
                     iv.saturating_record(corrected.max(1));
                 }
