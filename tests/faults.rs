@@ -91,6 +91,14 @@ fn lying_content_length_is_a_read_error() {
     check_class(Fault::LyingLength, |e| e.read);
 }
 
+/// A long body is discarded unread: a close or a reset in the middle of
+/// it still ends as a read error for that response alone.
+#[test]
+fn a_long_body_cut_off_while_discarded_is_a_read_error() {
+    check_class(Fault::LongBodyCut, |e| e.read);
+    check_class(Fault::LongBodyReset, |e| e.read);
+}
+
 #[test]
 fn garbage_is_a_parse_error() {
     check_class(Fault::Garbage, |e| e.parse);

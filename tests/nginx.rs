@@ -37,6 +37,28 @@ fn exact_count_matches_the_access_log() {
     }
 }
 
+/// A static file long enough to be discarded unread: every response is
+/// still counted against the log, and every body byte is accounted for.
+#[test]
+fn long_static_files_count_exactly_against_the_log() {
+    use support::nginx::BIG_LEN;
+    for level in LEVELS {
+        let Some(nginx) = Nginx::start(&format!("big-{level}")) else {
+            return;
+        };
+        let n = 1000;
+        let r = run(&cfg(&nginx.url("/big"), level).requests(n)).unwrap();
+        assert_eq!(r.requests, n, "{level}");
+        assert_eq!(r.errors.total(), 0, "{level}: {:?}", r.errors);
+        assert_eq!(nginx.logged(), BTreeMap::from([(200, n)]), "{level}");
+        // Each response is the file plus a head of a few hundred bytes.
+        let head = r.bytes_read / n - BIG_LEN;
+        assert_eq!(r.bytes_read % n, 0, "{level}: {}", r.bytes_read);
+        assert!((100..1000).contains(&head), "{level}: head {head}");
+        assert!(r.io.skips_per_1000_requests >= 900.0, "{level}: {:?}", r.io);
+    }
+}
+
 #[test]
 fn status_breakdown_matches_the_access_log() {
     for level in LEVELS {

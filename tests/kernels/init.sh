@@ -45,6 +45,23 @@ for level in full basic legacy; do
     fi
 done
 
+# long bodies are discarded unread (MSG_TRUNC receives) at every level, and
+# every byte is still counted: 200 x (100000 + a 61-byte head).
+/server 600 100000 > /tmp/big.url &
+i=0
+while [ ! -s /tmp/big.url ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+big=$(head -n 1 /tmp/big.url)
+for level in full basic legacy; do
+    case " $lacks " in *" $level "*) continue ;; esac
+    /urk -t1 -c4 -n 200 --io "$level" --json "$big" > /tmp/b.json 2> /tmp/b.err
+    if [ $? -eq 0 ] && grep -q '"requests": 200,' /tmp/b.json && grep -q '"bytes_read": 20012200,' /tmp/b.json \
+        && ! grep -q '"skips_per_1000_requests": 0.0' /tmp/b.json; then
+        say "$level: 200 long bodies, $(grep -o '"skips_per_1000_requests": [0-9.]*' /tmp/b.json)"
+    else
+        bad "$level long bodies: $(cat /tmp/b.err) $(grep -E '"requests"|"bytes_read"|"read"|"timeout"|"skips' /tmp/b.json | tr -d '\n')"
+    fi
+done
+
 # a level the kernel lacks is refused with one line and status 2.
 for level in $lacks; do
     /urk -n 10 --io "$level" "$url" > /tmp/r.out 2> /tmp/r.err

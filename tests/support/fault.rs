@@ -36,6 +36,11 @@ pub enum Fault {
     LyingLength,
     /// A body that never ends (a byte now and then).
     EndlessBody,
+    /// `Content-Length: 200000` (long enough to be discarded unread),
+    /// 40000 bytes, then close.
+    LongBodyCut,
+    /// `Content-Length: 200000`, 40000 bytes, then a TCP reset.
+    LongBodyReset,
     /// Read the request, never answer.
     NeverAnswer,
 }
@@ -201,6 +206,16 @@ fn serve(mut s: TcpStream, fault: Fault, every: u64, counts: &Counts, seq: &Atom
                 while s.write_all(b"x").is_ok() {
                     thread::sleep(Duration::from_millis(20));
                 }
+                return;
+            }
+            Fault::LongBodyCut | Fault::LongBodyReset => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n");
+                let _ = s.write_all(&[b'l'; 40_000]);
+                thread::sleep(Duration::from_millis(5));
+                if fault == Fault::LongBodyReset {
+                    return reset(s);
+                }
+                let _ = s.shutdown(Shutdown::Both);
                 return;
             }
             Fault::NeverAnswer => Ok(()),

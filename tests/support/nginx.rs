@@ -17,6 +17,9 @@ pub struct Nginx {
     pub port: u16,
 }
 
+/// Length of the static file served at `/big`.
+pub const BIG_LEN: u64 = 300_000;
+
 impl Nginx {
     /// Starts nginx on a free port, or returns None when it is not installed
     /// (and not required).
@@ -44,6 +47,8 @@ impl Nginx {
             .replace("@DIR@", dir.to_str().unwrap())
             .replace("@PORT@", &port.to_string());
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        std::fs::write(dir.join("www/big"), vec![b'b'; BIG_LEN as usize]).unwrap();
         let child = Command::new(bin)
             .arg("-p")
             .arg(&dir)

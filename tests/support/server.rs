@@ -29,6 +29,9 @@ pub struct ServerConfig {
     /// Send `Connection: close` and close after every Nth response on a
     /// connection (0: never).
     pub close_every: u64,
+    /// Every Nth response on a connection carries a 6-byte body instead
+    /// of `body` (0: never), so that body sizes change under the client.
+    pub small_every: u64,
     /// Wait this long before each response.
     pub delay: Duration,
     /// Once, at the first request this long after the start, stall every
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             chunked: false,
             http10: false,
             close_every: 0,
+            small_every: 0,
             delay: Duration::ZERO,
             stall: None,
             killable: false,
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
 pub struct TestServer {
     pub addr: SocketAddr,
     answered: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     /// Every accepted connection, so `kill` can cut them all.
     open: Arc<Mutex<Vec<TcpStream>>>,
@@ -96,6 +101,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let open = Arc::new(Mutex::new(Vec::new()));
         let answered = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let cfg = Arc::new(cfg);
         let stall = Arc::new(Stall {
@@ -103,7 +109,12 @@ impl TestServer {
             until: Mutex::new(None),
         });
         {
-            let (answered, stop, open) = (answered.clone(), stop.clone(), open.clone());
+            let (answered, written, stop, open) = (
+                answered.clone(),
+                written.clone(),
+                stop.clone(),
+                open.clone(),
+            );
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -115,14 +126,20 @@ impl TestServer {
                             open.lock().unwrap().push(c);
                         }
                     }
-                    let (cfg, answered, stall) = (cfg.clone(), answered.clone(), stall.clone());
-                    thread::spawn(move || serve(stream, &cfg, &answered, &stall));
+                    let (cfg, answered, written, stall) = (
+                        cfg.clone(),
+                        answered.clone(),
+                        written.clone(),
+                        stall.clone(),
+                    );
+                    thread::spawn(move || serve(stream, &cfg, (&answered, &written), &stall));
                 }
             });
         }
         TestServer {
             addr,
             answered,
+            written,
             stop,
             open,
         }
@@ -136,6 +153,11 @@ impl TestServer {
     /// Responses fully written so far.
     pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of the responses counted by [`answered`](Self::answered).
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
     }
 
     /// The count once it has stopped moving (the last writes of a run may
@@ -174,6 +196,10 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
+    response_with(cfg, &cfg.body, head_request, close)
+}
+
+fn response_with(cfg: &ServerConfig, body: &[u8], head_request: bool, close: bool) -> Vec<u8> {
     let version = if cfg.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
     let mut r = format!(
         "{version} {} {}\r\nServer: urk-test\r\n",
@@ -194,7 +220,7 @@ fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
         if head_request {
             return r;
         }
-        for (k, c) in cfg.body.chunks(5).enumerate() {
+        for (k, c) in body.chunks(5).enumerate() {
             let ext = if k == 0 { ";first=1" } else { "" };
             r.extend_from_slice(format!("{:x}{ext}\r\n", c.len()).as_bytes());
             r.extend_from_slice(c);
@@ -202,9 +228,9 @@ fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
         }
         r.extend_from_slice(b"0\r\nX-Trailer: done\r\n\r\n");
     } else {
-        r.extend_from_slice(format!("Content-Length: {}\r\n\r\n", cfg.body.len()).as_bytes());
+        r.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
         if !head_request {
-            r.extend_from_slice(&cfg.body);
+            r.extend_from_slice(body);
         }
     }
     r
@@ -237,7 +263,13 @@ impl Stall {
     }
 }
 
-fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64, stall: &Stall) {
+/// Serves one connection, counting responses and their bytes.
+fn serve(
+    mut stream: TcpStream,
+    cfg: &ServerConfig,
+    (answered, written): (&AtomicU64, &AtomicU64),
+    stall: &Stall,
+) {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
@@ -268,12 +300,13 @@ fn serve(mut stream: TcpStream, cfg: &ServerConfig, answered: &AtomicU64, stall:
                 thread::sleep(cfg.delay);
             }
             stall.wait(cfg);
-            if stream
-                .write_all(&response(cfg, head_request, close))
-                .is_err()
-            {
+            let small = cfg.small_every > 0 && served % cfg.small_every == 0;
+            let body: &[u8] = if small { b"small\n" } else { &cfg.body };
+            let r = response_with(cfg, body, head_request, close);
+            if stream.write_all(&r).is_err() {
                 return;
             }
+            written.fetch_add(r.len() as u64, Ordering::SeqCst);
             answered.fetch_add(1, Ordering::SeqCst);
             if close {
                 let _ = stream.shutdown(Shutdown::Both);

@@ -17,6 +17,11 @@ pub struct Response {
     /// response: false for `Connection: close`, for HTTP/1.0 without
     /// keep-alive and for bodies delimited by the close itself.
     pub keep_alive: bool,
+    /// The body's length when the head announced it (`Content-Length`, or 0
+    /// for responses that have no body); `None` for chunked bodies and
+    /// bodies delimited by the close. A caller that sees long bodies can
+    /// read the next ones with [`ResponseFramer::skip`].
+    pub body_len: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -129,6 +134,49 @@ impl ResponseFramer {
         }
     }
 
+    /// Body bytes still expected in a body of known length; 0 anywhere
+    /// else (in a head, a chunked body, a body that ends at the close).
+    ///
+    /// The caller may consume these bytes from the socket without reading
+    /// them (a `recv` with `MSG_TRUNC` copies nothing) and account for them
+    /// with [`skip`](Self::skip).
+    ///
+    /// ```
+    /// let mut f = proto::ResponseFramer::new(false);
+    /// let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+    /// assert_eq!(f.feed(head).unwrap(), (head.len(), None));
+    /// assert_eq!(f.sized_remaining(), 100_000);
+    /// assert_eq!(f.skip(60_000), None);
+    /// let r = f.skip(40_000).unwrap();
+    /// assert_eq!((r.status, r.body_len), (200, Some(100_000)));
+    /// assert!(f.is_idle());
+    /// ```
+    pub fn sized_remaining(&self) -> u64 {
+        match self.state {
+            State::Sized { remaining, .. } => remaining,
+            _ => 0,
+        }
+    }
+
+    /// Accounts for `n` body bytes that were consumed without being fed
+    /// (at most [`sized_remaining`](Self::sized_remaining); more is clamped
+    /// to it). Returns the response if they were its last bytes.
+    pub fn skip(&mut self, n: u64) -> Option<Response> {
+        let State::Sized { remaining, resp } = self.state else {
+            return None;
+        };
+        if n >= remaining {
+            self.state = State::Head;
+            Some(resp)
+        } else {
+            self.state = State::Sized {
+                remaining: remaining - n,
+                resp,
+            };
+            None
+        }
+    }
+
     /// The connection reached end of file. A body delimited by the close is
     /// complete now; anything else partial is [`FrameError::Truncated`].
     /// Returns `None` when the close fell between responses.
@@ -237,8 +285,13 @@ fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>,
             }
         }
     }
-    let resp = Response { status, keep_alive };
+    let mut resp = Response {
+        status,
+        keep_alive,
+        body_len: None,
+    };
     let state = if head_request || status == 204 || status == 304 {
+        resp.body_len = Some(0);
         State::Sized { remaining: 0, resp }
     } else if transfer_encoding && chunked {
         State::Chunked {
@@ -253,6 +306,7 @@ fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>,
             },
         }
     } else if let Some(n) = content_length {
+        resp.body_len = Some(n);
         State::Sized { remaining: n, resp }
     } else {
         State::UntilClose {

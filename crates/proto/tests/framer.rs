@@ -253,6 +253,36 @@ proptest! {
         prop_assert_eq!(eof.unwrap(), Ok(None));
     }
 
+    /// A reader that discards sized bodies unread (as urk's `MSG_TRUNC`
+    /// receives do), in steps of any size, sees the same responses, and
+    /// every byte of the stream is accounted for exactly once.
+    #[test]
+    fn skipping_sized_bodies_frames_identically((wire, statuses) in response_stream(), steps in prop::collection::vec(1u64..400, 1..16), peek in 1usize..64) {
+        let mut f = ResponseFramer::new(false);
+        let mut got = Vec::new();
+        let (mut at, mut step) = (0usize, 0usize);
+        while at < wire.len() {
+            let rem = f.sized_remaining();
+            if rem > 0 {
+                let n = rem.min(steps[step % steps.len()]);
+                step += 1;
+                if let Some(r) = f.skip(n) {
+                    got.push(r);
+                }
+                at += n as usize;
+            } else {
+                // Read a little at a time, as a small head receive would.
+                let end = (at + peek).min(wire.len());
+                f.feed_all(&wire[at..end], |r| got.push(r)).unwrap();
+                at = end;
+            }
+        }
+        prop_assert_eq!(at, wire.len());
+        let codes: Vec<u16> = got.iter().map(|r| r.status).collect();
+        prop_assert_eq!(codes, statuses);
+        prop_assert_eq!(f.finish(), Ok(None));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..2048), head in any::<bool>(), split in any::<prop::sample::Index>()) {
         let at = split.index(data.len() + 1);

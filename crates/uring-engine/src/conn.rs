@@ -27,6 +27,15 @@ pub(crate) struct Conn {
     /// Operations in flight that refer to this slot (connect, send, recv).
     pub ops: u8,
     pub recv_armed: bool,
+    /// A cancel of the multishot receive is in flight, so that the next
+    /// long body can be discarded instead of copied.
+    pub stopping: bool,
+    /// A discarding receive (`MSG_TRUNC`) is in flight; nothing else may
+    /// read the socket until it completes.
+    pub skipping: bool,
+    /// The last response had a long body: heads are read with a short
+    /// one-shot receive, bodies discarded unread.
+    pub large: bool,
     /// `Some(done)` while a send is in flight: bytes of the batch already sent.
     pub send: Option<u32>,
     /// Bytes of the batch being written (requests × their length).
@@ -62,6 +71,9 @@ impl Conn {
             gen: 0,
             ops: 0,
             recv_armed: false,
+            stopping: false,
+            skipping: false,
+            large: false,
             send: None,
             batch_len: 0,
             outstanding: 0,

@@ -228,6 +228,7 @@ impl Plan {
             enters_per_1000_requests: 0.0,
             completions_per_1000_requests: 0.0,
             recv_arms_per_1000_requests: 0.0,
+            skips_per_1000_requests: 0.0,
         };
         let facts = RunFacts {
             url: cfg.request.target.url.clone(),

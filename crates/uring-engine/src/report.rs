@@ -184,6 +184,11 @@ pub struct IoInfo {
     /// near the connection count unless the buffer ring runs dry.
     #[serde(default)]
     pub recv_arms_per_1000_requests: f64,
+    /// Receives per 1000 completed requests that consumed body bytes
+    /// without copying them (`MSG_TRUNC`). Bodies of 32 KiB and more are
+    /// discarded this way: urk counts their bytes but never reads them.
+    #[serde(default)]
+    pub skips_per_1000_requests: f64,
 }
 
 fn per_1000(n: u64, requests: u64) -> f64 {
@@ -342,6 +347,7 @@ impl Report {
                 enters_per_1000_requests: per_1000(s.enters, s.requests),
                 completions_per_1000_requests: per_1000(s.completions, s.requests),
                 recv_arms_per_1000_requests: per_1000(s.recv_arms, s.requests),
+                skips_per_1000_requests: per_1000(s.skips, s.requests),
                 ..facts.io
             },
             interrupted: facts.interrupted,

@@ -109,6 +109,8 @@ pub(crate) struct WorkerStats {
     /// response at `basic`; at `full`, a multishot receive ends only when
     /// the buffer ring runs dry or the connection closes.
     pub recv_arms: u64,
+    /// Receives that discarded body bytes unread (`MSG_TRUNC`).
+    pub skips: u64,
     /// Requests written (first byte queued), completed or not.
     pub sent: u64,
     /// Requests that were sent but lost to a fault (their connection failed
@@ -149,6 +151,7 @@ impl WorkerStats {
             enters: 0,
             completions: 0,
             recv_arms: 0,
+            skips: 0,
             sent: 0,
             scheduled: 0,
             lost: 0,
@@ -208,5 +211,6 @@ impl WorkerStats {
         self.enters += o.enters;
         self.completions += o.completions;
         self.recv_arms += o.recv_arms;
+        self.skips += o.skips;
     }
 }

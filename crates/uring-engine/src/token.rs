@@ -10,6 +10,8 @@ pub(crate) enum Op {
     Cancel = 4,
     Timer = 5,
     SockOpt = 6,
+    /// A receive that discards body bytes unread (`MSG_TRUNC`).
+    Skip = 7,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,7 @@ impl Token {
             4 => Op::Cancel,
             5 => Op::Timer,
             6 => Op::SockOpt,
+            7 => Op::Skip,
             _ => return None,
         };
         Some(Token {
@@ -65,6 +68,7 @@ mod tests {
             Op::Cancel,
             Op::Timer,
             Op::SockOpt,
+            Op::Skip,
         ] {
             let t = Token::new(op, 123_456, 0x1ff_ffff);
             assert_eq!(

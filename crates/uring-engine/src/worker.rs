@@ -18,6 +18,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 use nix::sys::socket::{
     self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage,
 };
+use proto::Response;
 
 use crate::bufring::BufRing;
 use crate::conn::{Conn, Phase};
@@ -55,6 +56,17 @@ const MAX_CONNECTING: u32 = 128;
 /// A connect older than this is probably waiting for a SYN retransmit (1 s):
 /// it stops holding back the others.
 const CONNECT_STALE_US: u64 = 100_000;
+/// Bodies at least this long are discarded unread (`MSG_TRUNC`) after a
+/// short head receive, instead of being copied into buffers. Measured on
+/// loopback against nginx at c=50 (CPU-µs per request, copy vs discard):
+/// 16 KiB 13.7 vs 14.5 (the extra receive costs what the copy did), 32 KiB
+/// 21.2 vs 19.1, 64 KiB 31.1 vs 25.2, 256 KiB 93 vs 65.
+const SKIP_MIN: u64 = 32 * 1024;
+/// What a head receive reads on a connection with long bodies: a typical
+/// head and the start of the body, so that the rest can be discarded.
+const HEAD_PEEK: u32 = 1024;
+/// Most bytes one discarding receive asks for (its length is 32-bit).
+const SKIP_MAX: u64 = 1 << 30;
 /// Most completions a batched wait asks for: enough to amortise the
 /// wake-up, few enough that a batch never starves the buffer ring.
 const MAX_BATCH: u64 = 32;
@@ -341,6 +353,7 @@ impl<'a> Worker<'a> {
                 Op::Connect => self.on_connect(i, res, now),
                 Op::Send => self.on_send(i, res, now),
                 Op::Recv => self.on_recv(i, res, flags, now),
+                Op::Skip => self.on_skip(i, res, now),
                 Op::SockOpt => {
                     // A refused option costs only packets, never a request.
                     self.conns[i].ops -= 1;
@@ -414,6 +427,7 @@ impl<'a> Worker<'a> {
         if !cqueue::more(flags) {
             c.ops -= 1;
             c.recv_armed = false;
+            c.stopping = false;
         }
         let draining = matches!(c.phase, Phase::Draining { .. });
         // Frame before settling: settling may give the buffer back.
@@ -440,6 +454,22 @@ impl<'a> Worker<'a> {
                 if c.outstanding == 0 {
                     self.try_send(i, now);
                 }
+                let c = &mut self.conns[i];
+                if c.recv_armed
+                    && !c.stopping
+                    && (c.large || c.framer.sized_remaining() >= SKIP_MIN)
+                {
+                    // A multishot receive would copy the long bodies to
+                    // come: stop it; once it has ended, `next_recv`
+                    // discards them instead.
+                    c.stopping = true;
+                    let target = Token::new(Op::Recv, i, c.gen).encode();
+                    self.pending.push(
+                        opcode::AsyncCancel::new(target)
+                            .build()
+                            .user_data(Token::new(Op::Cancel, i, c.gen).encode()),
+                    );
+                }
             }
             0 => self.on_eof(i, now),
             e if e == -libc::ENOBUFS
@@ -451,7 +481,65 @@ impl<'a> Worker<'a> {
                 return self.fail(i, now);
             }
         }
-        if self.conns[i].phase == Phase::Open && !self.conns[i].recv_armed {
+        self.next_recv(i);
+    }
+
+    /// A discarding receive completed: `res` body bytes are gone unread.
+    fn on_skip(&mut self, i: usize, res: i32, now: u64) {
+        let c = &mut self.conns[i];
+        c.ops -= 1;
+        c.skipping = false;
+        if matches!(c.phase, Phase::Draining { .. }) {
+            return self.release_if_idle(i, now);
+        }
+        match res {
+            n if n > 0 => {
+                self.stats.bytes_read += n as u64;
+                if let Some(r) = c.framer.skip(n as u64) {
+                    let rate_mode = self.shared.schedule.is_some();
+                    let Worker {
+                        conns,
+                        stats,
+                        interval,
+                        in_flight,
+                        ..
+                    } = self;
+                    if !book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now) {
+                        self.stats.errors.parse += 1;
+                        return self.fail(i, now);
+                    }
+                    let c = &self.conns[i];
+                    if c.last {
+                        return self.fail(i, now);
+                    }
+                    if c.outstanding == 0 {
+                        self.try_send(i, now);
+                    }
+                }
+            }
+            // The server closed inside a body: a truncated response.
+            0 => return self.on_eof(i, now),
+            e if e == -libc::EINTR || e == -libc::EAGAIN => {}
+            _ => {
+                self.stats.errors.read += 1;
+                return self.fail(i, now);
+            }
+        }
+        self.next_recv(i);
+    }
+
+    /// Reads on: discards the rest of a long body unread, or arms a receive.
+    fn next_recv(&mut self, i: usize) {
+        let c = &self.conns[i];
+        if c.phase != Phase::Open || c.recv_armed || c.skipping {
+            return;
+        }
+        let rest = c.framer.sized_remaining();
+        // After a short head receive on a long-body connection any rest is
+        // discarded; elsewhere only a rest worth its own receive.
+        if rest >= SKIP_MIN || (c.large && rest > 0) {
+            self.skip(i, rest);
+        } else {
             self.arm_recv(i);
         }
     }
@@ -471,60 +559,42 @@ impl<'a> Worker<'a> {
         } = self;
         let rate_mode = shared.schedule.is_some();
         let c = &mut conns[i];
-        let Conn {
-            framer,
-            buf,
-            outstanding,
-            sent_at,
-            intended_at,
-            last,
-            ..
-        } = c;
+        // The legacy buffer is lent out while its bytes are framed, so the
+        // connection's counters stay free to update (no allocation: an
+        // empty box takes its place).
+        let own = std::mem::take(&mut c.buf);
         let mut data: &[u8] = match (bufs.as_ref(), bid) {
             (Some(b), Some(bid)) => b.get(bid, len),
-            _ => &buf[..len.min(buf.len())],
+            _ => &own[..len.min(own.len())],
         };
-        while !data.is_empty() {
-            let Ok((used, resp)) = framer.feed(data) else {
-                return false;
+        let mut ok = true;
+        while ok && !data.is_empty() {
+            let Ok((used, resp)) = c.framer.feed(data) else {
+                ok = false;
+                break;
             };
             data = &data[used..];
             if let Some(r) = resp {
-                if *outstanding == 0 || *last {
-                    return false;
-                }
-                *outstanding -= 1;
-                *in_flight -= 1;
-                stats.response(
-                    r.status,
-                    now.saturating_sub(*intended_at),
-                    rate_mode.then(|| now.saturating_sub(*sent_at)),
-                );
-                if let Some(iv) = interval {
-                    iv.saturating_record(now.saturating_sub(*intended_at).max(1));
-                }
-                *last = !r.keep_alive;
+                ok = book(c, stats, interval, in_flight, rate_mode, r, now);
             }
         }
-        true
+        c.buf = own;
+        ok
     }
 
     fn on_eof(&mut self, i: usize, now: u64) {
         let c = &mut self.conns[i];
         match c.framer.finish() {
             Ok(Some(r)) if c.outstanding > 0 => {
-                c.outstanding -= 1;
-                self.in_flight -= 1;
-                let corrected = now.saturating_sub(c.intended_at);
-                let uncorrected = self
-                    .shared
-                    .schedule
-                    .is_some()
-                    .then(|| now.saturating_sub(c.sent_at));
-                self.stats.response(r.status, corrected, uncorrected);
-                if let Some(iv) = &mut self.interval {
-                    iv.saturating_record(corrected.max(1));
-                }
+                let rate_mode = self.shared.schedule.is_some();
+                let Worker {
+                    conns,
+                    stats,
+                    interval,
+                    in_flight,
+                    ..
+                } = self;
+                book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now);
                 self.fail(i, now);
             }
             Ok(None) if c.outstanding == 0 => self.close(i, now, now),
@@ -793,18 +863,45 @@ impl<'a> Worker<'a> {
         let c = &mut self.conns[i];
         let fd = Fixed(i as u32);
         let token = Token::new(Op::Recv, i, c.gen).encode();
+        // With long bodies only the head is worth reading: a short one-shot
+        // receive, then `skip` for the rest.
+        let cap = if c.large { HEAD_PEEK } else { u32::MAX };
         let e = match (&self.bufs, self.shared.level) {
-            (Some(b), IoLevel::Full) => opcode::RecvMulti::new(fd, b.bgid()).build(),
-            (Some(b), _) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size())
+            (Some(b), IoLevel::Full) if !c.large => opcode::RecvMulti::new(fd, b.bgid()).build(),
+            (Some(b), _) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size().min(cap))
                 .buf_group(b.bgid())
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT),
-            (None, _) => opcode::Recv::new(fd, c.buf.as_mut_ptr(), c.buf.len() as u32).build(),
+            (None, _) => {
+                opcode::Recv::new(fd, c.buf.as_mut_ptr(), (c.buf.len() as u32).min(cap)).build()
+            }
         };
         c.recv_armed = true;
         c.ops += 1;
         self.stats.recv_arms += 1;
         self.pending.push(e.user_data(token));
+    }
+
+    /// Queues a receive that consumes up to `rest` body bytes without
+    /// copying them anywhere: the load generator needs their count, not
+    /// their content. It is the only read on the socket until it completes.
+    fn skip(&mut self, i: usize, rest: u64) {
+        let c = &mut self.conns[i];
+        let len = rest.min(SKIP_MAX) as u32;
+        // SAFETY: no buffer is lent: with MSG_TRUNC a TCP receive consumes
+        // the bytes without writing to the (null) address, so nothing is
+        // owned by the kernel until the completion arrives.
+        let e = opcode::Recv::new(Fixed(i as u32), std::ptr::null_mut(), len)
+            // No MSG_WAITALL: io_uring retries a short read by the amount the
+            // buffer advanced, and a discarding read advances nothing, so
+            // the retry never ends. A short skip completes and goes again.
+            .flags(libc::MSG_TRUNC)
+            .build()
+            .user_data(Token::new(Op::Skip, i, c.gen).encode());
+        c.skipping = true;
+        c.ops += 1;
+        self.stats.skips += 1;
+        self.pending.push(e);
     }
 
     /// Opens a socket into the connection's fixed slot and queues the connect.
@@ -874,6 +971,9 @@ impl<'a> Worker<'a> {
         if c.recv_armed {
             cancel(Op::Recv);
         }
+        if c.skipping {
+            cancel(Op::Skip);
+        }
         if c.send.is_some() {
             cancel(Op::Send);
         }
@@ -902,6 +1002,9 @@ impl<'a> Worker<'a> {
         c.framer.reset();
         c.send = None;
         c.recv_armed = false;
+        c.stopping = false;
+        c.skipping = false;
+        c.large = false;
         c.outstanding = 0;
         c.last = false;
         c.phase = Phase::Down { at: then };
@@ -1031,6 +1134,36 @@ impl<'a> Worker<'a> {
         let _ = self.ring.submitter().unregister_files();
         true
     }
+}
+
+/// Books one complete response on its connection. False if nobody asked
+/// for it (nothing outstanding, or the server had said it would close).
+fn book(
+    c: &mut Conn,
+    stats: &mut WorkerStats,
+    interval: &mut Option<Histogram<u64>>,
+    in_flight: &mut u64,
+    rate_mode: bool,
+    r: Response,
+    now: u64,
+) -> bool {
+    if c.outstanding == 0 || c.last {
+        return false;
+    }
+    c.outstanding -= 1;
+    *in_flight -= 1;
+    let corrected = now.saturating_sub(c.intended_at);
+    stats.response(
+        r.status,
+        corrected,
+        rate_mode.then(|| now.saturating_sub(c.sent_at)),
+    );
+    if let Some(iv) = interval {
+        iv.saturating_record(corrected.max(1));
+    }
+    c.last = !r.keep_alive;
+    c.large = r.body_len.is_some_and(|n| n >= SKIP_MIN);
+    true
 }
 
 /// User plus system time of the calling thread.
