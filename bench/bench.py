@@ -35,6 +35,8 @@ SCENARIOS = [
     ("c10000", 10000, "/", 1, []),
     ("pipeline16-c50", 50, "/", 16, []),
     ("16KiB-c50", 50, "/16k", 1, []),
+    # Long bodies: urk discards them unread (MSG_TRUNC), wrk reads them.
+    ("256KiB-c50", 50, "/256k", 1, []),
     # Ablation: what batched waits buy (urk reaping each completion as it
     # comes, as wrk does).
     ("c50-batch-wait-0", 50, "/", 1, ["--batch-wait", "0"]),
@@ -53,8 +55,9 @@ def start_nginx(tmp):
     port = free_port()
     www = os.path.join(tmp, "www")
     os.makedirs(www, exist_ok=True)
-    with open(os.path.join(www, "16k"), "wb") as f:
-        f.write(b"x" * 16384)
+    for name, size in (("16k", 16384), ("256k", 262144)):
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(b"x" * size)
     conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
     conf = conf.replace("@DIR@", tmp).replace("@PORT@", str(port))
     path = os.path.join(tmp, "nginx.conf")
