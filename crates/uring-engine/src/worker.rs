@@ -60,7 +60,7 @@ const CONNECT_STALE_US: u64 = 100_000;
 /// short head receive, instead of being copied into buffers. Measured on
 /// loopback against nginx at c=50 (CPU-µs per request, copy vs discard):
 /// 16 KiB 13.7 vs 14.5 (the extra receive costs what the copy did), 32 KiB
-/// 21.2 vs 19.1, 64 KiB 31.1 vs 25.2, 256 KiB 93 vs 65.
+/// 21.2 vs 19.1, 64 KiB 32.9 vs 26.1, 256 KiB 90.5 vs 65.4.
 const SKIP_MIN: u64 = 32 * 1024;
 /// What a head receive reads on a connection with long bodies: a typical
 /// head and the start of the body, so that the rest can be discarded.
