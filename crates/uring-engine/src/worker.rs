@@ -441,18 +441,8 @@ impl<'a> Worker<'a> {
         match res {
             n if n > 0 => {
                 self.stats.bytes_read += n as u64;
-                if !ok {
-                    self.stats.errors.parse += 1;
-                    return self.fail(i, now);
-                }
-                let c = &self.conns[i];
-                if c.last {
-                    // The server closes after this response: whatever is
-                    // still outstanding goes out again on a new connection.
-                    return self.fail(i, now);
-                }
-                if c.outstanding == 0 {
-                    self.try_send(i, now);
+                if !self.carry_on(i, ok, now) {
+                    return;
                 }
                 let c = &mut self.conns[i];
                 if c.recv_armed
@@ -495,26 +485,12 @@ impl<'a> Worker<'a> {
         match res {
             n if n > 0 => {
                 self.stats.bytes_read += n as u64;
-                if let Some(r) = c.framer.skip(n as u64) {
-                    let rate_mode = self.shared.schedule.is_some();
-                    let Worker {
-                        conns,
-                        stats,
-                        interval,
-                        in_flight,
-                        ..
-                    } = self;
-                    if !book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now) {
-                        self.stats.errors.parse += 1;
-                        return self.fail(i, now);
-                    }
-                    let c = &self.conns[i];
-                    if c.last {
-                        return self.fail(i, now);
-                    }
-                    if c.outstanding == 0 {
-                        self.try_send(i, now);
-                    }
+                let ok = match c.framer.skip(n as u64) {
+                    Some(r) => self.book_response(i, r, now),
+                    None => true,
+                };
+                if !self.carry_on(i, ok, now) {
+                    return;
                 }
             }
             // The server closed inside a body: a truncated response.
@@ -526,6 +502,42 @@ impl<'a> Worker<'a> {
             }
         }
         self.next_recv(i);
+    }
+
+    /// After received bytes were framed: a framing error (or a response
+    /// nobody asked for) and the server's announced close end the
+    /// connection; a finished batch lets the next one go. False if the
+    /// connection was failed.
+    fn carry_on(&mut self, i: usize, ok: bool, now: u64) -> bool {
+        if !ok {
+            self.stats.errors.parse += 1;
+            self.fail(i, now);
+            return false;
+        }
+        let c = &self.conns[i];
+        if c.last {
+            // The server closes after this response: whatever is still
+            // outstanding goes out again on a new connection.
+            self.fail(i, now);
+            return false;
+        }
+        if c.outstanding == 0 {
+            self.try_send(i, now);
+        }
+        true
+    }
+
+    /// [`book`]s a response completed outside `frame`.
+    fn book_response(&mut self, i: usize, r: Response, now: u64) -> bool {
+        let rate_mode = self.shared.schedule.is_some();
+        let Worker {
+            conns,
+            stats,
+            interval,
+            in_flight,
+            ..
+        } = self;
+        book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now)
     }
 
     /// Reads on: discards the rest of a long body unread, or arms a receive.
@@ -586,15 +598,7 @@ impl<'a> Worker<'a> {
         let c = &mut self.conns[i];
         match c.framer.finish() {
             Ok(Some(r)) if c.outstanding > 0 => {
-                let rate_mode = self.shared.schedule.is_some();
-                let Worker {
-                    conns,
-                    stats,
-                    interval,
-                    in_flight,
-                    ..
-                } = self;
-                book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now);
+                self.book_response(i, r, now);
                 self.fail(i, now);
             }
             Ok(None) if c.outstanding == 0 => self.close(i, now, now),
