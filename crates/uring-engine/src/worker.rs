@@ -453,12 +453,7 @@ impl<'a> Worker<'a> {
                     // come: stop it; once it has ended, `next_recv`
                     // discards them instead.
                     c.stopping = true;
-                    let target = Token::new(Op::Recv, i, c.gen).encode();
-                    self.pending.push(
-                        opcode::AsyncCancel::new(target)
-                            .build()
-                            .user_data(Token::new(Op::Cancel, i, c.gen).encode()),
-                    );
+                    self.cancel(i, Op::Recv);
                 }
             }
             0 => self.on_eof(i, now),
@@ -960,32 +955,36 @@ impl<'a> Worker<'a> {
     /// Starts closing: cancels whatever is in flight; the slot is released
     /// when the last operation completes, then reconnects at `at`.
     fn close(&mut self, i: usize, at: u64, now: u64) {
-        let c = &mut self.conns[i];
+        let c = &self.conns[i];
         if matches!(c.phase, Phase::Draining { .. } | Phase::Down { .. }) {
             return;
         }
-        let mut cancel = |op| {
-            let target = Token::new(op, i, c.gen).encode();
-            self.pending.push(
-                opcode::AsyncCancel::new(target)
-                    .build()
-                    .user_data(Token::new(Op::Cancel, i, c.gen).encode()),
-            );
-        };
-        if c.recv_armed {
-            cancel(Op::Recv);
+        let (recv, skip, send) = (c.recv_armed, c.skipping, c.send.is_some());
+        let connecting = matches!(c.phase, Phase::Connecting { .. });
+        for (op, live) in [
+            (Op::Recv, recv),
+            (Op::Skip, skip),
+            (Op::Send, send),
+            (Op::Connect, connecting),
+        ] {
+            if live {
+                self.cancel(i, op);
+            }
         }
-        if c.skipping {
-            cancel(Op::Skip);
-        }
-        if c.send.is_some() {
-            cancel(Op::Send);
-        }
-        if matches!(c.phase, Phase::Connecting { .. }) {
-            cancel(Op::Connect);
-        }
-        c.phase = Phase::Draining { then: at };
+        self.conns[i].phase = Phase::Draining { then: at };
         self.release_if_idle(i, now);
+    }
+
+    /// Queues a cancel of connection `i`'s operation `op`, in this
+    /// incarnation only (the generation is part of the target).
+    fn cancel(&mut self, i: usize, op: Op) {
+        let gen = self.conns[i].gen;
+        let target = Token::new(op, i, gen).encode();
+        self.pending.push(
+            opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(Token::new(Op::Cancel, i, gen).encode()),
+        );
     }
 
     fn release_if_idle(&mut self, i: usize, now: u64) {
