@@ -202,6 +202,32 @@ fn rate_mode_prints_spectrum_uncorrected_and_an_hdr_log() {
 }
 
 #[test]
+fn refused_connects_say_why_in_the_text_report() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = urk(&["-t1", "-c4", "-d300ms", &url]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
+    assert_eq!(requests_in(&s), 0, "{s}");
+    let counted = |prefix: &str| -> u64 {
+        let line = s.lines().find(|l| l.trim_start().starts_with(prefix));
+        let line = line.unwrap_or_else(|| panic!("no '{prefix}' line: {s}"));
+        let rest = &line.trim_start()[prefix.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in '{line}'"))
+    };
+    let refused = counted("Connects refused: ");
+    assert!(refused >= 4, "every connection tried at least once: {s}");
+    assert_eq!(refused, counted("Socket errors: connect "), "{s}");
+}
+
+#[test]
 fn closed_loop_text_says_it_hides_queueing() {
     let server = TestServer::start(ServerConfig::default());
     let out = urk(&["-t1", "-c2", "-n", "50", &server.url("/")]);

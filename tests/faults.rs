@@ -215,6 +215,10 @@ fn a_full_backlog_is_a_connect_timeout() {
         r.errors,
         r.connect_errors
     );
+    // The text report says what the connect errors were.
+    let text = r.to_text(uring_engine::TextOptions::default());
+    let line = format!("Connects timed out: {};", r.connect_errors.timed_out);
+    assert!(text.contains(&line), "{text}");
 }
 
 #[test]

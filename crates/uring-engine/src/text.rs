@@ -172,6 +172,20 @@ impl Report {
             );
         }
         let causes = &self.connect_errors;
+        if causes.refused > 0 {
+            let _ = writeln!(
+                out,
+                "  Connects refused: {} (ECONNREFUSED); is the server listening at this address and port?",
+                causes.refused
+            );
+        }
+        if causes.timed_out > 0 {
+            let _ = writeln!(
+                out,
+                "  Connects timed out: {}; the server's listen backlog may be full (raise it, or open fewer connections at once)",
+                causes.timed_out
+            );
+        }
         if causes.no_local_ports > 0 {
             let _ = writeln!(
                 out,
