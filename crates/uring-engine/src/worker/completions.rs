@@ -1,0 +1,314 @@
+//! Reaping: each completion advances its connection's state machine.
+
+use super::*;
+
+impl Worker<'_> {
+    pub(super) fn reap(&mut self, now: u64) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        {
+            let mut cq = self.ring.completion();
+            cq.sync();
+            cqes.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+        }
+        self.stats.completions += cqes.len() as u64;
+        for &(data, res, flags) in &cqes {
+            let Some(t) = Token::decode(data) else {
+                continue;
+            };
+            let i = t.conn as usize;
+            if t.op == Op::Timer {
+                self.timer_armed = false;
+                continue;
+            }
+            if t.op == Op::Cancel || i >= self.conns.len() || self.conns[i].gen != t.gen {
+                continue;
+            }
+            match t.op {
+                Op::Connect => self.on_connect(i, res, now),
+                Op::Send => self.on_send(i, res, now),
+                Op::Recv => self.on_recv(i, res, flags, now),
+                Op::Skip => self.on_skip(i, res, now),
+                Op::SockOpt => {
+                    // A refused option costs only packets, never a request.
+                    self.conns[i].ops -= 1;
+                    self.release_if_idle(i, now);
+                }
+                Op::Cancel | Op::Timer => {}
+            }
+        }
+        cqes.clear();
+        self.cqes = cqes;
+        if let Some(b) = &mut self.bufs {
+            b.publish();
+        }
+    }
+
+    pub(super) fn on_connect(&mut self, i: usize, res: i32, now: u64) {
+        if std::mem::take(&mut self.conns[i].throttled) {
+            self.connecting -= 1;
+        }
+        let c = &mut self.conns[i];
+        c.ops -= 1;
+        if !c.tried {
+            c.tried = true;
+            self.untried -= 1;
+            self.last_connect_outcome = now;
+        }
+        if matches!(c.phase, Phase::Draining { .. }) {
+            return self.release_if_idle(i, now);
+        }
+        if res < 0 {
+            self.stats.errors.connect += 1;
+            self.stats.connect_causes.count(-res);
+            c.failures += 1;
+            let at = now + c.backoff_us();
+            return self.close(i, at, now);
+        }
+        c.phase = Phase::Open;
+        c.failures = 0;
+        if self.shared.delay_acks {
+            self.delay_acks(i);
+        }
+        self.arm_recv(i);
+        self.try_send(i, now);
+    }
+
+    pub(super) fn on_send(&mut self, i: usize, res: i32, now: u64) {
+        let c = &mut self.conns[i];
+        c.ops -= 1;
+        let done = c.send.take().unwrap_or(0);
+        if matches!(c.phase, Phase::Draining { .. }) {
+            return self.release_if_idle(i, now);
+        }
+        if res <= 0 {
+            self.stats.errors.write += 1;
+            return self.fail(i, now);
+        }
+        self.stats.bytes_written += res as u64;
+        let done = done + res as u32;
+        let c = &self.conns[i];
+        if done < c.batch_len {
+            self.push_send_range(i, done as usize, c.batch_len as usize);
+        } else if c.outstanding == 0 {
+            // The responses overtook the send's completion.
+            self.try_send(i, now);
+        }
+    }
+
+    pub(super) fn on_recv(&mut self, i: usize, res: i32, flags: u32, now: u64) {
+        let bid = cqueue::buffer_select(flags);
+        let c = &mut self.conns[i];
+        if !cqueue::more(flags) {
+            c.ops -= 1;
+            c.recv_armed = false;
+            c.stopping = false;
+        }
+        let draining = matches!(c.phase, Phase::Draining { .. });
+        // Frame before settling: settling may give the buffer back.
+        let ok = res <= 0 || draining || self.frame(i, bid, res as usize, now);
+        if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
+            b.settle(bid, res, flags);
+        }
+        if draining {
+            return self.release_if_idle(i, now);
+        }
+        match res {
+            n if n > 0 => {
+                self.stats.bytes_read += n as u64;
+                if !self.carry_on(i, ok, now) {
+                    return;
+                }
+                let c = &mut self.conns[i];
+                if c.recv_armed
+                    && !c.stopping
+                    && (c.large || c.framer.sized_remaining() >= SKIP_MIN)
+                {
+                    // A multishot receive would copy the long bodies to
+                    // come: stop it; once it has ended, `next_recv`
+                    // discards them instead.
+                    c.stopping = true;
+                    self.cancel(i, Op::Recv);
+                }
+            }
+            0 => self.on_eof(i, now),
+            e if e == -libc::ENOBUFS
+                || e == -libc::ECANCELED
+                || e == -libc::EINTR
+                || e == -libc::EAGAIN => {}
+            _ => {
+                self.stats.errors.read += 1;
+                return self.fail(i, now);
+            }
+        }
+        self.next_recv(i);
+    }
+
+    /// A discarding receive completed: `res` body bytes are gone unread.
+    pub(super) fn on_skip(&mut self, i: usize, res: i32, now: u64) {
+        let c = &mut self.conns[i];
+        c.ops -= 1;
+        c.skipping = false;
+        if matches!(c.phase, Phase::Draining { .. }) {
+            return self.release_if_idle(i, now);
+        }
+        match res {
+            n if n > 0 => {
+                self.stats.bytes_read += n as u64;
+                let ok = match c.framer.skip(n as u64) {
+                    Some(r) => self.book_response(i, r, now),
+                    None => true,
+                };
+                if !self.carry_on(i, ok, now) {
+                    return;
+                }
+            }
+            // The server closed inside a body: a truncated response.
+            0 => return self.on_eof(i, now),
+            e if e == -libc::EINTR || e == -libc::EAGAIN => {}
+            _ => {
+                self.stats.errors.read += 1;
+                return self.fail(i, now);
+            }
+        }
+        self.next_recv(i);
+    }
+
+    /// After received bytes were framed: a framing error (or a response
+    /// nobody asked for) and the server's announced close end the
+    /// connection; a finished batch lets the next one go. False if the
+    /// connection was failed.
+    pub(super) fn carry_on(&mut self, i: usize, ok: bool, now: u64) -> bool {
+        if !ok {
+            self.stats.errors.parse += 1;
+            self.fail(i, now);
+            return false;
+        }
+        let c = &self.conns[i];
+        if c.last {
+            // The server closes after this response: whatever is still
+            // outstanding goes out again on a new connection.
+            self.fail(i, now);
+            return false;
+        }
+        if c.outstanding == 0 {
+            self.try_send(i, now);
+        }
+        true
+    }
+
+    /// [`book`]s a response completed outside `frame`.
+    pub(super) fn book_response(&mut self, i: usize, r: Response, now: u64) -> bool {
+        let rate_mode = self.shared.schedule.is_some();
+        let Worker {
+            conns,
+            stats,
+            interval,
+            in_flight,
+            ..
+        } = self;
+        book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now)
+    }
+
+    /// Reads on: discards the rest of a long body unread, or arms a receive.
+    pub(super) fn next_recv(&mut self, i: usize) {
+        let c = &self.conns[i];
+        if c.phase != Phase::Open || c.recv_armed || c.skipping {
+            return;
+        }
+        let rest = c.framer.sized_remaining();
+        // After a short head receive on a long-body connection any rest is
+        // discarded; elsewhere only a rest worth its own receive.
+        if rest >= SKIP_MIN || (c.large && rest > 0) {
+            self.skip(i, rest);
+        } else {
+            self.arm_recv(i);
+        }
+    }
+
+    /// Feeds `len` received bytes to the connection's framer and books every
+    /// response they complete. False on a framing error or a response
+    /// nobody asked for.
+    pub(super) fn frame(&mut self, i: usize, bid: Option<u16>, len: usize, now: u64) -> bool {
+        let Worker {
+            conns,
+            bufs,
+            stats,
+            in_flight,
+            interval,
+            shared,
+            ..
+        } = self;
+        let rate_mode = shared.schedule.is_some();
+        let c = &mut conns[i];
+        // The legacy buffer is lent out while its bytes are framed, so the
+        // connection's counters stay free to update (no allocation: an
+        // empty box takes its place).
+        let own = std::mem::take(&mut c.buf);
+        let mut data: &[u8] = match (bufs.as_ref(), bid) {
+            (Some(b), Some(bid)) => b.get(bid, len),
+            _ => &own[..len.min(own.len())],
+        };
+        let mut ok = true;
+        while ok && !data.is_empty() {
+            let Ok((used, resp)) = c.framer.feed(data) else {
+                ok = false;
+                break;
+            };
+            data = &data[used..];
+            if let Some(r) = resp {
+                ok = book(c, stats, interval, in_flight, rate_mode, r, now);
+            }
+        }
+        c.buf = own;
+        ok
+    }
+
+    pub(super) fn on_eof(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        match c.framer.finish() {
+            Ok(Some(r)) if c.outstanding > 0 => {
+                self.book_response(i, r, now);
+                self.fail(i, now);
+            }
+            Ok(None) if c.outstanding == 0 => self.close(i, now, now),
+            Ok(Some(_)) => {
+                self.stats.errors.parse += 1;
+                self.fail(i, now);
+            }
+            Ok(None) | Err(_) => {
+                self.stats.errors.read += 1;
+                self.fail(i, now);
+            }
+        }
+    }
+}
+
+/// Books one complete response on its connection. False if nobody asked
+/// for it (nothing outstanding, or the server had said it would close).
+pub(super) fn book(
+    c: &mut Conn,
+    stats: &mut WorkerStats,
+    interval: &mut Option<Histogram<u64>>,
+    in_flight: &mut u64,
+    rate_mode: bool,
+    r: Response,
+    now: u64,
+) -> bool {
+    if c.outstanding == 0 || c.last {
+        return false;
+    }
+    c.outstanding -= 1;
+    *in_flight -= 1;
+    let corrected = now.saturating_sub(c.intended_at);
+    stats.response(
+        r.status,
+        corrected,
+        rate_mode.then(|| now.saturating_sub(c.sent_at)),
+    );
+    if let Some(iv) = interval {
+        iv.saturating_record(corrected.max(1));
+    }
+    c.last = !r.keep_alive;
+    c.large = r.body_len.is_some_and(|n| n >= SKIP_MIN);
+    true
+}

@@ -1,0 +1,344 @@
+//! A worker: one thread, one ring, a slice of the connections.
+//!
+//! The loop reads top to bottom: reap completions (advancing each
+//! connection's state machine; `completions`), check timers (`timers`),
+//! queue the SQEs that produced (`queue`), and submit them all with one
+//! `io_uring_enter` that also waits (`submit`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use hdrhistogram::serialization::Serializer;
+use hdrhistogram::Histogram;
+use io_uring::types::{Fixed, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage,
+};
+use proto::Response;
+
+use crate::bufring::BufRing;
+use crate::conn::{Conn, Phase};
+use crate::schedule::Schedule;
+use crate::stats::{Interval, WorkerStats};
+use crate::token::{Op, Token};
+use crate::{ring, EngineError, IoLevel};
+
+mod completions;
+mod queue;
+mod submit;
+mod timers;
+
+/// Timer and scan granularity: timeouts, backoff and the stop are checked
+/// this often.
+const TICK_US: u64 = 10_000;
+/// Length of a timeline interval (`--hdr-log`, the JSON timeline).
+const INTERVAL_US: u64 = 1_000_000;
+/// wrk's Req/Sec sampling interval.
+const SAMPLE_US: u64 = 100_000;
+/// After the stop, wait at most this long for in-flight responses (or the
+/// timeout, if shorter).
+const GRACE_US: u64 = 1_000_000;
+/// After Ctrl-C, wait only this long.
+const INTERRUPT_GRACE_US: u64 = 100_000;
+/// The warm-up never lasts longer than this (or the timeout). Opening 10000
+/// loopback connections takes 0.2-0.4 s on a 2-core machine; ending the
+/// warm-up before that starts the load while thousands of connections still
+/// wait in the server's accept queue, where a busy server (nginx accepts one
+/// per event-loop turn) leaves them until their requests time out. Stalled
+/// connects (a dropped SYN is retried after 1 s) end it sooner: see
+/// `WARMUP_STALL_US`.
+const WARMUP_MAX_US: u64 = 2_000_000;
+/// The warm-up ends when no first connect has completed for this long.
+const WARMUP_STALL_US: u64 = 50_000;
+/// Most connects a worker keeps in flight: opening 10000 connections at
+/// once overflows a server's listen backlog (511 by default for nginx), and
+/// the dropped SYNs come back as connect timeouts.
+const MAX_CONNECTING: u32 = 128;
+/// A connect older than this is probably waiting for a SYN retransmit (1 s):
+/// it stops holding back the others.
+const CONNECT_STALE_US: u64 = 100_000;
+/// Bodies at least this long are discarded unread (`MSG_TRUNC`) after a
+/// short head receive, instead of being copied into buffers. Measured on
+/// loopback against nginx at c=50 (CPU-µs per request, copy vs discard):
+/// 16 KiB 13.7 vs 14.5 (the extra receive costs what the copy did), 32 KiB
+/// 21.2 vs 19.1, 64 KiB 32.9 vs 26.1, 256 KiB 90.5 vs 65.4.
+const SKIP_MIN: u64 = 32 * 1024;
+/// What a head receive reads on a connection with long bodies: a typical
+/// head and the start of the body, so that the rest can be discarded.
+const HEAD_PEEK: u32 = 1024;
+/// Most bytes one discarding receive asks for (its length is 32-bit).
+const SKIP_MAX: u64 = 1 << 30;
+/// Most completions a batched wait asks for: enough to amortise the
+/// wake-up, few enough that a batch never starves the buffer ring.
+const MAX_BATCH: u64 = 32;
+/// Requests in flight per step of a longer batched wait (see `wait`): 64
+/// queued requests keep a server busy for far longer than one batch wait.
+const DEEP_QUEUE: u64 = 64;
+/// The longest stretch of a batched wait: 16x cut `io_uring_enter` calls
+/// at 10000 connections another 5x but no CPU time worth measuring, and a
+/// fast server with a short queue would idle through a long nap.
+const MAX_DEPTH: u64 = 4;
+/// How long shutdown waits for the kernel to hand back every operation.
+const DRAIN_US: u64 = 1_000_000;
+
+/// Read-only facts every worker shares.
+pub(crate) struct Shared<'a> {
+    pub request: Vec<u8>,
+    pub pipeline: u32,
+    pub head_request: bool,
+    pub addr: SocketAddr,
+    pub level: IoLevel,
+    pub use_ext_arg: bool,
+    /// Turn off quick ACKs on each new connection (through the ring).
+    pub delay_acks: bool,
+    /// Consume provided buffers incrementally (`IOU_PBUF_RING_INC`).
+    pub incremental_buffers: bool,
+    /// Batch the wait for this many µs (needs IORING_FEAT_MIN_TIMEOUT).
+    pub batch_wait_us: Option<u32>,
+    pub timeout_us: u64,
+    pub duration_us: u64,
+    pub stop: &'a AtomicBool,
+    /// Constant-rate mode (`-R`).
+    pub schedule: Option<Schedule>,
+    /// Keep per-second interval histograms.
+    pub intervals: bool,
+    /// Running totals for a progress display.
+    pub live: Option<&'a crate::Live>,
+}
+
+/// What a worker hands back.
+pub(crate) struct Outcome {
+    /// CPU time (user + system) this worker's thread used until the stop.
+    pub cpu_s: f64,
+    pub stats: WorkerStats,
+    pub ended_us: u64,
+    pub interrupted: bool,
+    pub setup_flags: &'static [&'static str],
+    pub buffers: u32,
+    pub buffer_size: u32,
+    pub incremental_buffers: bool,
+}
+
+pub(crate) struct Worker<'a> {
+    /// Declared first so it is dropped first: the kernel lets go of every
+    /// buffer below before they are freed.
+    ring: IoUring,
+    setup_flags: &'static [&'static str],
+    bufs: Option<BufRing>,
+    conns: Vec<Conn>,
+    /// This worker's copy of the request bytes; sends point into it.
+    request: Box<[u8]>,
+    sockaddr: Box<SockaddrStorage>,
+    family: AddressFamily,
+    shared: &'a Shared<'a>,
+    pending: Vec<squeue::Entry>,
+    cqes: Vec<(u64, i32, u32)>,
+    timer: Box<Timespec>,
+    timer_armed: bool,
+    stats: WorkerStats,
+    start: Instant,
+    quota: Option<u64>,
+    in_flight: u64,
+    stop_at: Option<u64>,
+    grace_us: u64,
+    interrupted: bool,
+    next_scan: u64,
+    next_sample: u64,
+    sampled_requests: u64,
+    sampled_errors: u64,
+    /// Connects in flight.
+    connecting: u32,
+    /// The last scan (or a release) held connects back for the limit.
+    deferred_connects: bool,
+    /// Where the next pass over held-back connects resumes.
+    connect_cursor: usize,
+    /// Before the first request: waiting for every first connect.
+    warming: bool,
+    /// Connections whose first connect has not had an outcome yet.
+    untried: usize,
+    /// When the last first-connect outcome arrived: the warm-up does not
+    /// wait for stragglers (a dropped SYN is retried only after 1 s).
+    last_connect_outcome: u64,
+    /// Constant-rate mode: when the schedule's slot 0 is due (end of warm-up).
+    schedule_start: u64,
+    /// Global index of this worker's first connection (for the schedule).
+    conn_base: usize,
+    /// Constant-rate mode: connections waiting for their next slot.
+    due: BinaryHeap<Reverse<(u64, u32)>>,
+    interval: Option<Histogram<u64>>,
+    interval_index: u32,
+    interval_requests: u64,
+    interval_errors: u64,
+}
+
+impl<'a> Worker<'a> {
+    /// Builds the ring and its resources. Runs on the worker's own thread
+    /// (SINGLE_ISSUER wants the creator to be the submitter).
+    pub(crate) fn new(
+        shared: &'a Shared<'a>,
+        connections: usize,
+        conn_base: usize,
+        quota: Option<u64>,
+    ) -> Result<Worker<'a>, EngineError> {
+        let n = connections;
+        let sq = (2 * n + 16).next_power_of_two().clamp(64, 32_768) as u32;
+        let cq = (4 * n + 64).next_power_of_two().clamp(128, 65_536) as u32;
+        let ring::Ring { ring, flags } = ring::build(sq, cq)?;
+        let table = vec![-1; n];
+        ring.submitter()
+            .register_files(&table)
+            .map_err(|source| EngineError::Setup {
+                what: "registering the connection file table",
+                source,
+            })?;
+        let (bufs, legacy_buf) = match shared.level {
+            IoLevel::Legacy => (None, if n > 1000 { 4096 } else { 16 * 1024 }),
+            _ => {
+                // Without incremental consumption every receive takes a
+                // whole buffer, however few bytes it brings: one small
+                // buffer per connection (up to 2048 shared by more). With
+                // it, receives pack into a few large buffers.
+                let inc = shared.incremental_buffers;
+                let (count, size) = if inc {
+                    ((n / 8).next_power_of_two().clamp(16, 256), 64 * 1024)
+                } else {
+                    (n.next_power_of_two().clamp(64, 2048), 8 * 1024)
+                };
+                let b = BufRing::new(&ring.submitter(), count as u16, size, 0, inc).map_err(
+                    |source| EngineError::Setup {
+                        what: "registering the provided buffer ring",
+                        source,
+                    },
+                )?;
+                (Some(b), 0)
+            }
+        };
+        let conns = (0..n)
+            .map(|_| Conn::new(shared.head_request, legacy_buf))
+            .collect();
+        let family = match shared.addr {
+            SocketAddr::V4(_) => AddressFamily::Inet,
+            SocketAddr::V6(_) => AddressFamily::Inet6,
+        };
+        Ok(Worker {
+            ring,
+            setup_flags: flags,
+            bufs,
+            conns,
+            request: shared.request.clone().into_boxed_slice(),
+            sockaddr: Box::new(SockaddrStorage::from(shared.addr)),
+            family,
+            shared,
+            pending: Vec::with_capacity(2 * n + 16),
+            cqes: Vec::with_capacity(cq as usize),
+            timer: Box::new(Timespec::new()),
+            timer_armed: false,
+            stats: WorkerStats::new(),
+            start: Instant::now(),
+            quota,
+            in_flight: 0,
+            stop_at: None,
+            grace_us: GRACE_US.min(shared.timeout_us),
+            interrupted: false,
+            next_scan: 0,
+            next_sample: SAMPLE_US,
+            sampled_requests: 0,
+            sampled_errors: 0,
+            connecting: 0,
+            deferred_connects: false,
+            connect_cursor: 0,
+            warming: true,
+            untried: n,
+            last_connect_outcome: 0,
+            schedule_start: 0,
+            conn_base,
+            due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
+            interval: shared.intervals.then(crate::stats::new_latency_histogram),
+            interval_index: 0,
+            interval_requests: 0,
+            interval_errors: 0,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// Runs the load until the stop, then closes everything.
+    pub(crate) fn run(mut self, start: Instant) -> Result<Outcome, EngineError> {
+        self.start = start;
+        loop {
+            let now = self.now();
+            self.reap(now);
+            self.tick(now);
+            if self.finished(now) {
+                break;
+            }
+            self.flush(now)?;
+            self.wait(self.wait_budget(now))?;
+        }
+        let ended_us = self.now();
+        self.stats.unfinished = self.in_flight;
+        if let Some(s) = &self.shared.schedule {
+            let window = self
+                .stop_at
+                .unwrap_or(ended_us)
+                .saturating_sub(self.schedule_start);
+            self.stats.scheduled = (0..self.conns.len())
+                .map(|i| s.conn_slots_by(self.conn_base + i, window))
+                .sum();
+            if let Some(q) = self.quota {
+                self.stats.scheduled = self.stats.scheduled.min(q);
+            }
+        }
+        if self.interval.is_some() {
+            self.close_interval();
+        }
+        if self.shared.schedule.is_none() {
+            // Closed loop: every request is sent when it is due, so the
+            // two distributions are one (see `WorkerStats::response`).
+            let _ = self.stats.uncorrected.add(&self.stats.latency);
+        }
+        let cpu_s = thread_cpu_seconds();
+        let clean = self.shutdown();
+        let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
+        let incremental_buffers = self.bufs.as_ref().is_some_and(|b| b.incremental());
+        let buffer_size = self
+            .bufs
+            .as_ref()
+            .map_or(self.conns.first().map_or(0, |c| c.buf.len() as u32), |b| {
+                b.buf_size()
+            });
+        if !clean {
+            // The kernel still holds operations that point into these
+            // buffers; leaking them is the only safe choice.
+            std::mem::forget(self.bufs.take());
+            std::mem::forget(std::mem::take(&mut self.conns));
+            std::mem::forget(std::mem::take(&mut self.request));
+        }
+        Ok(Outcome {
+            cpu_s,
+            stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
+            ended_us,
+            interrupted: self.interrupted,
+            setup_flags: self.setup_flags,
+            buffers,
+            buffer_size,
+            incremental_buffers,
+        })
+    }
+}
+
+/// User plus system time of the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD).map_or(0.0, |u| {
+        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+        t(u.user_time()) + t(u.system_time())
+    })
+}

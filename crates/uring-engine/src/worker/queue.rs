@@ -1,0 +1,259 @@
+//! Transitions that queue SQEs: sends, receives, connects and closes.
+
+use super::*;
+
+impl Worker<'_> {
+    pub(super) fn can_issue(&self) -> bool {
+        self.stop_at.is_none()
+            && self
+                .quota
+                .is_none_or(|q| self.stats.requests + self.in_flight < q)
+    }
+
+    pub(super) fn try_send(&mut self, i: usize, now: u64) {
+        let c = &self.conns[i];
+        if self.warming
+            || c.phase != Phase::Open
+            || c.outstanding > 0
+            || c.send.is_some()
+            || c.last
+            || !self.can_issue()
+        {
+            return;
+        }
+        let batch = match self.quota {
+            Some(q) => {
+                u64::from(self.shared.pipeline).min(q - self.stats.requests - self.in_flight) as u32
+            }
+            None => self.shared.pipeline,
+        };
+        let c = &mut self.conns[i];
+        let mut intended = now;
+        if let Some(s) = &self.shared.schedule {
+            let due = self.schedule_start + s.due_us(self.conn_base + i, c.k);
+            if due > now {
+                if !c.queued {
+                    c.queued = true;
+                    self.due.push(Reverse((due, i as u32)));
+                }
+                return;
+            }
+            c.k += 1;
+            intended = due;
+            self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
+            self.stats.lag_sum_us += now - due;
+        }
+        c.outstanding = batch;
+        c.sent_at = now;
+        c.intended_at = intended;
+        self.in_flight += u64::from(batch);
+        self.stats.sent += u64::from(batch);
+        // A short batch (the last requests of -n) sends a prefix of the
+        // pipelined bytes: every copy of the request has the same length.
+        let per = self.request.len() / self.shared.pipeline as usize;
+        let end = per * batch as usize;
+        self.conns[i].batch_len = end as u32;
+        self.push_send_range(i, 0, end);
+    }
+
+    pub(super) fn push_send_range(&mut self, i: usize, from: usize, to: usize) {
+        let c = &mut self.conns[i];
+        let bytes = &self.request[from..to];
+        let e = opcode::Send::new(Fixed(i as u32), bytes.as_ptr(), bytes.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Token::new(Op::Send, i, c.gen).encode());
+        c.send = Some(from as u32);
+        c.ops += 1;
+        self.pending.push(e);
+    }
+
+    /// A new connection starts in quick-ACK mode: its first 16 responses
+    /// would each be acknowledged by a packet of its own, although the next
+    /// request, sent at once, carries the acknowledgement anyway. Over a
+    /// short run with thousands of connections those first responses are
+    /// most of them; loopback runs the server's side of every ACK on this
+    /// core too. Setting `TCP_QUICKACK` to 0 (pingpong mode) saves them.
+    pub(super) fn delay_acks(&mut self, i: usize) {
+        static OFF: libc::c_int = 0;
+        let c = &mut self.conns[i];
+        c.ops += 1;
+        // `OFF` is static, so the pointer is valid whenever the kernel
+        // reads it (see the SAFETY note in `flush`).
+        let e = opcode::SetSockOpt::new(
+            Fixed(i as u32),
+            libc::IPPROTO_TCP as u32,
+            libc::TCP_QUICKACK as u32,
+            &OFF as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+        .build()
+        .user_data(Token::new(Op::SockOpt, i, c.gen).encode());
+        self.pending.push(e);
+    }
+
+    pub(super) fn arm_recv(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        let fd = Fixed(i as u32);
+        let token = Token::new(Op::Recv, i, c.gen).encode();
+        // With long bodies only the head is worth reading: a short one-shot
+        // receive, then `skip` for the rest.
+        let cap = if c.large { HEAD_PEEK } else { u32::MAX };
+        let e = match (&self.bufs, self.shared.level) {
+            (Some(b), IoLevel::Full) if !c.large => opcode::RecvMulti::new(fd, b.bgid()).build(),
+            (Some(b), _) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size().min(cap))
+                .buf_group(b.bgid())
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT),
+            (None, _) => {
+                opcode::Recv::new(fd, c.buf.as_mut_ptr(), (c.buf.len() as u32).min(cap)).build()
+            }
+        };
+        c.recv_armed = true;
+        c.ops += 1;
+        self.stats.recv_arms += 1;
+        self.pending.push(e.user_data(token));
+    }
+
+    /// Queues a receive that consumes up to `rest` body bytes without
+    /// copying them anywhere: the load generator needs their count, not
+    /// their content. It is the only read on the socket until it completes.
+    pub(super) fn skip(&mut self, i: usize, rest: u64) {
+        let c = &mut self.conns[i];
+        let len = rest.min(SKIP_MAX) as u32;
+        // SAFETY: no buffer is lent: with MSG_TRUNC a TCP receive consumes
+        // the bytes without writing to the (null) address, so nothing is
+        // owned by the kernel until the completion arrives.
+        let e = opcode::Recv::new(Fixed(i as u32), std::ptr::null_mut(), len)
+            // No MSG_WAITALL: io_uring retries a short read by the amount the
+            // buffer advanced, and a discarding read advances nothing, so
+            // the retry never ends. A short skip completes and goes again.
+            .flags(libc::MSG_TRUNC)
+            .build()
+            .user_data(Token::new(Op::Skip, i, c.gen).encode());
+        c.skipping = true;
+        c.ops += 1;
+        self.stats.skips += 1;
+        self.pending.push(e);
+    }
+
+    /// Opens a socket into the connection's fixed slot and queues the connect.
+    pub(super) fn connect(&mut self, i: usize, now: u64) {
+        let opened = socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+            .and_then(|fd| {
+                socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+                self.ring
+                    .submitter()
+                    .register_files_update(i as u32, &[fd.as_raw_fd()])
+                    .map_err(|e| {
+                        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+                    })?;
+                Ok(())
+                // `fd` closes here; the fixed slot keeps the socket open.
+            });
+        let c = &mut self.conns[i];
+        if let Err(errno) = opened {
+            if !c.tried {
+                c.tried = true;
+                self.untried -= 1;
+            }
+            self.stats.errors.connect += 1;
+            self.stats.connect_causes.count(errno as i32);
+            c.failures += 1;
+            c.phase = Phase::Down {
+                at: now + c.backoff_us(),
+            };
+            return;
+        }
+        let addr = &*self.sockaddr;
+        let e = opcode::Connect::new(Fixed(i as u32), addr.as_ptr(), addr.len())
+            .build()
+            .user_data(Token::new(Op::Connect, i, c.gen).encode());
+        c.phase = Phase::Connecting { since: now };
+        c.throttled = true;
+        self.connecting += 1;
+        c.ops += 1;
+        self.pending.push(e);
+    }
+
+    /// Loses the connection's outstanding requests (the caller counted the
+    /// fault) and reconnects at once.
+    pub(super) fn fail(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        self.in_flight -= u64::from(c.outstanding);
+        self.stats.lost += u64::from(c.outstanding);
+        c.outstanding = 0;
+        self.close(i, now, now);
+    }
+
+    /// Starts closing: cancels whatever is in flight; the slot is released
+    /// when the last operation completes, then reconnects at `at`.
+    pub(super) fn close(&mut self, i: usize, at: u64, now: u64) {
+        let c = &self.conns[i];
+        if matches!(c.phase, Phase::Draining { .. } | Phase::Down { .. }) {
+            return;
+        }
+        let (recv, skip, send) = (c.recv_armed, c.skipping, c.send.is_some());
+        let connecting = matches!(c.phase, Phase::Connecting { .. });
+        for (op, live) in [
+            (Op::Recv, recv),
+            (Op::Skip, skip),
+            (Op::Send, send),
+            (Op::Connect, connecting),
+        ] {
+            if live {
+                self.cancel(i, op);
+            }
+        }
+        self.conns[i].phase = Phase::Draining { then: at };
+        self.release_if_idle(i, now);
+    }
+
+    /// Queues a cancel of connection `i`'s operation `op`, in this
+    /// incarnation only (the generation is part of the target).
+    pub(super) fn cancel(&mut self, i: usize, op: Op) {
+        let gen = self.conns[i].gen;
+        let target = Token::new(op, i, gen).encode();
+        self.pending.push(
+            opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(Token::new(Op::Cancel, i, gen).encode()),
+        );
+    }
+
+    pub(super) fn release_if_idle(&mut self, i: usize, now: u64) {
+        let c = &mut self.conns[i];
+        let Phase::Draining { then } = c.phase else {
+            return;
+        };
+        if c.ops > 0 {
+            return;
+        }
+        if then != u64::MAX {
+            // Close the socket now, not at the next connect into this
+            // slot. At shutdown (`then` is MAX) one `unregister_files`
+            // closes every slot instead of a syscall per connection.
+            let _ = self.ring.submitter().register_files_update(i as u32, &[-1]);
+        }
+        c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
+        c.framer.reset();
+        c.send = None;
+        c.recv_armed = false;
+        c.stopping = false;
+        c.skipping = false;
+        c.large = false;
+        c.outstanding = 0;
+        c.last = false;
+        c.phase = Phase::Down { at: then };
+        if self.stop_at.is_some() {
+            return;
+        }
+        if then > now {
+            self.next_scan = self.next_scan.min(then);
+        } else if self.connecting < MAX_CONNECTING {
+            self.connect(i, now);
+        } else {
+            self.deferred_connects = true;
+        }
+    }
+}
