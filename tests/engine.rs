@@ -27,7 +27,13 @@ fn exact(sc: ServerConfig, level: IoLevel, n: u64, tweak: impl Fn(Config) -> Con
     assert_eq!(report.requests, n, "{level}: urk's count");
     assert_eq!(server.settled(), n, "{level}: server's count");
     assert_eq!(report.bytes_read, server.written(), "{level}: bytes");
-    assert_eq!(report.errors.total(), 0, "{level}: {:?}", report.errors);
+    assert_eq!(
+        report.errors.total(),
+        0,
+        "{level}: {:?} {:?}",
+        report.errors,
+        report.connect_errors
+    );
     assert_eq!(report.io.level, level);
     assert_eq!(report.status.values().sum::<u64>(), n);
     report
@@ -145,7 +151,11 @@ fn changing_body_sizes_switch_between_copying_and_discarding() {
     };
     for level in LEVELS {
         let r = exact(sc.clone(), level, 1500, |c| c);
-        assert!(r.io.skips_per_1000_requests > 300.0, "{level}: {:?}", r.io);
+        // Of each connection's ten responses (long, long, short, ...) the
+        // ones right after a long body are discarded: 3 in 10, in at least
+        // one receive each (more when a body arrives in pieces), fewer in
+        // a connection's last, unfinished turn. Copying only would be 0.
+        assert!(r.io.skips_per_1000_requests > 250.0, "{level}: {:?}", r.io);
     }
 }
 
@@ -196,6 +206,20 @@ fn http10_closes_after_each_response() {
     };
     for level in LEVELS {
         exact(sc.clone(), level, 300, |c| c);
+    }
+}
+
+/// A hundred connections, each closed after every response: a loop can
+/// queue more reconnects than the submission queue holds, so a flush
+/// submits part-way, and nothing may be lost or counted twice.
+#[test]
+fn mass_reconnects_lose_nothing() {
+    let sc = ServerConfig {
+        http10: true,
+        ..Default::default()
+    };
+    for level in LEVELS {
+        exact(sc.clone(), level, 20_000, |c| c.threads(1).connections(100));
     }
 }
 
