@@ -171,34 +171,33 @@ impl Report {
                 e.connect, e.read, e.write, e.timeout
             );
         }
+        // Each connect-failure cause that occurred, with what to do about it.
         let causes = &self.connect_errors;
-        if causes.refused > 0 {
-            let _ = writeln!(
-                out,
-                "  Connects refused: {} (ECONNREFUSED); is the server listening at this address and port?",
-                causes.refused
-            );
-        }
-        if causes.timed_out > 0 {
-            let _ = writeln!(
-                out,
-                "  Connects timed out: {}; the server's listen backlog may be full (raise it, or open fewer connections at once)",
-                causes.timed_out
-            );
-        }
-        if causes.no_local_ports > 0 {
-            let _ = writeln!(
-                out,
-                "  Local ports exhausted: {} connects failed (EADDRNOTAVAIL); use fewer connections, more target addresses or a wider net.ipv4.ip_local_port_range",
-                causes.no_local_ports
-            );
-        }
-        if causes.no_descriptors > 0 {
-            let _ = writeln!(
-                out,
-                "  Out of descriptors: {} sockets could not be created (EMFILE/ENFILE); raise ulimit -n",
-                causes.no_descriptors
-            );
+        for (n, what, hint) in [
+            (
+                causes.refused,
+                "Connects refused",
+                " (ECONNREFUSED); is the server listening at this address and port?",
+            ),
+            (
+                causes.timed_out,
+                "Connects timed out",
+                "; the server's listen backlog may be full (raise it, or open fewer connections at once)",
+            ),
+            (
+                causes.no_local_ports,
+                "Local ports exhausted",
+                " connects failed (EADDRNOTAVAIL); use fewer connections, more target addresses or a wider net.ipv4.ip_local_port_range",
+            ),
+            (
+                causes.no_descriptors,
+                "Out of descriptors",
+                " sockets could not be created (EMFILE/ENFILE); raise ulimit -n",
+            ),
+        ] {
+            if n > 0 {
+                let _ = writeln!(out, "  {what}: {n}{hint}");
+            }
         }
         if e.parse > 0 {
             let _ = writeln!(out, "  Parse errors: {}", e.parse);
