@@ -11,6 +11,7 @@ nginx version. Benchmarks are not tests: nothing here asserts.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -28,19 +29,89 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URK = os.path.join(ROOT, "target", "release", "urk")
 NGINX = "/usr/sbin/nginx"
 
-# name, connections, path, pipeline depth, extra urk flags
+# name, connections, path, pipeline depth, extra urk flags, network
 SCENARIOS = [
-    ("c50", 50, "/", 1, []),
-    ("c1000", 1000, "/", 1, []),
-    ("c10000", 10000, "/", 1, []),
-    ("pipeline16-c50", 50, "/", 16, []),
-    ("16KiB-c50", 50, "/16k", 1, []),
+    ("c50", 50, "/", 1, [], "lo"),
+    ("c1000", 1000, "/", 1, [], "lo"),
+    ("c10000", 10000, "/", 1, [], "lo"),
+    ("pipeline16-c50", 50, "/", 16, [], "lo"),
+    ("16KiB-c50", 50, "/16k", 1, [], "lo"),
     # Long bodies: urk discards them unread (MSG_TRUNC), wrk reads them.
-    ("256KiB-c50", 50, "/256k", 1, []),
+    ("256KiB-c50", 50, "/256k", 1, [], "lo"),
     # Ablation: what batched waits buy (urk reaping each completion as it
     # comes, as wrk does).
-    ("c50-batch-wait-0", 50, "/", 1, ["--batch-wait", "0"]),
+    ("c50-batch-wait-0", 50, "/", 1, ["--batch-wait", "0"], "lo"),
+    # Diagnostic, not issue 3's setup. On loopback a packet is delivered by
+    # the core that sent it, so the generator's core runs the server's
+    # receive-side TCP work (and nginx's core the generator's). Here each end
+    # sits in a network namespace of its own, joined by a veth pair, and each
+    # end's receive processing is steered (RPS) to its own core, where a real
+    # network card's interrupts would put it. Needs root; skipped without.
+    ("c50-veth", 50, "/", 1, [], "veth"),
+    ("c10000-veth", 10000, "/", 1, [], "veth"),
+    ("pipeline16-c50-veth", 50, "/", 16, [], "veth"),
 ]
+
+
+class Veth:
+    """The two namespaces of the -veth scenarios, made and removed by the bench.
+
+    Addresses are from 198.18.0.0/15, the range RFC 2544 sets aside for
+    benchmarks; nothing leaves the machine."""
+
+    CLIENT_ADDR, SERVER_ADDR = "198.18.0.1", "198.18.0.2"
+
+    def __init__(self):
+        tag = f"urkbench{os.getpid()}"
+        self.client, self.server = tag + "c", tag + "s"
+
+    def client_prefix(self):
+        return ["ip", "netns", "exec", self.client]
+
+    def server_prefix(self):
+        return ["ip", "netns", "exec", self.server]
+
+    def __enter__(self):
+        somaxconn = open("/proc/sys/net/core/somaxconn").read().strip()
+        steps = [
+            ["ip", "netns", "add", self.client],
+            ["ip", "netns", "add", self.server],
+            ["ip", "link", "add", "urk0", "netns", self.client, "type", "veth",
+             "peer", "name", "urk1", "netns", self.server],
+            ["ip", "-n", self.client, "addr", "add", self.CLIENT_ADDR + "/30", "dev", "urk0"],
+            ["ip", "-n", self.server, "addr", "add", self.SERVER_ADDR + "/30", "dev", "urk1"],
+            ["ip", "-n", self.client, "link", "set", "urk0", "up"],
+            ["ip", "-n", self.server, "link", "set", "urk1", "up"],
+            ["ip", "-n", self.client, "link", "set", "lo", "up"],
+            ["ip", "-n", self.server, "link", "set", "lo", "up"],
+            # Core 0 (mask 1) receives for the generator, core 1 (mask 2)
+            # for nginx: the pinning of the loopback scenarios.
+            self.client_prefix() + ["sh", "-c", "for q in /sys/class/net/urk0/queues/rx-*; do echo 1 > $q/rps_cpus; done"],
+            self.server_prefix() + ["sh", "-c", "for q in /sys/class/net/urk1/queues/rx-*; do echo 2 > $q/rps_cpus; done"],
+            # Loopback reuses TIME_WAIT ports by default (tcp_tw_reuse=2);
+            # a veth does not, and back-to-back runs of 10000 connections
+            # would run out of ports.
+            ["ip", "netns", "exec", self.client, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1",
+             "net.ipv4.ip_local_port_range=1024 65000"],
+            # The server's accept backlog as on the host.
+            ["ip", "netns", "exec", self.server, "sysctl", "-q", "-w", f"net.core.somaxconn={somaxconn}"],
+        ]
+        try:
+            for step in steps:
+                subprocess.run(step, check=True, capture_output=True)
+        except subprocess.CalledProcessError as e:
+            self.__exit__()
+            raise RuntimeError(f"{' '.join(e.cmd)}: {e.stderr.decode(errors='replace').strip()}") from e
+        except OSError as e:
+            self.__exit__()
+            raise RuntimeError(str(e)) from e
+        return self
+
+    def __exit__(self, *exc):
+        # Removing a namespace removes its end of the veth pair, and with it
+        # the other end.
+        for ns in (self.client, self.server):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def free_port():
@@ -51,7 +122,10 @@ def free_port():
     return p
 
 
-def start_nginx(tmp):
+def start_nginx(tmp, addr="127.0.0.1", prefix=(), client_prefix=()):
+    """Starts nginx on core 1 listening on addr, inside `prefix` (a namespace's
+    `ip netns exec`) if given, and waits until it answers from `client_prefix`;
+    returns (process, port)."""
     port = free_port()
     www = os.path.join(tmp, "www")
     os.makedirs(www, exist_ok=True)
@@ -59,20 +133,20 @@ def start_nginx(tmp):
         with open(os.path.join(www, name), "wb") as f:
             f.write(b"x" * size)
     conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
-    conf = conf.replace("@DIR@", tmp).replace("@PORT@", str(port))
+    conf = conf.replace("@DIR@", tmp).replace("@ADDR@", addr).replace("@PORT@", str(port))
     path = os.path.join(tmp, "nginx.conf")
     open(path, "w").write(conf)
     proc = subprocess.Popen(
-        ["taskset", "-c", "1", NGINX, "-p", tmp, "-c", path, "-e", os.path.join(tmp, "error.log")],
+        [*prefix, "taskset", "-c", "1", NGINX, "-p", tmp, "-c", path, "-e", os.path.join(tmp, "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.1).close()"
     for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+        if subprocess.run([*client_prefix, sys.executable, "-c", probe, addr, str(port)], capture_output=True).returncode == 0:
             return proc, port
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
+    proc.terminate()
     raise SystemExit("nginx did not start: " + open(os.path.join(tmp, "error.log")).read())
 
 
@@ -130,13 +204,15 @@ def process_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=()):
+def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()):
     if tool == "urk":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra), parse_urk
     else:
         cmd, parse = wrk_cmd(url, conns, pipeline, seconds), parse_wrk
     server_before = process_cpu_s(server_pid)
-    out, cpu, rss, wall = timed(["taskset", "-c", "0"] + cmd)
+    # `ip netns exec` execs the tool in its own process, so GNU time
+    # measures the tool.
+    out, cpu, rss, wall = timed(["taskset", "-c", "0", *prefix] + cmd)
     # nginx's CPU per request shows whether a req/s difference came from
     # the server working harder per request or from the machine (the
     # server is the bottleneck in most scenarios).
@@ -192,6 +268,31 @@ def version_of(cmd):
         return "not found"
 
 
+def start_server(stack, net):
+    """Starts nginx for `net`; its teardown goes on `stack`. Returns (pid,
+    host:port, prefix for the tools' commands), or None (with the reason
+    printed) when the veth pair cannot be made here."""
+    tmp = tempfile.mkdtemp(prefix=f"urk-bench-{net}-")
+    stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+    addr, server_prefix, client_prefix = "127.0.0.1", [], []
+    if net == "veth":
+        try:
+            veth = stack.enter_context(Veth())
+        except (RuntimeError, OSError) as e:
+            print(f"skipped the -veth scenarios: could not make the namespaces ({e}); they need root and iproute2",
+                  flush=True)
+            return None
+        addr, server_prefix, client_prefix = Veth.SERVER_ADDR, veth.server_prefix(), veth.client_prefix()
+    proc, port = start_nginx(tmp, addr, server_prefix, client_prefix)
+
+    def stop():
+        proc.terminate()
+        proc.wait()
+
+    stack.callback(stop)
+    return proc.pid, f"{addr}:{port}", client_prefix
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -201,14 +302,25 @@ def main():
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
 
-    tmp = tempfile.mkdtemp(prefix="urk-bench-")
-    nginx, port = start_nginx(tmp)
     results = []
-    try:
-        for name, conns, path, pipeline, extra in SCENARIOS:
+    with contextlib.ExitStack() as stack:
+        servers = {}
+
+        def server(net):
+            """nginx for a network ("lo" or "veth"), started on first use:
+            (pid, host, tool prefix), or None when it cannot be had here."""
+            if net not in servers:
+                servers[net] = start_server(stack, net)
+            return servers[net]
+
+        for name, conns, path, pipeline, extra, net in SCENARIOS:
             if only and name not in only:
                 continue
-            url = f"http://127.0.0.1:{port}{path}"
+            srv = server(net)
+            if srv is None:
+                continue
+            pid, host, prefix = srv
+            url = f"http://{host}{path}"
             runs = {"urk": [], "wrk": []}
             for r in range(args.rounds):
                 # Strictly alternating: a tool never follows itself, so
@@ -218,7 +330,7 @@ def main():
                     # connections (10000 of them at c10000) before the next
                     # run connects, so neither tool inherits the other's teardown.
                     time.sleep(3 if conns >= 1000 else 1)
-                    res = one_run(tool, url, conns, pipeline, args.seconds, nginx.pid, extra)
+                    res = one_run(tool, url, conns, pipeline, args.seconds, pid, extra, prefix)
                     runs[tool].append(res)
                     print(f"{name} round {r + 1} {tool}: {res['rps']:.0f} req/s, "
                           f"{res['cpu_us_per_req'] or 0:.2f} cpu-us/req, {res['peak_rss_kib'] / 1024:.1f} MB, "
@@ -242,15 +354,11 @@ def main():
             # The spread says how far a single round can be trusted.
             ratio["rps_range"] = [min(rps_ratios), max(rps_ratios)] if rps_ratios else None
             entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
-                     "runs": runs, "median": summary, "urk_over_wrk": ratio}
+                     "network": net, "runs": runs, "median": summary, "urk_over_wrk": ratio}
             if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50"):
                 entry["syscalls"] = {t: syscalls(t, url, conns, pipeline) for t in ("urk", "wrk")}
             results.append(entry)
             print(f"== {name}: urk/wrk cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
-    finally:
-        nginx.terminate()
-        nginx.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     kernel = platform.release()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -307,6 +415,11 @@ def markdown(meta, results):
         "The urk/wrk columns are medians of per-round ratios (each round runs urk then wrk back to back). "
         "nginx CPU-µs/req is the server's own user+system time per request during that tool's runs.",
         "",
+        "Scenarios ending in -veth are a diagnostic, not issue 3's setup. On loopback the core that sends a packet "
+        "also delivers it, so the generator's core runs the server's receive-side TCP work (and nginx's core the "
+        "generator's). In the -veth scenarios each end sits in a network namespace of its own, joined by a veth pair, "
+        "and each end's receive processing is steered (RPS) to its own core, as a network card's interrupts would put it.",
+        "",
         "| scenario | tool | req/s | CPU-µs/req | nginx CPU-µs/req | peak RSS MB | errors | urk/wrk CPU-µs/req | urk/wrk req/s (range over rounds) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -349,7 +462,7 @@ def targets(results):
             line(r <= limit, f"{name} urk/wrk CPU-us/req {r:.2f} (target <= {limit}"
                  + ("" if r <= limit else f", {100 * (r / limit - 1):.0f}% over") + ")")
     for e in results:
-        if e["urk_flags"]:
+        if e["urk_flags"] or e.get("network") == "veth":
             continue
         r = e["urk_over_wrk"]["rps"]
         if r is not None:
@@ -369,6 +482,15 @@ def targets(results):
         whi, wlo = by["c10000"]["median"]["wrk"]["cpu_us_per_req"], by["c50"]["median"]["wrk"]["cpu_us_per_req"]
         if hi and lo and whi and wlo:
             line(hi / lo <= 1.25, f"urk CPU-us/req c10000 / c50 = {hi / lo:.2f} (target <= 1.25; wrk's {whi / wlo:.2f})")
+    veth = [e for e in results if e.get("network") == "veth"]
+    if veth:
+        out += ["", "Each end's receive work on its own core (-veth, diagnostic; the loopback figure in brackets):", ""]
+        for e in veth:
+            r = e["urk_over_wrk"]
+            lo = by.get(e["scenario"].removesuffix("-veth"), {}).get("urk_over_wrk", {})
+            out.append(f"- {e['scenario']}: urk/wrk CPU-us/req {fmt(r['cpu_us_per_req'], '.2f')} "
+                       f"({fmt(lo.get('cpu_us_per_req'), '.2f')}), req/s {fmt(r['rps'], '.2f')} "
+                       f"({fmt(lo.get('rps'), '.2f')}), urk errors {e['median']['urk']['errors']}")
     return out
 
 
