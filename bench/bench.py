@@ -183,9 +183,12 @@ def wrk_cmd(url, conns, pipeline, seconds):
 
 
 def parse_urk(out):
+    """(completed requests, req/s, errors, (io level, error kinds)). req/s is
+    urk's own: the responses within the -d window over the window; the
+    requests completed in the grace after it still count for CPU per request."""
     r = json.loads(out)
     kinds = {k: v for k, v in {**r["errors"], **r["connect_errors"]}.items() if v}
-    return r["requests"], r["duration_s"], sum(r["errors"].values()), (r["io"]["level"], kinds)
+    return r["requests"], r["requests_per_sec"], sum(r["errors"].values()), (r["io"]["level"], kinds)
 
 
 def parse_wrk(out):
@@ -196,7 +199,7 @@ def parse_wrk(out):
     e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errs = sum(int(x) for x in e.groups()) if e else 0
     kinds = {k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), e.groups()) if int(v)} if e else {}
-    return reqs, secs, errs, (None, kinds)
+    return reqs, reqs / secs if secs else 0.0, errs, (None, kinds)
 
 
 def process_cpu_s(pid):
@@ -220,10 +223,10 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
     # the server working harder per request or from the machine (the
     # server is the bottleneck in most scenarios).
     server_cpu = process_cpu_s(server_pid) - server_before
-    reqs, secs, errs, (level, kinds) = parse(out)
+    reqs, rps, errs, (level, kinds) = parse(out)
     return {
         "requests": reqs,
-        "rps": reqs / secs if secs else 0.0,
+        "rps": rps,
         "cpu_us_per_req": cpu * 1e6 / reqs if reqs else None,
         "cpu_s": cpu,
         "server_cpu_us_per_req": server_cpu * 1e6 / reqs if reqs else None,
@@ -256,6 +259,23 @@ def syscalls(tool, url, conns, pipeline):
             calls[parts[-1]] = int(parts[3])
     per_k = {k: round(v * 1000 / reqs, 1) for k, v in sorted(calls.items(), key=lambda kv: -kv[1])[:6]} if reqs else {}
     return {"requests": reqs, "per_1000_requests": per_k}
+
+
+def pacing(url, rounds, seconds):
+    """How late urk's constant-rate sends go out on an idle server: -R 500
+    over 5 connections, where nothing queues, so the corrected median should
+    be the uncorrected one. urk only (wrk has no -R)."""
+    runs = []
+    for _ in range(rounds):
+        out, cpu, _, _ = timed(["taskset", "-c", "0", URK, "-t1", "-c5", f"-d{seconds}s", "-R", "500", "-q", "--json", url])
+        r = json.loads(out)
+        runs.append({"mean_lag_us": r["rate"]["mean_lag_us"], "max_lag_us": r["rate"]["max_lag_us"],
+                     "behind": r["rate"]["behind"], "p50_us": r["latency_us"]["p50"],
+                     "p50_uncorrected_us": r["latency_uncorrected_us"]["p50"], "cpu_s": cpu})
+        print(f"pacing: mean lag {runs[-1]['mean_lag_us']:.1f} us, p50 {runs[-1]['p50_us']} us "
+              f"(uncorrected {runs[-1]['p50_uncorrected_us']} us), behind {runs[-1]['behind']}", flush=True)
+    return {"rate": 500, "connections": 5, "runs": runs,
+            "median": {k: median([x[k] for x in runs]) for k in runs[0]}}
 
 
 def median(xs):
@@ -363,6 +383,12 @@ def main():
             results.append(entry)
             print(f"== {name}: urk/wrk cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
 
+        pace = None
+        if not only or "pacing" in only:
+            srv = server("lo")
+            if srv is not None:
+                pace = pacing(f"http://{srv[1]}/", args.rounds, args.seconds)
+
     kernel = platform.release()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
@@ -387,10 +413,10 @@ def main():
                  if (m := re.fullmatch(re.escape(os.path.basename(stem)) + r"-run(\d+)\.json", f))]
         stem = f"{stem}-run{max(taken, default=1) + 1}"
     with open(stem + ".json", "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=2)
+        json.dump({"meta": meta, "results": results, "pacing": pace}, f, indent=2)
     with open(stem + ".md", "w") as f:
-        f.write(markdown(meta, results))
-    print(markdown(meta, results))
+        f.write(markdown(meta, results, pace))
+    print(markdown(meta, results, pace))
     print("wrote", stem + ".json", "and .md")
 
 
@@ -408,7 +434,7 @@ def fmt(x, spec):
     return format(x, spec) if x is not None else "-"
 
 
-def markdown(meta, results):
+def markdown(meta, results, pace=None):
     lines = [
         f"# urk vs wrk — {meta['date']}",
         "",
@@ -444,6 +470,12 @@ def markdown(meta, results):
             for tool in ("urk", "wrk"):
                 calls = ", ".join(f"{k} {v}" for k, v in e["syscalls"][tool]["per_1000_requests"].items())
                 lines.append(f"- {e['scenario']} {tool}: {calls}")
+    if pace:
+        m = pace["median"]
+        lines += ["", f"Pacing (urk -t1 -c5 -R 500 against idle nginx, medians of {len(pace['runs'])} runs): "
+                  f"mean lag of a send behind its slot {m['mean_lag_us']:.1f} µs (max {m['max_lag_us']:.0f} µs); "
+                  f"corrected p50 {m['p50_us']:.0f} µs, uncorrected p50 {m['p50_uncorrected_us']:.0f} µs; "
+                  f"behind {m['behind']:.0f}."]
     return "\n".join(lines) + "\n"
 
 

@@ -126,7 +126,6 @@ fn every_threshold_kind_passes_and_fails() {
         (&ok_url, "non2xx>0", "non2xx<1", &[]),
         (&failing_url, "non2xx>300", "non2xx>0", &[]),
         (&ok_url, "errors>0", "errors<1", &[]),
-        (&dead, "errors>100000", "errors>0", &["-d", "500ms"]),
     ];
     for (url, pass, fail, extra) in cases {
         let (code, err) = with_threshold(url, extra, pass);
@@ -141,6 +140,13 @@ fn every_threshold_kind_passes_and_fails() {
             "{err}"
         );
         assert!(err.contains(fail), "{err}");
+    }
+    // Against a dead target nothing completes: exit status 1, whatever the
+    // thresholds say (a p99 of no samples would pass anything).
+    for t in ["errors>100000", "p99<1h"] {
+        let (code, err) = with_threshold(&dead, &["-d", "500ms"], t);
+        assert_eq!(code, Some(1), "{t}: {err}");
+        assert!(err.contains("no request completed"), "{err}");
     }
     // Two broken thresholds: two lines.
     let out = urk(&[

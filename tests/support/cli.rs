@@ -27,11 +27,22 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The count from the report's `N requests in T, B read` line.
+/// Every response the text report counts: the window's (`N requests in
+/// T, B read`) and those completed after it (`After the stop: N more ...`).
 pub fn requests_in(report: &str) -> u64 {
-    report
+    let first_number = |prefix: &str| {
+        report.lines().find(|l| l.contains(prefix)).and_then(|l| {
+            l[l.find(prefix)? + prefix.len()..]
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    let window = report
         .lines()
         .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no requests line in\n{report}"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no requests line in\n{report}"));
+    window + first_number("After the stop: ").unwrap_or(0)
 }

@@ -53,6 +53,34 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// What the errors of a run with no response say, for its one line.
+fn why_none(r: &uring_engine::Report) -> String {
+    let e = &r.errors;
+    let c = &r.connect_errors;
+    if e.total() == 0 {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if e.connect > 0 {
+        let mut what = format!("{} failed connects", e.connect);
+        if c.refused > 0 {
+            what += &format!(" ({} refused: is the server listening?)", c.refused);
+        }
+        parts.push(what);
+    }
+    for (n, class) in [
+        (e.read, "read"),
+        (e.write, "write"),
+        (e.timeout, "timeout"),
+        (e.parse, "parse"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {class} errors"));
+        }
+    }
+    format!(": {}", parts.join(", "))
+}
+
 fn merge_main(argv: &[String]) -> ExitCode {
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match merge::MergeArgs::from_args(&["urk", "merge"], &strs) {
@@ -142,6 +170,12 @@ fn main() -> ExitCode {
         if let Err(e) = plot::write(path, &report) {
             return fail(format!("cannot write --plot '{path}': {e}"));
         }
+    }
+    if report.requests == 0 {
+        // Thresholds on an empty run would judge nothing (p99 of no
+        // samples is 0): the run itself failed.
+        eprintln!("urk: no request completed{}", why_none(&report));
+        return ExitCode::from(1);
     }
     let broken: Vec<String> = thresholds
         .iter()

@@ -30,7 +30,11 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
         reports.push(r);
     }
     let merged = uring_engine::Report::merge(&reports).ok_or("nothing to merge")?;
+    let caveats = uring_engine::Report::merge_caveats(&reports);
     if args.json {
+        for c in &caveats {
+            eprintln!("urk merge: {c}");
+        }
         serde_json::to_string_pretty(&merged)
             .map(|s| s + "\n")
             .map_err(|e| e.to_string())
@@ -42,7 +46,9 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
             merged.threads,
             merged.connections
         );
+        let notes: String = caveats.iter().map(|c| format!("Note: {c}\n")).collect();
         Ok(header
+            + &notes
             + &merged.to_text(uring_engine::TextOptions {
                 latency: args.latency,
                 uncorrected: false,

@@ -50,8 +50,10 @@ use std::time::Instant;
 pub use config::{Config, IoLevel};
 pub use error::{EngineError, Unavailable};
 pub use probe::KernelSupport;
-pub use report::{IoInfo, LatencySummary, RateReport, RateSummary, Report, TimelineEntry};
-pub use stats::{ConnectCauses, Errors};
+pub use report::{
+    IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TimelineEntry,
+};
+pub use stats::{ConnectCauses, Errors, LostCauses};
 
 pub use text::{banner, TextOptions};
 pub use threshold::Threshold;
@@ -191,18 +193,16 @@ impl Plan {
         });
 
         let mut total = WorkerStats::new();
-        let mut ended_us = 0;
-        let mut interrupted = false;
-        let mut cpu_s = 0.0;
+        let mut windows = Vec::with_capacity(n);
+        let mut ended_us = Vec::with_capacity(n);
         let mut first: Option<Outcome> = None;
         let mut err = None;
         for o in outcomes {
             match o {
                 Ok(o) => {
                     total.merge(&o.stats);
-                    ended_us = ended_us.max(o.ended_us);
-                    interrupted |= o.interrupted;
-                    cpu_s += o.cpu_s;
+                    windows.push(o.window);
+                    ended_us.push(o.ended_us);
                     first.get_or_insert(o);
                 }
                 Err(e) => {
@@ -230,17 +230,28 @@ impl Plan {
             recv_arms_per_1000_requests: 0.0,
             skips_per_1000_requests: 0.0,
         };
+        let end_us = windows.iter().map(|w| w.end_us).max().unwrap_or(0);
         let facts = RunFacts {
             url: cfg.request.target.url.clone(),
             threads: cfg.threads,
             connections: cfg.connections,
             pipeline: cfg.pipeline,
-            duration_s: ended_us as f64 / 1e6,
-            generator_cpu_s: cpu_s,
+            duration_s: end_us as f64 / 1e6,
+            stopped_by: windows.iter().map(|w| w.cause).max().unwrap_or_default(),
+            grace_s: windows
+                .iter()
+                .zip(&ended_us)
+                .map(|(w, &e)| e.saturating_sub(w.end_us))
+                .max()
+                .unwrap_or(0) as f64
+                / 1e6,
+            window_requests: windows.iter().map(|w| w.requests).sum(),
+            window_bytes: windows.iter().map(|w| w.bytes_read).sum(),
+            generator_cpu_s: windows.iter().map(|w| w.cpu_s).sum(),
+            busiest: windows.iter().map(|w| w.busy).fold(0.0, f64::max),
             rate: cfg.rate,
             requests_asked: cfg.requests,
             io,
-            interrupted,
         };
         Ok(Report::build(facts, &total))
     }

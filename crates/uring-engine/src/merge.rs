@@ -7,7 +7,10 @@ use crate::report::{LatencySummary, RateReport, RateSummary, Report, TimelineEnt
 impl Report {
     /// Combines reports of concurrent runs. Rates add (the runs overlapped);
     /// the duration is the longest; latency percentiles come from the
-    /// merged histograms. `None` for an empty slice.
+    /// merged histograms. The `rate` block is kept only when every run was
+    /// at a constant rate (requested rates then add); see
+    /// [`Report::merge_caveats`] for what a merge of unlike runs leaves out.
+    /// `None` for an empty slice.
     ///
     /// ```
     /// # fn demo(a: uring_engine::Report, b: uring_engine::Report) {
@@ -26,11 +29,17 @@ impl Report {
             m.connections += r.connections;
             m.pipeline = m.pipeline.max(r.pipeline);
             m.duration_s = m.duration_s.max(r.duration_s);
+            m.stopped_by = m.stopped_by.max(r.stopped_by);
             m.requests += r.requests;
+            m.requests_after_stop += r.requests_after_stop;
+            m.grace_s = m.grace_s.max(r.grace_s);
+            m.requests_asked = m.requests_asked.zip(r.requests_asked).map(|(a, b)| a + b);
             m.requests_sent += r.requests_sent;
             m.requests_lost += r.requests_lost;
+            m.lost_causes += r.lost_causes;
             m.requests_unfinished += r.requests_unfinished;
             m.bytes_read += r.bytes_read;
+            m.bytes_read_after_stop += r.bytes_read_after_stop;
             m.bytes_written += r.bytes_written;
             m.requests_per_sec += r.requests_per_sec;
             m.bytes_read_per_sec += r.bytes_read_per_sec;
@@ -38,15 +47,13 @@ impl Report {
                 *m.status.entry(*code).or_insert(0) += n;
             }
             m.non_2xx_3xx += r.non_2xx_3xx;
-            m.errors.add(&r.errors);
-            m.connect_errors.add(&r.connect_errors);
+            m.errors += r.errors;
+            m.connect_errors += r.connect_errors;
             let _ = m.latency_histogram.add(&r.latency_histogram);
             let _ = m.uncorrected_histogram.add(&r.uncorrected_histogram);
             let _ = m.rate_histogram.add(&r.rate_histogram);
-            m.rate = match (m.rate, r.rate) {
-                (Some(a), Some(b)) => Some(merge_rate(&a, &b)),
-                (a, b) => a.or(b),
-            };
+            // A closed-loop run has no schedule to add to another's.
+            m.rate = m.rate.zip(r.rate).map(|(a, b)| merge_rate(&a, &b));
             for e in &r.timeline {
                 let i = e.second as usize;
                 while m.timeline.len() <= i {
@@ -64,6 +71,7 @@ impl Report {
                 let _ = t.histogram.add(&e.histogram);
             }
             m.generator_cpu_s += r.generator_cpu_s;
+            m.generator_busy_pct = m.generator_busy_pct.max(r.generator_busy_pct);
             m.generator_bound |= r.generator_bound;
             m.interrupted |= r.interrupted;
         }
@@ -74,6 +82,29 @@ impl Report {
             t.p99_us = t.histogram.value_at_quantile(0.99);
         }
         Some(m)
+    }
+
+    /// What [`Report::merge`] of these reports cannot say, one line each:
+    /// empty when the runs are alike.
+    ///
+    /// ```
+    /// # fn demo(reports: &[uring_engine::Report]) {
+    /// for line in uring_engine::Report::merge_caveats(reports) {
+    ///     eprintln!("note: {line}");
+    /// }
+    /// # }
+    /// ```
+    pub fn merge_caveats(reports: &[Report]) -> Vec<String> {
+        let paced = reports.iter().filter(|r| r.rate.is_some()).count();
+        let mut out = Vec::new();
+        if paced > 0 && paced < reports.len() {
+            out.push(format!(
+                "the runs differ in kind ({} at a constant rate, {} closed-loop): the merged report has no rate figures",
+                paced,
+                reports.len() - paced
+            ));
+        }
+        out
     }
 }
 

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{ConnectCauses, Errors, WorkerStats};
+use crate::stats::{ConnectCauses, Errors, LostCauses, WorkerStats};
 use crate::IoLevel;
 
 /// The outcome of a run: plain data, serialisable as the `--json` report.
@@ -22,24 +22,50 @@ pub struct Report {
     pub connections: usize,
     /// Requests per connection in flight.
     pub pipeline: u32,
-    /// Wall time from start until the last worker stopped, in seconds.
+    /// The measured window, in seconds: from the start until the load
+    /// stopped (the duration asked for, the last response of a request
+    /// count, or an interrupt). Rates are over this window.
     pub duration_s: f64,
-    /// Completed responses: fully received, any status.
+    /// What ended the window.
+    #[serde(default)]
+    pub stopped_by: StopCause,
+    /// Completed responses: fully received, any status; those of the grace
+    /// after the window included.
     pub requests: u64,
+    /// Of `requests`, those completed after the window, while urk waited
+    /// (at most 1 s, or the timeout) for the requests still in flight.
+    /// Counted, so that nothing sent vanishes; not in the rates.
+    #[serde(default)]
+    pub requests_after_stop: u64,
+    /// How long that wait lasted, in seconds.
+    #[serde(default)]
+    pub grace_s: f64,
+    /// A request count was asked for: the run stops after exactly this many
+    /// responses, unless the duration runs out first (then `stopped_by` is
+    /// `duration` and `requests` is smaller).
+    #[serde(default)]
+    pub requests_asked: Option<u64>,
     /// Requests sent: `requests + requests_lost + requests_unfinished`.
     pub requests_sent: u64,
-    /// Requests sent whose connection failed before their response was
-    /// complete (each such fault is also counted in `errors`).
+    /// Requests sent that will never get a response: their connection
+    /// ended first. Each has one cause in `lost_causes`.
     pub requests_lost: u64,
-    /// Requests still in flight when the run ended (after the grace period).
+    /// Why requests were lost; the causes sum to `requests_lost`.
+    #[serde(default)]
+    pub lost_causes: LostCauses,
+    /// Requests still in flight when the run ended (after the grace).
     pub requests_unfinished: u64,
-    /// Bytes received, heads included.
+    /// Bytes received, heads included (the grace's too).
     pub bytes_read: u64,
+    /// Of `bytes_read`, those received after the window.
+    #[serde(default)]
+    pub bytes_read_after_stop: u64,
     /// Bytes sent.
     pub bytes_written: u64,
-    /// `requests / duration_s`.
+    /// Responses completed within the window, per second of it:
+    /// `(requests - requests_after_stop) / duration_s`.
     pub requests_per_sec: f64,
-    /// `bytes_read / duration_s`.
+    /// Bytes received within the window, per second of it.
     pub bytes_read_per_sec: f64,
     /// Completed responses by status code.
     pub status: BTreeMap<u16, u64>,
@@ -66,10 +92,15 @@ pub struct Report {
     pub io: IoInfo,
     /// The run was stopped early (Ctrl-C, or the caller's stop flag).
     pub interrupted: bool,
-    /// CPU time (user + system) the worker threads used, in seconds.
+    /// CPU time (user + system) the worker threads used within the
+    /// window, in seconds (setup before it and the grace after it left out).
     pub generator_cpu_s: f64,
-    /// The workers were busy at least 90% of `threads × duration`: the
-    /// figures may be bounded by urk rather than by the server.
+    /// The busiest worker thread's CPU time as a share of the window, in
+    /// percent (0 to 100).
+    #[serde(default)]
+    pub generator_busy_pct: f64,
+    /// The busiest worker was busy at least 90% of a window of at least
+    /// 100 ms: the figures may be bounded by urk rather than by the server.
     pub generator_bound: bool,
     /// All latencies, in microseconds; in JSON, HdrHistogram's V2
     /// compressed encoding in base64 (what `urk merge` adds up exactly).
@@ -89,14 +120,28 @@ pub struct Report {
     pub rate_histogram: Histogram<u64>,
 }
 
+/// What ended a run's measured window. Ordered from the most to the least
+/// complete run, so that a merge keeps the least complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopCause {
+    /// The requested number of responses completed.
+    Requests,
+    /// The duration ran out.
+    #[default]
+    Duration,
+    /// The caller's stop flag (Ctrl-C).
+    Interrupted,
+}
+
 /// How a constant-rate run kept its schedule.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct RateReport {
     /// Requests per second asked for.
     pub requested: f64,
-    /// Completed requests per second over the run.
+    /// Requests completed within the window, per second.
     pub achieved: f64,
-    /// Requests the schedule had due by the stop.
+    /// Requests the schedule had due before the end of the window.
     pub scheduled: u64,
     /// Requests actually sent.
     pub sent: u64,
@@ -253,13 +298,24 @@ pub(crate) struct RunFacts {
     pub threads: usize,
     pub connections: usize,
     pub pipeline: u32,
+    /// The longest worker window, in seconds.
     pub duration_s: f64,
+    pub stopped_by: StopCause,
+    pub grace_s: f64,
+    /// Counted within the windows, all workers.
+    pub window_requests: u64,
+    pub window_bytes: u64,
     pub generator_cpu_s: f64,
+    /// The busiest worker's share of its window (0 to 1).
+    pub busiest: f64,
     pub rate: Option<f64>,
     pub requests_asked: Option<u64>,
     pub io: IoInfo,
-    pub interrupted: bool,
 }
+
+/// Windows shorter than this say nothing about whether urk was the bound:
+/// a run of a few requests is mostly connecting.
+const MIN_JUDGED_S: f64 = 0.1;
 
 fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
     let mut out: Vec<TimelineEntry> = Vec::new();
@@ -302,6 +358,7 @@ impl Report {
             .map(|(_, n)| n)
             .sum();
         let secs = facts.duration_s.max(1e-9);
+        let window_rate = facts.window_requests as f64 / secs;
         let rate = facts.rate.map(|r| {
             let mut scheduled = s.scheduled;
             if let Some(n) = facts.requests_asked {
@@ -310,7 +367,7 @@ impl Report {
             let behind = scheduled.saturating_sub(s.sent);
             RateReport {
                 requested: r,
-                achieved: s.requests as f64 / secs,
+                achieved: window_rate,
                 scheduled,
                 sent: s.sent,
                 behind,
@@ -326,14 +383,20 @@ impl Report {
             connections: facts.connections,
             pipeline: facts.pipeline,
             duration_s: facts.duration_s,
+            stopped_by: facts.stopped_by,
             requests: s.requests,
+            requests_after_stop: s.requests - facts.window_requests,
+            grace_s: facts.grace_s,
+            requests_asked: facts.requests_asked,
             requests_sent: s.sent,
-            requests_lost: s.lost,
+            requests_lost: s.lost.total(),
+            lost_causes: s.lost,
             requests_unfinished: s.unfinished,
             bytes_read: s.bytes_read,
+            bytes_read_after_stop: s.bytes_read - facts.window_bytes,
             bytes_written: s.bytes_written,
-            requests_per_sec: s.requests as f64 / secs,
-            bytes_read_per_sec: s.bytes_read as f64 / secs,
+            requests_per_sec: window_rate,
+            bytes_read_per_sec: facts.window_bytes as f64 / secs,
             status,
             non_2xx_3xx,
             errors: s.errors,
@@ -350,9 +413,10 @@ impl Report {
                 skips_per_1000_requests: per_1000(s.skips, s.requests),
                 ..facts.io
             },
-            interrupted: facts.interrupted,
+            interrupted: facts.stopped_by == StopCause::Interrupted,
             generator_cpu_s: facts.generator_cpu_s,
-            generator_bound: facts.generator_cpu_s >= 0.9 * facts.threads as f64 * facts.duration_s,
+            generator_busy_pct: 100.0 * facts.busiest,
+            generator_bound: facts.busiest >= 0.9 && facts.duration_s >= MIN_JUDGED_S,
             latency_histogram: s.latency.clone(),
             uncorrected_histogram: s.uncorrected.clone(),
             rate_histogram: s.rate.clone(),

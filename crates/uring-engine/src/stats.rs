@@ -8,36 +8,102 @@ use serde::{Deserialize, Serialize};
 /// Highest latency recorded: one hour, in microseconds.
 pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// Faults counted during a run, by where they hit. A request lost to a fault
-/// is counted here and never as completed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Errors {
-    /// Connections that could not be opened (refused, unreachable, out of
-    /// descriptors or local ports, or not accepted within the timeout).
-    pub connect: u64,
-    /// Receive failures: resets, and closes before a response was complete.
-    pub read: u64,
-    /// Send failures.
-    pub write: u64,
-    /// Requests with no complete response within the timeout.
-    pub timeout: u64,
-    /// Responses that are not valid HTTP/1.x framing.
-    pub parse: u64,
+/// Defines a struct of `u64` counters that add field by field (merging
+/// workers, merging reports) and sum to a total, so that a new counter
+/// cannot be forgotten in one of those places.
+macro_rules! counters {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            $($(#[$fm])* #[serde(default)] pub $f: u64,)*
+        }
+
+        impl $name {
+            /// All counts together.
+            pub fn total(&self) -> u64 {
+                0 $(+ self.$f)*
+            }
+        }
+
+        impl std::ops::AddAssign for $name {
+            fn add_assign(&mut self, o: $name) {
+                $(self.$f += o.$f;)*
+            }
+        }
+    };
 }
 
-/// Why connects failed, so the report can name the cause.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnectCauses {
-    /// Nothing listening (ECONNREFUSED).
-    pub refused: u64,
-    /// No answer within the timeout (e.g. a full listen backlog).
-    pub timed_out: u64,
-    /// No local port left for a new connection (EADDRNOTAVAIL).
-    pub no_local_ports: u64,
-    /// Out of file descriptors or memory for a new socket.
-    pub no_descriptors: u64,
-    /// Anything else (unreachable, reset during the handshake, ...).
-    pub other: u64,
+counters! {
+    /// Faults counted during a run, by where they hit. A request lost to a
+    /// fault is counted in [`LostCauses`] and never as completed.
+    ///
+    /// ```
+    /// let mut e = uring_engine::Errors::default();
+    /// e += uring_engine::Errors { read: 2, timeout: 1, ..Default::default() };
+    /// assert_eq!(e.total(), 3);
+    /// ```
+    pub struct Errors {
+        /// Connections that could not be opened (refused, unreachable, out of
+        /// descriptors or local ports, or not accepted within the timeout).
+        pub connect,
+        /// Receive failures: resets, and closes before a response was complete.
+        pub read,
+        /// Send failures.
+        pub write,
+        /// Requests with no complete response within the timeout.
+        pub timeout,
+        /// Responses that are not valid HTTP/1.x framing.
+        pub parse,
+    }
+}
+
+counters! {
+    /// Why connects failed, so the report can name the cause.
+    pub struct ConnectCauses {
+        /// Nothing listening (ECONNREFUSED).
+        pub refused,
+        /// No answer within the timeout (e.g. a full listen backlog).
+        pub timed_out,
+        /// No local port left for a new connection (EADDRNOTAVAIL).
+        pub no_local_ports,
+        /// Out of file descriptors or memory for a new socket.
+        pub no_descriptors,
+        /// Anything else (unreachable, reset during the handshake, ...).
+        pub other,
+    }
+}
+
+counters! {
+    /// Why sent requests got no response: every lost request has exactly
+    /// one cause, so the causes sum to `requests_lost`.
+    pub struct LostCauses {
+        /// The server ended the connection after a complete response
+        /// (`Connection: close`, HTTP/1.0) while these were still
+        /// outstanding, e.g. pipelined behind it. Not a fault of the server
+        /// by HTTP's rules, so no error class counts it.
+        pub server_closed,
+        /// Outstanding on a connection that failed with a read error.
+        pub read,
+        /// Outstanding on a connection whose send failed.
+        pub write,
+        /// Outstanding on a connection whose response failed to parse.
+        pub parse,
+        /// Outstanding when their timeout expired.
+        pub timeout,
+    }
+}
+
+/// What ended a connection early, with its outstanding requests: each is
+/// counted once, as an error class (if it is one) and as the lost
+/// requests' cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    ServerClosed,
+    Read,
+    Write,
+    Parse,
+    Timeout,
 }
 
 impl ConnectCauses {
@@ -49,29 +115,6 @@ impl ConnectCauses {
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => self.no_descriptors += 1,
             _ => self.other += 1,
         }
-    }
-
-    pub(crate) fn add(&mut self, o: &ConnectCauses) {
-        self.refused += o.refused;
-        self.timed_out += o.timed_out;
-        self.no_local_ports += o.no_local_ports;
-        self.no_descriptors += o.no_descriptors;
-        self.other += o.other;
-    }
-}
-
-impl Errors {
-    /// All faults together.
-    pub fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.timeout + self.parse
-    }
-
-    pub(crate) fn add(&mut self, o: &Errors) {
-        self.connect += o.connect;
-        self.read += o.read;
-        self.write += o.write;
-        self.timeout += o.timeout;
-        self.parse += o.parse;
     }
 }
 
@@ -113,9 +156,8 @@ pub(crate) struct WorkerStats {
     pub skips: u64,
     /// Requests written (first byte queued), completed or not.
     pub sent: u64,
-    /// Requests that were sent but lost to a fault (their connection failed
-    /// before the response was complete).
-    pub lost: u64,
+    /// Requests that were sent but lost, by cause.
+    pub lost: LostCauses,
     /// Requests still in flight when the run ended.
     pub unfinished: u64,
     /// Constant-rate mode: slots the schedule had due before the stop.
@@ -154,7 +196,7 @@ impl WorkerStats {
             skips: 0,
             sent: 0,
             scheduled: 0,
-            lost: 0,
+            lost: LostCauses::default(),
             unfinished: 0,
             max_lag_us: 0,
             lag_sum_us: 0,
@@ -206,8 +248,8 @@ impl WorkerStats {
         for (a, b) in self.status.iter_mut().zip(o.status.iter()) {
             *a += b;
         }
-        self.errors.add(&o.errors);
-        self.connect_causes.add(&o.connect_causes);
+        self.errors += o.errors;
+        self.connect_causes += o.connect_causes;
         self.enters += o.enters;
         self.completions += o.completions;
         self.recv_arms += o.recv_arms;

@@ -4,23 +4,30 @@
 use std::fmt::Write;
 
 use crate::units::{format_binary, format_metric, format_time_s, format_time_us, pad_units};
-use crate::{Config, Report};
+use crate::{Config, Report, StopCause};
 
-/// The two lines wrk prints before the run starts.
+/// The two lines wrk prints before the run starts; a run of a request
+/// count says so, with its duration as the bound.
 ///
 /// ```
 /// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/").unwrap().threads(1).connections(50);
 /// let cfg = cfg.duration(std::time::Duration::from_secs(5));
 /// assert_eq!(uring_engine::banner(&cfg),
 ///     "Running 5s test @ http://127.0.0.1:8080/\n  1 threads and 50 connections\n");
+/// assert!(uring_engine::banner(&cfg.requests(3000))
+///     .starts_with("Running 3000 requests (within 5s) @ "));
 /// ```
 pub fn banner(cfg: &Config) -> String {
+    let what = match cfg.requests {
+        Some(n) => format!(
+            "{n} requests (within {})",
+            format_time_s(cfg.duration.as_secs_f64())
+        ),
+        None => format!("{} test", format_time_s(cfg.duration.as_secs_f64())),
+    };
     format!(
-        "Running {} test @ {}\n  {} threads and {} connections\n",
-        format_time_s(cfg.duration.as_secs_f64()),
-        cfg.request.target.url,
-        cfg.threads,
-        cfg.connections
+        "Running {what} @ {}\n  {} threads and {} connections\n",
+        cfg.request.target.url, cfg.threads, cfg.connections
     )
 }
 
@@ -156,13 +163,34 @@ impl Report {
             );
             distribution(&mut out, &self.latency_uncorrected_us);
         }
+        // The headline is the window's, as Requests/sec is; what the grace
+        // after it brought follows on a line of its own.
         let _ = writeln!(
             out,
             "  {} requests in {}, {}B read",
-            self.requests,
+            self.requests.saturating_sub(self.requests_after_stop),
             format_time_us(self.duration_s * 1e6),
-            format_binary(self.bytes_read as f64)
+            format_binary(self.bytes_read.saturating_sub(self.bytes_read_after_stop) as f64)
         );
+        if self.requests_after_stop > 0 || self.requests_unfinished > 0 {
+            let _ = writeln!(
+                out,
+                "  After the stop: {} more completed in {} of waiting for those in flight, {} unfinished (counted, not in Requests/sec)",
+                self.requests_after_stop,
+                format_time_us(self.grace_s * 1e6),
+                self.requests_unfinished
+            );
+        }
+        if let Some(asked) = self.requests_asked {
+            if self.stopped_by == StopCause::Duration {
+                let _ = writeln!(
+                    out,
+                    "  Not reached: {} of the {asked} requests asked for completed before the {} limit",
+                    self.requests,
+                    format_time_us(self.duration_s * 1e6)
+                );
+            }
+        }
         let e = &self.errors;
         if e.connect + e.read + e.write + e.timeout > 0 {
             let _ = writeln!(
@@ -202,6 +230,29 @@ impl Report {
         if e.parse > 0 {
             let _ = writeln!(out, "  Parse errors: {}", e.parse);
         }
+        if self.requests_lost > 0 {
+            let l = &self.lost_causes;
+            let causes: Vec<String> = [
+                (
+                    l.server_closed,
+                    "outstanding when the server closed the connection after a response",
+                ),
+                (l.read, "on read errors"),
+                (l.write, "on write errors"),
+                (l.parse, "on parse errors"),
+                (l.timeout, "timed out"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+            let _ = writeln!(
+                out,
+                "  Lost requests (sent, never answered): {}: {}",
+                self.requests_lost,
+                causes.join(", ")
+            );
+        }
         if self.non_2xx_3xx > 0 {
             let _ = writeln!(out, "  Non-2xx or 3xx responses: {}", self.non_2xx_3xx);
         }
@@ -231,12 +282,13 @@ impl Report {
         if self.generator_bound {
             let _ = writeln!(
                 out,
-                "Warning: urk itself used {:.0}% of its {} thread(s); the figures may be bounded by urk, not the server (try more -t).",
-                100.0 * self.generator_cpu_s / (self.threads as f64 * self.duration_s.max(1e-9)),
-                self.threads
+                "Warning: urk's busiest thread was busy {:.0}% of the run; the figures may be bounded by urk, not the server (try more -t).",
+                self.generator_busy_pct.min(100.0),
             );
         }
-        if self.rate.is_none() {
+        if self.requests == 0 {
+            out.push_str("No request completed.\n");
+        } else if self.rate.is_none() {
             out.push_str("Note: closed-loop latency hides queueing (coordinated omission); use -R for a constant rate.\n");
         }
         if self.interrupted {

@@ -81,8 +81,7 @@ impl Worker<'_> {
             return self.release_if_idle(i, now);
         }
         if res <= 0 {
-            self.stats.errors.write += 1;
-            return self.fail(i, now);
+            return self.fail(i, now, Fault::Write);
         }
         self.stats.bytes_written += res as u64;
         let done = done + res as u32;
@@ -135,10 +134,7 @@ impl Worker<'_> {
                 || e == -libc::ECANCELED
                 || e == -libc::EINTR
                 || e == -libc::EAGAIN => {}
-            _ => {
-                self.stats.errors.read += 1;
-                return self.fail(i, now);
-            }
+            _ => return self.fail(i, now, Fault::Read),
         }
         self.next_recv(i);
     }
@@ -165,10 +161,7 @@ impl Worker<'_> {
             // The server closed inside a body: a truncated response.
             0 => return self.on_eof(i, now),
             e if e == -libc::EINTR || e == -libc::EAGAIN => {}
-            _ => {
-                self.stats.errors.read += 1;
-                return self.fail(i, now);
-            }
+            _ => return self.fail(i, now, Fault::Read),
         }
         self.next_recv(i);
     }
@@ -179,15 +172,15 @@ impl Worker<'_> {
     /// connection was failed.
     pub(super) fn carry_on(&mut self, i: usize, ok: bool, now: u64) -> bool {
         if !ok {
-            self.stats.errors.parse += 1;
-            self.fail(i, now);
+            self.fail(i, now, Fault::Parse);
             return false;
         }
         let c = &self.conns[i];
         if c.last {
             // The server closes after this response: whatever is still
-            // outstanding goes out again on a new connection.
-            self.fail(i, now);
+            // outstanding is lost, and new requests go out on a new
+            // connection.
+            self.fail(i, now, Fault::ServerClosed);
             return false;
         }
         if c.outstanding == 0 {
@@ -266,19 +259,15 @@ impl Worker<'_> {
     pub(super) fn on_eof(&mut self, i: usize, now: u64) {
         let c = &mut self.conns[i];
         match c.framer.finish() {
+            // A response delimited by the close: complete, and the end of
+            // the connection for whatever was pipelined behind it.
             Ok(Some(r)) if c.outstanding > 0 => {
                 self.book_response(i, r, now);
-                self.fail(i, now);
+                self.fail(i, now, Fault::ServerClosed);
             }
             Ok(None) if c.outstanding == 0 => self.close(i, now, now),
-            Ok(Some(_)) => {
-                self.stats.errors.parse += 1;
-                self.fail(i, now);
-            }
-            Ok(None) | Err(_) => {
-                self.stats.errors.read += 1;
-                self.fail(i, now);
-            }
+            Ok(Some(_)) => self.fail(i, now, Fault::Parse),
+            Ok(None) | Err(_) => self.fail(i, now, Fault::Read),
         }
     }
 }

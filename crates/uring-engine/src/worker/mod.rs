@@ -23,12 +23,14 @@ use proto::Response;
 
 use crate::bufring::BufRing;
 use crate::conn::{Conn, Phase};
+use crate::report::StopCause;
 use crate::schedule::Schedule;
-use crate::stats::{Interval, WorkerStats};
+use crate::stats::{Fault, Interval, WorkerStats};
 use crate::token::{Op, Token};
 use crate::{ring, EngineError, IoLevel};
 
 mod completions;
+mod pacing;
 mod queue;
 mod submit;
 mod timers;
@@ -111,13 +113,29 @@ pub(crate) struct Shared<'a> {
     pub live: Option<&'a crate::Live>,
 }
 
+/// The end of a worker's measured window: when and why its load stopped,
+/// and what it had counted by then. Responses that complete after it (in
+/// the grace for requests in flight) count in the totals, never in the
+/// rates, so a slow server's last responses cannot stretch the window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    /// µs since the start.
+    pub end_us: u64,
+    pub cause: StopCause,
+    pub requests: u64,
+    pub bytes_read: u64,
+    /// CPU time (user + system) of this worker's thread within the window:
+    /// setup before the start and the grace after it are not load.
+    pub cpu_s: f64,
+    /// The share of the window that CPU time covers (at most 1).
+    pub busy: f64,
+}
+
 /// What a worker hands back.
 pub(crate) struct Outcome {
-    /// CPU time (user + system) this worker's thread used until the stop.
-    pub cpu_s: f64,
+    pub window: Window,
     pub stats: WorkerStats,
     pub ended_us: u64,
-    pub interrupted: bool,
     pub setup_flags: &'static [&'static str],
     pub buffers: u32,
     pub buffer_size: u32,
@@ -144,9 +162,12 @@ pub(crate) struct Worker<'a> {
     start: Instant,
     quota: Option<u64>,
     in_flight: u64,
-    stop_at: Option<u64>,
+    /// Set once the load stops; the worker then only waits out the grace.
+    stop: Option<Window>,
     grace_us: u64,
-    interrupted: bool,
+    /// This thread's CPU time when its load started.
+    cpu_at_start: f64,
+    pacer: pacing::Pacer,
     next_scan: u64,
     next_sample: u64,
     sampled_requests: u64,
@@ -242,9 +263,10 @@ impl<'a> Worker<'a> {
             start: Instant::now(),
             quota,
             in_flight: 0,
-            stop_at: None,
+            stop: None,
             grace_us: GRACE_US.min(shared.timeout_us),
-            interrupted: false,
+            cpu_at_start: 0.0,
+            pacer: pacing::Pacer::default(),
             next_scan: 0,
             next_sample: SAMPLE_US,
             sampled_requests: 0,
@@ -272,25 +294,34 @@ impl<'a> Worker<'a> {
     /// Runs the load until the stop, then closes everything.
     pub(crate) fn run(mut self, start: Instant) -> Result<Outcome, EngineError> {
         self.start = start;
+        if self.shared.schedule.is_some() {
+            // Slots are due to the microsecond: a wait that takes the
+            // thread's timer slack (50 µs by default) would add it to every
+            // corrected latency (see `pacing`). A failure costs precision.
+            let _ = nix::sys::prctl::set_timerslack(1);
+        }
+        self.cpu_at_start = thread_cpu_seconds();
         loop {
             let now = self.now();
+            self.check_stop(now);
             self.reap(now);
             self.tick(now);
             if self.finished(now) {
                 break;
             }
             self.flush(now)?;
-            self.wait(self.wait_budget(now))?;
+            self.sleep()?;
         }
         let ended_us = self.now();
+        let window = match self.stop {
+            Some(w) => w,
+            None => self.window_until(ended_us, ended_us, StopCause::Duration),
+        };
         self.stats.unfinished = self.in_flight;
         if let Some(s) = &self.shared.schedule {
-            let window = self
-                .stop_at
-                .unwrap_or(ended_us)
-                .saturating_sub(self.schedule_start);
+            let span = window.end_us.saturating_sub(self.schedule_start);
             self.stats.scheduled = (0..self.conns.len())
-                .map(|i| s.conn_slots_by(self.conn_base + i, window))
+                .map(|i| s.conn_slots_by(self.conn_base + i, span))
                 .sum();
             if let Some(q) = self.quota {
                 self.stats.scheduled = self.stats.scheduled.min(q);
@@ -304,7 +335,6 @@ impl<'a> Worker<'a> {
             // two distributions are one (see `WorkerStats::response`).
             let _ = self.stats.uncorrected.add(&self.stats.latency);
         }
-        let cpu_s = thread_cpu_seconds();
         let clean = self.shutdown();
         let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
         let incremental_buffers = self.bufs.as_ref().is_some_and(|b| b.incremental());
@@ -322,15 +352,28 @@ impl<'a> Worker<'a> {
             std::mem::forget(std::mem::take(&mut self.request));
         }
         Ok(Outcome {
-            cpu_s,
+            window,
             stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
             ended_us,
-            interrupted: self.interrupted,
             setup_flags: self.setup_flags,
             buffers,
             buffer_size,
             incremental_buffers,
         })
+    }
+
+    /// The window ending at `end_us` (read at `now`), with what was
+    /// counted so far and this thread's CPU time since its start.
+    fn window_until(&self, end_us: u64, now: u64, cause: StopCause) -> Window {
+        let cpu_s = (thread_cpu_seconds() - self.cpu_at_start).max(0.0);
+        Window {
+            end_us,
+            cause,
+            requests: self.stats.requests,
+            bytes_read: self.stats.bytes_read,
+            cpu_s,
+            busy: (cpu_s * 1e6 / now.max(1) as f64).min(1.0),
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use super::*;
 
 impl Worker<'_> {
     pub(super) fn can_issue(&self) -> bool {
-        self.stop_at.is_none()
+        self.stop.is_none()
             && self
                 .quota
                 .is_none_or(|q| self.stats.requests + self.in_flight < q)
@@ -176,12 +176,26 @@ impl Worker<'_> {
         self.pending.push(e);
     }
 
-    /// Loses the connection's outstanding requests (the caller counted the
-    /// fault) and reconnects at once.
-    pub(super) fn fail(&mut self, i: usize, now: u64) {
+    /// Ends the connection on `fault`: counts the fault in its error class
+    /// and the outstanding requests as lost to it, then reconnects at once.
+    pub(super) fn fail(&mut self, i: usize, now: u64, fault: Fault) {
         let c = &mut self.conns[i];
-        self.in_flight -= u64::from(c.outstanding);
-        self.stats.lost += u64::from(c.outstanding);
+        let n = u64::from(c.outstanding);
+        let (e, l) = (&mut self.stats.errors, &mut self.stats.lost);
+        let (class, lost) = match fault {
+            Fault::ServerClosed => (None, &mut l.server_closed),
+            Fault::Read => (Some(&mut e.read), &mut l.read),
+            Fault::Write => (Some(&mut e.write), &mut l.write),
+            Fault::Parse => (Some(&mut e.parse), &mut l.parse),
+            Fault::Timeout => (Some(&mut e.timeout), &mut l.timeout),
+        };
+        *lost += n;
+        if let Some(class) = class {
+            // A timeout counts each request, as wrk's do; the others count
+            // the fault once.
+            *class += if fault == Fault::Timeout { n } else { 1 };
+        }
+        self.in_flight -= n;
         c.outstanding = 0;
         self.close(i, now, now);
     }
@@ -245,7 +259,7 @@ impl Worker<'_> {
         c.outstanding = 0;
         c.last = false;
         c.phase = Phase::Down { at: then };
-        if self.stop_at.is_some() {
+        if self.stop.is_some() {
             return;
         }
         if then > now {

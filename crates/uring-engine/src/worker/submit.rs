@@ -48,9 +48,29 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Submits without waiting (the pacer spins to a slot instead).
+    pub(super) fn submit_only(&mut self) -> Result<(), EngineError> {
+        self.stats.enters += 1;
+        match self.ring.submit() {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(EngineError::Setup {
+                what: "io_uring_enter",
+                source,
+            }),
+        }
+    }
+
     /// The one `io_uring_enter` per loop: submits and waits for at least one
-    /// completion or `max_us`.
-    pub(super) fn wait(&mut self, max_us: u64) -> Result<(), EngineError> {
+    /// completion or `max_us`. True if the wait timed out.
+    pub(super) fn wait(&mut self, max_us: u64) -> Result<bool, EngineError> {
         self.stats.enters += 1;
         let r = if self.shared.use_ext_arg {
             let ts = Timespec::new().nsec((max_us * 1000) as u32);
@@ -73,14 +93,15 @@ impl Worker<'_> {
             self.ring.submitter().submit_and_wait(1)
         };
         match r {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(true),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
                 ) =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(source) => Err(EngineError::Setup {
                 what: "io_uring_enter",

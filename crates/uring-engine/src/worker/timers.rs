@@ -3,6 +3,38 @@
 use super::*;
 
 impl Worker<'_> {
+    /// Ends the window at the duration, or at the caller's stop, before
+    /// anything is reaped: a response reaped at or after the end is in the
+    /// grace, not in the window.
+    pub(super) fn check_stop(&mut self, now: u64) {
+        if self.stop.is_some() {
+            return;
+        }
+        let end = self.shared.duration_us;
+        if now >= end {
+            // Slots that fell due before the end go out first (late, and
+            // counted so): the schedule is every slot before the end.
+            self.send_due(end, now);
+            self.stop = Some(self.window_until(end, now, StopCause::Duration));
+        } else if self.shared.stop.load(Ordering::Relaxed) {
+            self.grace_us = self.grace_us.min(INTERRUPT_GRACE_US);
+            self.stop = Some(self.window_until(now, now, StopCause::Interrupted));
+        }
+    }
+
+    /// Constant-rate mode: sends for the connections whose slot is due
+    /// before `before`.
+    fn send_due(&mut self, before: u64, now: u64) {
+        while let Some(&Reverse((due, i))) = self.due.peek() {
+            if due >= before {
+                break;
+            }
+            self.due.pop();
+            self.conns[i as usize].queued = false;
+            self.try_send(i as usize, now);
+        }
+    }
+
     pub(super) fn tick(&mut self, now: u64) {
         // Warm-up: every connection gets its first connect outcome before
         // any request goes out, as wrk opens all its connections first; a
@@ -20,28 +52,13 @@ impl Worker<'_> {
         if self.interval.is_some() && now >= u64::from(self.interval_index + 1) * INTERVAL_US {
             self.close_interval();
         }
-        if self.stop_at.is_none() {
-            if now >= self.shared.duration_us {
-                self.stop_at = Some(now);
-            } else if self.shared.stop.load(Ordering::Relaxed) {
-                self.interrupted = true;
-                self.grace_us = self.grace_us.min(INTERRUPT_GRACE_US);
-                self.stop_at = Some(now);
-            } else if self.quota.is_some_and(|q| self.stats.requests >= q) {
-                self.stop_at = Some(now);
-            }
+        if self.stop.is_none() && self.quota.is_some_and(|q| self.stats.requests >= q) {
+            self.stop = Some(self.window_until(now, now, StopCause::Requests));
         }
         // Constant-rate mode: connections whose next slot has come.
-        while let Some(&Reverse((due, i))) = self.due.peek() {
-            if due > now {
-                break;
-            }
-            self.due.pop();
-            self.conns[i as usize].queued = false;
-            self.try_send(i as usize, now);
-        }
+        self.send_due(now + 1, now);
         if now >= self.next_sample {
-            if self.stop_at.is_none() {
+            if self.stop.is_none() {
                 let elapsed = now - (self.next_sample - SAMPLE_US);
                 let n = self.stats.requests - self.sampled_requests;
                 let rate = n * 1_000_000 / elapsed.max(1);
@@ -58,7 +75,7 @@ impl Worker<'_> {
             self.sampled_requests = self.stats.requests;
             self.next_sample = now + SAMPLE_US;
         }
-        if self.deferred_connects && self.connecting < MAX_CONNECTING && self.stop_at.is_none() {
+        if self.deferred_connects && self.connecting < MAX_CONNECTING && self.stop.is_none() {
             self.start_deferred_connects(now);
         }
         if now < self.next_scan {
@@ -73,14 +90,14 @@ impl Worker<'_> {
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             match c.phase {
-                Phase::Down { at } if at <= now && self.stop_at.is_none() => {
+                Phase::Down { at } if at <= now && self.stop.is_none() => {
                     if self.connecting < MAX_CONNECTING {
                         self.connect(i, now);
                     } else {
                         self.deferred_connects = true;
                     }
                 }
-                Phase::Down { at } if self.stop_at.is_none() => {
+                Phase::Down { at } if self.stop.is_none() => {
                     self.next_scan = self.next_scan.min(at);
                 }
                 Phase::Connecting { since }
@@ -97,8 +114,7 @@ impl Worker<'_> {
                     self.close(i, at, now);
                 }
                 Phase::Open if c.outstanding > 0 && now.saturating_sub(c.sent_at) > timeout => {
-                    self.stats.errors.timeout += u64::from(c.outstanding);
-                    self.fail(i, now);
+                    self.fail(i, now, Fault::Timeout);
                 }
                 _ => {}
             }
@@ -144,18 +160,22 @@ impl Worker<'_> {
         self.interval_index += 1;
     }
 
-    /// How long the next wait may last: until the next slot is due, at
-    /// most a tick.
+    /// How long the next wait may last: until the next slot is due or the
+    /// window ends, at most a tick.
     pub(super) fn wait_budget(&self, now: u64) -> u64 {
-        match self.due.peek() {
-            Some(&Reverse((due, _))) => due.saturating_sub(now).clamp(1, TICK_US),
-            None => TICK_US,
+        let mut until = now + TICK_US;
+        if let Some(&Reverse((due, _))) = self.due.peek() {
+            until = until.min(due);
         }
+        if self.stop.is_none() {
+            until = until.min(self.shared.duration_us);
+        }
+        until.saturating_sub(now).max(1)
     }
 
     pub(super) fn finished(&self, now: u64) -> bool {
-        match self.stop_at {
-            Some(at) => self.in_flight == 0 || now >= at + self.grace_us,
+        match self.stop {
+            Some(w) => self.in_flight == 0 || now >= w.end_us + self.grace_us,
             None => false,
         }
     }
