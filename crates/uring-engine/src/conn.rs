@@ -1,6 +1,14 @@
-//! One connection: a small state machine driven by its completions.
+//! One connection: a typed state machine driven by its completions.
+//!
+//! What can be in flight is spelt out by types, not by booleans that could
+//! be combined wrongly: the receive side is one [`Recv`] (a discarding
+//! receive and a multishot one cannot both be armed), the other operations
+//! are an [`Ops`] set, and what one socket's life knows is a [`Life`],
+//! replaced whole when the slot is released.
 
 use proto::ResponseFramer;
+
+use crate::token::Op;
 
 /// Where a connection is in its life. Every transition happens in the
 /// worker's loop, on a completion or a timer check.
@@ -9,9 +17,10 @@ pub(crate) enum Phase {
     /// No socket. Connect once the clock reaches `at` (backoff after
     /// failures, immediately otherwise).
     Down { at: u64 },
-    /// A connect is in flight since `since`.
-    Connecting { since: u64 },
-    /// Connected: requests go out, responses come in.
+    /// A connect is in flight since `since`; while `throttled` it counts
+    /// against the worker's limit of connects in flight.
+    Connecting { since: u64, throttled: bool },
+    /// Requests go out, responses come in.
     Open,
     /// Closing: cancels are in flight; the slot is released once every
     /// operation on it has completed, then the connection goes `Down` until
@@ -19,26 +28,65 @@ pub(crate) enum Phase {
     Draining { then: u64 },
 }
 
-pub(crate) struct Conn {
-    pub phase: Phase,
-    pub framer: ResponseFramer,
-    /// Incarnation, bumped each time the slot is reused.
-    pub gen: u32,
-    /// Operations in flight that refer to this slot (connect, send, recv).
-    pub ops: u8,
-    pub recv_armed: bool,
-    /// A cancel of the multishot receive is in flight, so that the next
-    /// long body can be discarded instead of copied.
-    pub stopping: bool,
+/// The receive side: at most one receive operation at a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Recv {
+    /// No receive in flight.
+    #[default]
+    Idle,
+    /// A receive is in flight; a multishot one stays armed across its
+    /// completions until the kernel ends it.
+    Armed { multishot: bool },
+    /// A multishot receive is being cancelled, so that the long bodies to
+    /// come can be discarded instead of copied.
+    Stopping,
     /// A discarding receive (`MSG_TRUNC`) is in flight; nothing else may
     /// read the socket until it completes.
-    pub skipping: bool,
-    /// The last response had a long body: heads are read with a short
-    /// one-shot receive, bodies discarded unread.
-    pub large: bool,
-    /// `Some(done)` while a send is in flight: bytes of the batch already sent.
+    Discarding,
+}
+
+impl Recv {
+    /// The operation in flight, if any.
+    pub(crate) fn op(self) -> Option<Op> {
+        match self {
+            Recv::Idle => None,
+            Recv::Armed { .. } | Recv::Stopping => Some(Op::Recv),
+            Recv::Discarding => Some(Op::Skip),
+        }
+    }
+}
+
+/// Operations in flight besides the receive and the send: a small set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ops(u8);
+
+impl Ops {
+    pub(crate) const CONNECT: Ops = Ops(1);
+    pub(crate) const SOCKOPT: Ops = Ops(2);
+
+    pub(crate) fn insert(&mut self, o: Ops) {
+        self.0 |= o.0;
+    }
+
+    pub(crate) fn remove(&mut self, o: Ops) {
+        self.0 &= !o.0;
+    }
+
+    pub(crate) fn contains(self, o: Ops) -> bool {
+        self.0 & o.0 != 0
+    }
+}
+
+/// What one socket's life knows. Replaced whole when the slot is released,
+/// so that nothing of one connection leaks into the next.
+#[derive(Debug, Default)]
+pub(crate) struct Life {
+    pub recv: Recv,
+    pub ops: Ops,
+    /// `Some(done)` while a send is in flight: bytes of the batch already
+    /// on the wire before it.
     pub send: Option<u32>,
-    /// Bytes of the batch being written (requests × their length).
+    /// Bytes on the wire of the batch being written (ciphertext under TLS).
     pub batch_len: u32,
     /// Requests written (or being written) whose response is not complete.
     pub outstanding: u32,
@@ -47,14 +95,23 @@ pub(crate) struct Conn {
     /// When the outstanding batch should have been sent (constant-rate
     /// mode); equal to `sent_at` otherwise.
     pub intended_at: u64,
+    /// The server announced it will close after the current response.
+    pub last: bool,
+    /// The last response had a long body: heads are read with a short
+    /// one-shot receive, bodies discarded unread (plain transport only).
+    pub large: bool,
+}
+
+pub(crate) struct Conn {
+    pub phase: Phase,
+    pub life: Life,
+    pub framer: ResponseFramer,
+    /// Incarnation, bumped each time the slot is reused.
+    pub gen: u32,
     /// Constant-rate mode: index of this connection's next schedule slot.
     pub k: u64,
     /// Constant-rate mode: waiting in the worker's due queue.
     pub queued: bool,
-    /// The server announced it will close after the current response.
-    pub last: bool,
-    /// Its connect in flight counts against the worker's connect limit.
-    pub throttled: bool,
     /// Its first connect has had an outcome (the warm-up waits for all).
     pub tried: bool,
     /// Consecutive failed connects, for backoff.
@@ -67,26 +124,31 @@ impl Conn {
     pub(crate) fn new(head_request: bool, buf_size: usize) -> Conn {
         Conn {
             phase: Phase::Down { at: 0 },
+            life: Life::default(),
             framer: ResponseFramer::new(head_request),
             gen: 0,
-            ops: 0,
-            recv_armed: false,
-            stopping: false,
-            skipping: false,
-            large: false,
-            send: None,
-            batch_len: 0,
-            outstanding: 0,
-            sent_at: 0,
-            intended_at: 0,
             k: 0,
             queued: false,
-            last: false,
             tried: false,
-            throttled: false,
             failures: 0,
             buf: vec![0; buf_size].into_boxed_slice(),
         }
+    }
+
+    /// Every cancellable operation in flight on this slot: what a close
+    /// cancels (a plain array, so that closing allocates nothing).
+    pub(crate) fn in_flight(&self) -> [Option<Op>; 3] {
+        let l = &self.life;
+        [
+            l.recv.op(),
+            l.send.map(|_| Op::Send),
+            l.ops.contains(Ops::CONNECT).then_some(Op::Connect),
+        ]
+    }
+
+    /// No operation refers to the slot any more: it may be reused.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight().iter().all(Option::is_none) && !self.life.ops.contains(Ops::SOCKOPT)
     }
 
     /// Delay before the next connect after `failures` failures in a row:

@@ -30,7 +30,7 @@ impl Worker<'_> {
                 Op::Skip => self.on_skip(i, res, now),
                 Op::SockOpt => {
                     // A refused option costs only packets, never a request.
-                    self.conns[i].ops -= 1;
+                    self.conns[i].life.ops.remove(Ops::SOCKOPT);
                     self.release_if_idle(i, now);
                 }
                 Op::Cancel | Op::Timer => {}
@@ -44,11 +44,20 @@ impl Worker<'_> {
     }
 
     pub(super) fn on_connect(&mut self, i: usize, res: i32, now: u64) {
-        if std::mem::take(&mut self.conns[i].throttled) {
-            self.connecting -= 1;
-        }
         let c = &mut self.conns[i];
-        c.ops -= 1;
+        c.life.ops.remove(Ops::CONNECT);
+        if let Phase::Connecting {
+            since,
+            throttled: true,
+        } = c.phase
+        {
+            // Its outcome frees its place among the connects in flight.
+            self.connecting -= 1;
+            c.phase = Phase::Connecting {
+                since,
+                throttled: false,
+            };
+        }
         if !c.tried {
             c.tried = true;
             self.untried -= 1;
@@ -75,8 +84,7 @@ impl Worker<'_> {
 
     pub(super) fn on_send(&mut self, i: usize, res: i32, now: u64) {
         let c = &mut self.conns[i];
-        c.ops -= 1;
-        let done = c.send.take().unwrap_or(0);
+        let done = c.life.send.take().unwrap_or(0);
         if matches!(c.phase, Phase::Draining { .. }) {
             return self.release_if_idle(i, now);
         }
@@ -85,10 +93,10 @@ impl Worker<'_> {
         }
         self.stats.bytes_written += res as u64;
         let done = done + res as u32;
-        let c = &self.conns[i];
-        if done < c.batch_len {
-            self.push_send_range(i, done as usize, c.batch_len as usize);
-        } else if c.outstanding == 0 {
+        let l = &self.conns[i].life;
+        if done < l.batch_len {
+            self.push_send_range(i, done as usize, l.batch_len as usize);
+        } else if l.outstanding == 0 {
             // The responses overtook the send's completion.
             self.try_send(i, now);
         }
@@ -98,13 +106,15 @@ impl Worker<'_> {
         let bid = cqueue::buffer_select(flags);
         let c = &mut self.conns[i];
         if !cqueue::more(flags) {
-            c.ops -= 1;
-            c.recv_armed = false;
-            c.stopping = false;
+            c.life.recv = Recv::Idle;
         }
         let draining = matches!(c.phase, Phase::Draining { .. });
         // Frame before settling: settling may give the buffer back.
-        let ok = res <= 0 || draining || self.frame(i, bid, res as usize, now);
+        let framed = if res <= 0 || draining {
+            Ok(())
+        } else {
+            self.frame(i, bid, res as usize, now)
+        };
         if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
             b.settle(bid, res, flags);
         }
@@ -114,18 +124,17 @@ impl Worker<'_> {
         match res {
             n if n > 0 => {
                 self.stats.bytes_read += n as u64;
-                if !self.carry_on(i, ok, now) {
+                if !self.carry_on(i, framed, now) {
                     return;
                 }
-                let c = &mut self.conns[i];
-                if c.recv_armed
-                    && !c.stopping
-                    && (c.large || c.framer.sized_remaining() >= SKIP_MIN)
+                let l = &mut self.conns[i].life;
+                if l.recv == (Recv::Armed { multishot: true })
+                    && (l.large || self.conns[i].framer.sized_remaining() >= SKIP_MIN)
                 {
                     // A multishot receive would copy the long bodies to
                     // come: stop it; once it has ended, `next_recv`
                     // discards them instead.
-                    c.stopping = true;
+                    self.conns[i].life.recv = Recv::Stopping;
                     self.cancel(i, Op::Recv);
                 }
             }
@@ -142,19 +151,18 @@ impl Worker<'_> {
     /// A discarding receive completed: `res` body bytes are gone unread.
     pub(super) fn on_skip(&mut self, i: usize, res: i32, now: u64) {
         let c = &mut self.conns[i];
-        c.ops -= 1;
-        c.skipping = false;
+        c.life.recv = Recv::Idle;
         if matches!(c.phase, Phase::Draining { .. }) {
             return self.release_if_idle(i, now);
         }
         match res {
             n if n > 0 => {
                 self.stats.bytes_read += n as u64;
-                let ok = match c.framer.skip(n as u64) {
+                let booked = match c.framer.skip(n as u64) {
                     Some(r) => self.book_response(i, r, now),
-                    None => true,
+                    None => Ok(()),
                 };
-                if !self.carry_on(i, ok, now) {
+                if !self.carry_on(i, booked, now) {
                     return;
                 }
             }
@@ -166,31 +174,31 @@ impl Worker<'_> {
         self.next_recv(i);
     }
 
-    /// After received bytes were framed: a framing error (or a response
-    /// nobody asked for) and the server's announced close end the
+    /// After received bytes were framed: a fault (a framing error, a
+    /// response nobody asked for) and the server's announced close end the
     /// connection; a finished batch lets the next one go. False if the
     /// connection was failed.
-    pub(super) fn carry_on(&mut self, i: usize, ok: bool, now: u64) -> bool {
-        if !ok {
-            self.fail(i, now, Fault::Parse);
+    pub(super) fn carry_on(&mut self, i: usize, framed: Result<(), Fault>, now: u64) -> bool {
+        if let Err(fault) = framed {
+            self.fail(i, now, fault);
             return false;
         }
-        let c = &self.conns[i];
-        if c.last {
+        let l = &self.conns[i].life;
+        if l.last {
             // The server closes after this response: whatever is still
             // outstanding is lost, and new requests go out on a new
             // connection.
             self.fail(i, now, Fault::ServerClosed);
             return false;
         }
-        if c.outstanding == 0 {
+        if l.outstanding == 0 {
             self.try_send(i, now);
         }
         true
     }
 
     /// [`book`]s a response completed outside `frame`.
-    pub(super) fn book_response(&mut self, i: usize, r: Response, now: u64) -> bool {
+    pub(super) fn book_response(&mut self, i: usize, r: Response, now: u64) -> Result<(), Fault> {
         let rate_mode = self.shared.schedule.is_some();
         let Worker {
             conns,
@@ -205,23 +213,29 @@ impl Worker<'_> {
     /// Reads on: discards the rest of a long body unread, or arms a receive.
     pub(super) fn next_recv(&mut self, i: usize) {
         let c = &self.conns[i];
-        if c.phase != Phase::Open || c.recv_armed || c.skipping {
+        if c.phase != Phase::Open || c.life.recv != Recv::Idle {
             return;
         }
         let rest = c.framer.sized_remaining();
         // After a short head receive on a long-body connection any rest is
-        // discarded; elsewhere only a rest worth its own receive.
-        if rest >= SKIP_MIN || (c.large && rest > 0) {
+        // discarded; elsewhere only a rest worth its own receive. Only the
+        // plain transport can discard: TLS records must be decrypted whole.
+        if rest >= SKIP_MIN || (c.life.large && rest > 0) {
             self.skip(i, rest);
         } else {
             self.arm_recv(i);
         }
     }
 
-    /// Feeds `len` received bytes to the connection's framer and books every
-    /// response they complete. False on a framing error or a response
-    /// nobody asked for.
-    pub(super) fn frame(&mut self, i: usize, bid: Option<u16>, len: usize, now: u64) -> bool {
+    /// Hands `len` received bytes to the connection's transport and frames
+    /// the plaintext, booking every response it completes.
+    pub(super) fn frame(
+        &mut self,
+        i: usize,
+        bid: Option<u16>,
+        len: usize,
+        now: u64,
+    ) -> Result<(), Fault> {
         let Worker {
             conns,
             bufs,
@@ -237,23 +251,15 @@ impl Worker<'_> {
         // connection's counters stay free to update (no allocation: an
         // empty box takes its place).
         let own = std::mem::take(&mut c.buf);
-        let mut data: &[u8] = match (bufs.as_ref(), bid) {
+        let data: &[u8] = match (bufs.as_ref(), bid) {
             (Some(b), Some(bid)) => b.get(bid, len),
             _ => &own[..len.min(own.len())],
         };
-        let mut ok = true;
-        while ok && !data.is_empty() {
-            let Ok((used, resp)) = c.framer.feed(data) else {
-                ok = false;
-                break;
-            };
-            data = &data[used..];
-            if let Some(r) = resp {
-                ok = book(c, stats, interval, in_flight, rate_mode, r, now);
-            }
-        }
+        let framed = feed(c, data, |c, r| {
+            book(c, stats, interval, in_flight, rate_mode, r, now)
+        });
         c.buf = own;
-        ok
+        framed
     }
 
     pub(super) fn on_eof(&mut self, i: usize, now: u64) {
@@ -261,19 +267,37 @@ impl Worker<'_> {
         match c.framer.finish() {
             // A response delimited by the close: complete, and the end of
             // the connection for whatever was pipelined behind it.
-            Ok(Some(r)) if c.outstanding > 0 => {
-                self.book_response(i, r, now);
+            Ok(Some(r)) if c.life.outstanding > 0 => {
+                let _ = self.book_response(i, r, now);
                 self.fail(i, now, Fault::ServerClosed);
             }
-            Ok(None) if c.outstanding == 0 => self.close(i, now, now),
+            Ok(None) if c.life.outstanding == 0 => self.close(i, now, now),
             Ok(Some(_)) => self.fail(i, now, Fault::Parse),
             Ok(None) | Err(_) => self.fail(i, now, Fault::Read),
         }
     }
 }
 
-/// Books one complete response on its connection. False if nobody asked
-/// for it (nothing outstanding, or the server had said it would close).
+/// Feeds plaintext to the connection's framer, handing every complete
+/// response to `book`.
+fn feed(
+    c: &mut Conn,
+    mut data: &[u8],
+    mut book: impl FnMut(&mut Conn, Response) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    while !data.is_empty() {
+        let (used, resp) = c.framer.feed(data).map_err(|_| Fault::Parse)?;
+        data = &data[used..];
+        if let Some(r) = resp {
+            book(c, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// Books one complete response on its connection. A response nobody asked
+/// for (nothing outstanding, or the server had said it would close) is a
+/// parse fault.
 pub(super) fn book(
     c: &mut Conn,
     stats: &mut WorkerStats,
@@ -282,22 +306,23 @@ pub(super) fn book(
     rate_mode: bool,
     r: Response,
     now: u64,
-) -> bool {
-    if c.outstanding == 0 || c.last {
-        return false;
+) -> Result<(), Fault> {
+    let l = &mut c.life;
+    if l.outstanding == 0 || l.last {
+        return Err(Fault::Parse);
     }
-    c.outstanding -= 1;
+    l.outstanding -= 1;
     *in_flight -= 1;
-    let corrected = now.saturating_sub(c.intended_at);
+    let corrected = now.saturating_sub(l.intended_at);
     stats.response(
         r.status,
         corrected,
-        rate_mode.then(|| now.saturating_sub(c.sent_at)),
+        rate_mode.then(|| now.saturating_sub(l.sent_at)),
     );
     if let Some(iv) = interval {
         iv.saturating_record(corrected.max(1));
     }
-    c.last = !r.keep_alive;
-    c.large = r.body_len.is_some_and(|n| n >= SKIP_MIN);
-    true
+    l.last = !r.keep_alive;
+    l.large = r.body_len.is_some_and(|n| n >= SKIP_MIN);
+    Ok(())
 }

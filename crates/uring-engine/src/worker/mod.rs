@@ -22,7 +22,7 @@ use nix::sys::socket::{
 use proto::Response;
 
 use crate::bufring::BufRing;
-use crate::conn::{Conn, Phase};
+use crate::conn::{Conn, Life, Ops, Phase, Recv};
 use crate::report::StopCause;
 use crate::schedule::Schedule;
 use crate::stats::{Fault, Interval, WorkerStats};

@@ -14,9 +14,9 @@ impl Worker<'_> {
         let c = &self.conns[i];
         if self.warming
             || c.phase != Phase::Open
-            || c.outstanding > 0
-            || c.send.is_some()
-            || c.last
+            || c.life.outstanding > 0
+            || c.life.send.is_some()
+            || c.life.last
             || !self.can_issue()
         {
             return;
@@ -43,16 +43,17 @@ impl Worker<'_> {
             self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
             self.stats.lag_sum_us += now - due;
         }
-        c.outstanding = batch;
-        c.sent_at = now;
-        c.intended_at = intended;
+        let l = &mut c.life;
+        l.outstanding = batch;
+        l.sent_at = now;
+        l.intended_at = intended;
         self.in_flight += u64::from(batch);
         self.stats.sent += u64::from(batch);
         // A short batch (the last requests of -n) sends a prefix of the
         // pipelined bytes: every copy of the request has the same length.
         let per = self.request.len() / self.shared.pipeline as usize;
         let end = per * batch as usize;
-        self.conns[i].batch_len = end as u32;
+        self.conns[i].life.batch_len = end as u32;
         self.push_send_range(i, 0, end);
     }
 
@@ -63,8 +64,7 @@ impl Worker<'_> {
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(Token::new(Op::Send, i, c.gen).encode());
-        c.send = Some(from as u32);
-        c.ops += 1;
+        c.life.send = Some(from as u32);
         self.pending.push(e);
     }
 
@@ -77,7 +77,7 @@ impl Worker<'_> {
     pub(super) fn delay_acks(&mut self, i: usize) {
         static OFF: libc::c_int = 0;
         let c = &mut self.conns[i];
-        c.ops += 1;
+        c.life.ops.insert(Ops::SOCKOPT);
         // `OFF` is static, so the pointer is valid whenever the kernel
         // reads it (see the SAFETY note in `flush`).
         let e = opcode::SetSockOpt::new(
@@ -98,19 +98,20 @@ impl Worker<'_> {
         let token = Token::new(Op::Recv, i, c.gen).encode();
         // With long bodies only the head is worth reading: a short one-shot
         // receive, then `skip` for the rest.
-        let cap = if c.large { HEAD_PEEK } else { u32::MAX };
-        let e = match (&self.bufs, self.shared.level) {
-            (Some(b), IoLevel::Full) if !c.large => opcode::RecvMulti::new(fd, b.bgid()).build(),
-            (Some(b), _) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size().min(cap))
+        let large = c.life.large;
+        let cap = if large { HEAD_PEEK } else { u32::MAX };
+        let multishot = self.bufs.is_some() && self.shared.level == IoLevel::Full && !large;
+        let e = match &self.bufs {
+            Some(b) if multishot => opcode::RecvMulti::new(fd, b.bgid()).build(),
+            Some(b) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size().min(cap))
                 .buf_group(b.bgid())
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT),
-            (None, _) => {
+            None => {
                 opcode::Recv::new(fd, c.buf.as_mut_ptr(), (c.buf.len() as u32).min(cap)).build()
             }
         };
-        c.recv_armed = true;
-        c.ops += 1;
+        c.life.recv = Recv::Armed { multishot };
         self.stats.recv_arms += 1;
         self.pending.push(e.user_data(token));
     }
@@ -131,8 +132,7 @@ impl Worker<'_> {
             .flags(libc::MSG_TRUNC)
             .build()
             .user_data(Token::new(Op::Skip, i, c.gen).encode());
-        c.skipping = true;
-        c.ops += 1;
+        c.life.recv = Recv::Discarding;
         self.stats.skips += 1;
         self.pending.push(e);
     }
@@ -169,10 +169,12 @@ impl Worker<'_> {
         let e = opcode::Connect::new(Fixed(i as u32), addr.as_ptr(), addr.len())
             .build()
             .user_data(Token::new(Op::Connect, i, c.gen).encode());
-        c.phase = Phase::Connecting { since: now };
-        c.throttled = true;
+        c.phase = Phase::Connecting {
+            since: now,
+            throttled: true,
+        };
         self.connecting += 1;
-        c.ops += 1;
+        c.life.ops.insert(Ops::CONNECT);
         self.pending.push(e);
     }
 
@@ -180,7 +182,7 @@ impl Worker<'_> {
     /// and the outstanding requests as lost to it, then reconnects at once.
     pub(super) fn fail(&mut self, i: usize, now: u64, fault: Fault) {
         let c = &mut self.conns[i];
-        let n = u64::from(c.outstanding);
+        let n = u64::from(c.life.outstanding);
         let (e, l) = (&mut self.stats.errors, &mut self.stats.lost);
         let (class, lost) = match fault {
             Fault::ServerClosed => (None, &mut l.server_closed),
@@ -196,7 +198,7 @@ impl Worker<'_> {
             *class += if fault == Fault::Timeout { n } else { 1 };
         }
         self.in_flight -= n;
-        c.outstanding = 0;
+        c.life.outstanding = 0;
         self.close(i, now, now);
     }
 
@@ -204,20 +206,16 @@ impl Worker<'_> {
     /// when the last operation completes, then reconnects at `at`.
     pub(super) fn close(&mut self, i: usize, at: u64, now: u64) {
         let c = &self.conns[i];
-        if matches!(c.phase, Phase::Draining { .. } | Phase::Down { .. }) {
-            return;
+        match c.phase {
+            Phase::Draining { .. } | Phase::Down { .. } => return,
+            // Its connect stops counting against the limit now.
+            Phase::Connecting {
+                throttled: true, ..
+            } => self.connecting -= 1,
+            _ => {}
         }
-        let (recv, skip, send) = (c.recv_armed, c.skipping, c.send.is_some());
-        let connecting = matches!(c.phase, Phase::Connecting { .. });
-        for (op, live) in [
-            (Op::Recv, recv),
-            (Op::Skip, skip),
-            (Op::Send, send),
-            (Op::Connect, connecting),
-        ] {
-            if live {
-                self.cancel(i, op);
-            }
+        for op in self.conns[i].in_flight().into_iter().flatten() {
+            self.cancel(i, op);
         }
         self.conns[i].phase = Phase::Draining { then: at };
         self.release_if_idle(i, now);
@@ -240,7 +238,7 @@ impl Worker<'_> {
         let Phase::Draining { then } = c.phase else {
             return;
         };
-        if c.ops > 0 {
+        if !c.is_idle() {
             return;
         }
         if then != u64::MAX {
@@ -251,13 +249,7 @@ impl Worker<'_> {
         }
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.framer.reset();
-        c.send = None;
-        c.recv_armed = false;
-        c.stopping = false;
-        c.skipping = false;
-        c.large = false;
-        c.outstanding = 0;
-        c.last = false;
+        c.life = Life::default();
         c.phase = Phase::Down { at: then };
         if self.stop.is_some() {
             return;

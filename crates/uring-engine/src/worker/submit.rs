@@ -120,7 +120,7 @@ impl Worker<'_> {
         loop {
             let now = self.now();
             self.reap(now);
-            if self.conns.iter().all(|c| c.ops == 0) {
+            if self.conns.iter().all(Conn::is_idle) {
                 break;
             }
             if now >= end || self.flush(now).is_err() || self.wait(TICK_US).is_err() {

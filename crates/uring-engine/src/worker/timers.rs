@@ -100,20 +100,26 @@ impl Worker<'_> {
                 Phase::Down { at } if self.stop.is_none() => {
                     self.next_scan = self.next_scan.min(at);
                 }
-                Phase::Connecting { since }
-                    if c.throttled && now - since > CONNECT_STALE_US && now - since <= timeout =>
-                {
-                    c.throttled = false;
+                Phase::Connecting {
+                    since,
+                    throttled: true,
+                } if now - since > CONNECT_STALE_US && now - since <= timeout => {
+                    c.phase = Phase::Connecting {
+                        since,
+                        throttled: false,
+                    };
                     self.connecting -= 1;
                 }
-                Phase::Connecting { since } if now - since > timeout => {
+                Phase::Connecting { since, .. } if now - since > timeout => {
                     self.stats.errors.connect += 1;
                     self.stats.connect_causes.timed_out += 1;
                     c.failures += 1;
                     let at = now + c.backoff_us();
                     self.close(i, at, now);
                 }
-                Phase::Open if c.outstanding > 0 && now.saturating_sub(c.sent_at) > timeout => {
+                Phase::Open
+                    if c.life.outstanding > 0 && now.saturating_sub(c.life.sent_at) > timeout =>
+                {
                     self.fail(i, now, Fault::Timeout);
                 }
                 _ => {}
