@@ -265,10 +265,7 @@ fn exhausted_local_ports_are_counted_and_explained() {
     };
     let dir = std::env::temp_dir().join(format!("urk-ports-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let conf = include_str!("nginx.conf")
-        .replace("@DIR@", dir.to_str().unwrap())
-        .replace("@PORT@", "8080");
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let _pki = support::nginx::write_config(&dir, 8080, 8443);
     let script = format!(
         "ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range='40000 40009' && \
          ({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log & ) && sleep 0.5 && \

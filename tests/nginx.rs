@@ -126,3 +126,51 @@ fn constant_rate_is_kept_within_one_percent() {
     assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
     assert_eq!(nginx.logged().values().sum::<u64>(), r.requests);
 }
+
+/// https against nginx: the count equals its access log, trusting its CA
+/// and with verification off; an untrusted certificate stops the run
+/// before any request reaches the log.
+#[test]
+fn https_counts_match_the_access_log() {
+    let Some(nginx) = Nginx::start("tls") else {
+        return;
+    };
+    let url = nginx.tls_url("/");
+    let mut total = 0;
+    for level in LEVELS {
+        for insecure in [false, true] {
+            let mut c = cfg(&url, level).requests(3000);
+            if insecure {
+                c.tls.insecure = true;
+            } else {
+                c.tls.ca_file = Some(nginx.pki.ca_file.clone());
+            }
+            let r = run(&c).unwrap();
+            total += 3000;
+            assert_eq!(r.requests, 3000, "{level} insecure={insecure}");
+            assert_eq!(r.errors.total(), 0, "{level}: {:?}", r.errors);
+            let t = r.tls.unwrap();
+            assert_eq!(t.handshakes, 20, "{level}");
+            assert_eq!(nginx.logged(), BTreeMap::from([(200, total)]), "{level}");
+        }
+    }
+    // Over TLS with Connection: close, every response is still one line.
+    let c = cfg(&url, IoLevel::Auto)
+        .requests(500)
+        .header("Connection: close")
+        .unwrap();
+    let mut c = c;
+    c.tls.insecure = true;
+    let r = run(&c).unwrap();
+    assert_eq!(r.requests, 500);
+    assert!(r.tls.unwrap().resumed > 0);
+    total += 500;
+    assert_eq!(nginx.logged(), BTreeMap::from([(200, total)]));
+    // The system's roots do not know the test CA: refused before any load.
+    let err = uring_engine::Plan::new(&cfg(&url, IoLevel::Auto).requests(10)).unwrap_err();
+    assert!(
+        matches!(&err, uring_engine::EngineError::Tls(t) if t.problem == uring_engine::TlsProblem::Untrusted),
+        "{err}"
+    );
+    assert_eq!(nginx.logged(), BTreeMap::from([(200, total)]));
+}

@@ -15,6 +15,9 @@ pub struct Nginx {
     child: Child,
     dir: PathBuf,
     pub port: u16,
+    /// Its https port, with a certificate for 127.0.0.1 from `pki`'s CA.
+    pub tls_port: u16,
+    pub pki: super::tls::Pki,
 }
 
 /// Length of the static file served at `/big`.
@@ -38,14 +41,24 @@ impl Nginx {
         let dir = std::env::temp_dir().join(format!("urk-nginx-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, tls_port) = (free(), free());
+        let pki = super::tls::Pki::new();
+        pki.write_pem(
+            super::tls::Leaf::Good,
+            &dir.join("cert.pem"),
+            &dir.join("key.pem"),
+        );
         let conf = include_str!("../nginx.conf")
             .replace("@DIR@", dir.to_str().unwrap())
-            .replace("@PORT@", &port.to_string());
+            .replace("@PORT@", &port.to_string())
+            .replace("@TLSPORT@", &tls_port.to_string());
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         std::fs::create_dir_all(dir.join("www")).unwrap();
         std::fs::write(dir.join("www/big"), vec![b'b'; BIG_LEN as usize]).unwrap();
@@ -69,11 +82,21 @@ impl Nginx {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Nginx { child, dir, port })
+        Some(Nginx {
+            child,
+            dir,
+            port,
+            tls_port,
+            pki,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn tls_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.tls_port)
     }
 
     /// Status counts from the access log, once it has stopped growing.
@@ -95,6 +118,24 @@ impl Nginx {
         }
         m
     }
+}
+
+/// Writes tests/nginx.conf for `dir` and the ports into `dir/nginx.conf`,
+/// with the https server's certificate and key beside it; returns the PKI
+/// whose CA signed them.
+pub fn write_config(dir: &std::path::Path, port: u16, tls_port: u16) -> super::tls::Pki {
+    let pki = super::tls::Pki::new();
+    pki.write_pem(
+        super::tls::Leaf::Good,
+        &dir.join("cert.pem"),
+        &dir.join("key.pem"),
+    );
+    let conf = include_str!("../nginx.conf")
+        .replace("@DIR@", dir.to_str().unwrap())
+        .replace("@PORT@", &port.to_string())
+        .replace("@TLSPORT@", &tls_port.to_string());
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    pki
 }
 
 impl Drop for Nginx {

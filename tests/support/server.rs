@@ -40,6 +40,39 @@ pub struct ServerConfig {
     /// Keep a handle on every connection so [`TestServer::kill`] can cut
     /// them (costs a descriptor per connection until then).
     pub killable: bool,
+    /// Speak TLS (`https://`), and misbehave in TLS if asked.
+    pub tls: Option<TlsMode>,
+}
+
+/// The server's TLS side and how it misbehaves. Counts in `*_after` are
+/// responses on one connection (0: never).
+#[derive(Debug, Clone)]
+pub struct TlsMode {
+    pub config: std::sync::Arc<rustls::ServerConfig>,
+    /// Close without sending close_notify first.
+    pub no_close_notify: bool,
+    /// After this many responses, send a fatal alert and close.
+    pub alert_after: u64,
+    /// After this many responses, send a record that does not decrypt.
+    pub garbage_after: u64,
+    /// After this many responses, send the start of a record and close.
+    pub truncate_after: u64,
+    /// Connections after the first this many never get their handshake
+    /// answered (the first ones serve, e.g. urk's probe handshake).
+    pub stall_handshakes_after: Option<u64>,
+}
+
+impl TlsMode {
+    pub fn new(config: std::sync::Arc<rustls::ServerConfig>) -> TlsMode {
+        TlsMode {
+            config,
+            no_close_notify: false,
+            alert_after: 0,
+            garbage_after: 0,
+            truncate_after: 0,
+            stall_handshakes_after: None,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -54,6 +87,7 @@ impl Default for ServerConfig {
             delay: Duration::ZERO,
             stall: None,
             killable: false,
+            tls: None,
         }
     }
 }
@@ -61,6 +95,7 @@ impl Default for ServerConfig {
 /// A running server; stops accepting when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    scheme: &'static str,
     answered: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -103,6 +138,7 @@ impl TestServer {
         let answered = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         let cfg = Arc::new(cfg);
         let stall = Arc::new(Stall {
             start: Instant::now(),
@@ -116,6 +152,7 @@ impl TestServer {
                 open.clone(),
             );
             thread::spawn(move || {
+                let mut accepted = 0u64;
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
@@ -132,12 +169,24 @@ impl TestServer {
                         written.clone(),
                         stall.clone(),
                     );
-                    thread::spawn(move || serve(stream, &cfg, (&answered, &written), &stall));
+                    accepted += 1;
+                    let nth = accepted;
+                    thread::spawn(move || {
+                        let counts = (&*answered, &*written);
+                        match &cfg.tls {
+                            None => {
+                                let _ = stream.set_nodelay(true);
+                                serve(Plain(stream), &cfg, counts, &stall)
+                            }
+                            Some(t) => serve_tls(stream, t, nth, &cfg, counts, &stall),
+                        }
+                    });
                 }
             });
         }
         TestServer {
             addr,
+            scheme,
             answered,
             written,
             stop,
@@ -145,9 +194,9 @@ impl TestServer {
         }
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`https://` when it speaks TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// Responses fully written so far.
@@ -263,14 +312,138 @@ impl Stall {
     }
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it.
+trait Wire: Read + Write {
+    /// Ends the connection after its last response.
+    fn close(&mut self);
+    /// After each response: false ends the connection (a misbehaviour).
+    fn after_response(&mut self, _served: u64) -> bool {
+        true
+    }
+}
+
+struct Plain(TcpStream);
+
+impl Read for Plain {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(b)
+    }
+}
+
+impl Write for Plain {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Wire for Plain {
+    fn close(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+struct Tls<'a> {
+    s: rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+    mode: &'a TlsMode,
+}
+
+impl Read for Tls<'_> {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.s.read(b)
+    }
+}
+
+impl Write for Tls<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.s.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.s.flush()
+    }
+}
+
+impl Wire for Tls<'_> {
+    fn close(&mut self) {
+        if !self.mode.no_close_notify {
+            self.s.conn.send_close_notify();
+            let _ = self.s.conn.complete_io(&mut self.s.sock);
+        }
+        let _ = self.s.sock.shutdown(Shutdown::Both);
+    }
+
+    fn after_response(&mut self, served: u64) -> bool {
+        let m = self.mode;
+        let _ = self.s.flush();
+        if m.alert_after == served {
+            // A record the server's own session cannot decrypt makes it
+            // send a real, encrypted fatal alert (bad_record_mac).
+            let bad = [0x17u8, 0x03, 0x03, 0x00, 0x20]
+                .iter()
+                .copied()
+                .chain([0u8; 32]);
+            let bad: Vec<u8> = bad.collect();
+            let _ = self.s.conn.read_tls(&mut bad.as_slice());
+            let _ = self.s.conn.process_new_packets();
+            let _ = self.s.conn.complete_io(&mut self.s.sock);
+            let _ = self.s.sock.shutdown(Shutdown::Both);
+            return false;
+        }
+        if m.garbage_after == served {
+            // Application data that no key decrypts.
+            let mut rec = vec![0x17u8, 0x03, 0x03, 0x00, 0x30];
+            rec.extend([0x5au8; 0x30]);
+            let _ = self.s.sock.write_all(&rec);
+            return true;
+        }
+        if m.truncate_after == served {
+            // A record header promising 0x100 bytes, and 10 of them.
+            let mut rec = vec![0x17u8, 0x03, 0x03, 0x01, 0x00];
+            rec.extend([0u8; 10]);
+            let _ = self.s.sock.write_all(&rec);
+            let _ = self.s.sock.shutdown(Shutdown::Both);
+            return false;
+        }
+        true
+    }
+}
+
+/// Accepts TLS on a new connection (or never answers its handshake) and
+/// serves it.
+fn serve_tls(
+    mut stream: TcpStream,
+    mode: &TlsMode,
+    nth: u64,
+    cfg: &ServerConfig,
+    counts: (&AtomicU64, &AtomicU64),
+    stall: &Stall,
+) {
+    if mode.stall_handshakes_after.is_some_and(|n| nth > n) {
+        // Read and drop the ClientHello and whatever follows; answer nothing.
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+        return;
+    }
+    let Ok(conn) = rustls::ServerConnection::new(mode.config.clone()) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let wire = Tls {
+        s: rustls::StreamOwned::new(conn, stream),
+        mode,
+    };
+    serve(wire, cfg, counts, stall);
+}
+
 /// Serves one connection, counting responses and their bytes.
 fn serve(
-    mut stream: TcpStream,
+    mut stream: impl Wire,
     cfg: &ServerConfig,
     (answered, written): (&AtomicU64, &AtomicU64),
     stall: &Stall,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
     let mut served = 0u64;
@@ -303,13 +476,16 @@ fn serve(
             let small = cfg.small_every > 0 && served % cfg.small_every == 0;
             let body: &[u8] = if small { b"small\n" } else { &cfg.body };
             let r = response_with(cfg, body, head_request, close);
-            if stream.write_all(&r).is_err() {
+            if stream.write_all(&r).and_then(|()| stream.flush()).is_err() {
                 return;
             }
             written.fetch_add(r.len() as u64, Ordering::SeqCst);
             answered.fetch_add(1, Ordering::SeqCst);
             if close {
-                let _ = stream.shutdown(Shutdown::Both);
+                stream.close();
+                return;
+            }
+            if !stream.after_response(served) {
                 return;
             }
         }

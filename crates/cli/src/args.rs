@@ -3,7 +3,7 @@
 
 use argh::FromArgs;
 use uring_engine::units::{parse_count, parse_duration};
-use uring_engine::{Config, IoLevel};
+use uring_engine::{Config, IoLevel, TlsVersion};
 
 /// urk: an HTTP/1.1 load generator on io_uring, with wrk's interface.
 #[derive(FromArgs, Debug)]
@@ -70,6 +70,34 @@ pub struct Args {
     /// this SVG file
     #[argh(option)]
     pub plot: Option<String>,
+    /// https: accept any server certificate (self-signed test servers);
+    /// the handshake's signatures are still checked
+    #[argh(switch, short = 'k')]
+    pub insecure: bool,
+    /// https: trust the CA certificates in this PEM file instead of the
+    /// system's
+    #[argh(option)]
+    pub cacert: Option<String>,
+    /// https: present this client certificate chain (PEM; with --key)
+    #[argh(option)]
+    pub cert: Option<String>,
+    /// https: the client certificate's private key (PEM; with --cert)
+    #[argh(option)]
+    pub key: Option<String>,
+    /// https: server name for SNI and the certificate check (default: the
+    /// URL's host)
+    #[argh(option)]
+    pub sni: Option<String>,
+    /// https: lowest TLS version offered, 1.2 or 1.3 (default 1.2)
+    #[argh(option)]
+    pub tls_min: Option<String>,
+    /// https: highest TLS version offered, 1.2 or 1.3 (default 1.3)
+    #[argh(option)]
+    pub tls_max: Option<String>,
+    /// https: a full handshake for every new connection, no session
+    /// resumption
+    #[argh(switch)]
+    pub no_tls_resume: bool,
     /// no live progress on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -120,6 +148,33 @@ fn time(flag: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, S
 }
 
 impl Args {
+    fn tls_options(&self, t: &mut uring_engine::TlsOptions) -> Result<(), String> {
+        t.insecure = self.insecure;
+        t.ca_file = self.cacert.as_ref().map(Into::into);
+        t.client_cert = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((c.into(), k.into())),
+            (None, None) => None,
+            _ => return Err("--cert and --key go together".into()),
+        };
+        t.sni.clone_from(&self.sni);
+        let version = |flag: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| {
+                    s.parse::<TlsVersion>()
+                        .map_err(|_| format!("invalid {flag} '{s}': expected 1.2 or 1.3"))
+                })
+                .transpose()
+        };
+        if let Some(v) = version("--tls-min", &self.tls_min)? {
+            t.min_version = v;
+        }
+        if let Some(v) = version("--tls-max", &self.tls_max)? {
+            t.max_version = v;
+        }
+        t.resume = !self.no_tls_resume;
+        Ok(())
+    }
+
     /// The `--fail-if` thresholds, checked before anything runs.
     pub fn thresholds(&self) -> Result<Vec<uring_engine::Threshold>, String> {
         self.fail_if.iter().map(|t| t.parse()).collect()
@@ -178,6 +233,7 @@ impl Args {
         if let Some(level) = &self.io {
             cfg = cfg.io(level.parse::<IoLevel>().map_err(|e| e.to_string())?);
         }
+        self.tls_options(&mut cfg.tls)?;
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
     }
@@ -213,7 +269,10 @@ mod tests {
             "-c 0 http://a/",
             "-t 5 -c 2 http://a/",
             "127.0.0.1:8080",
-            "https://a/",
+            "ftp://a/",
+            "--tls-min 1.1 https://a/",
+            "--cert c.pem https://a/",
+            "--tls-min 1.3 --tls-max 1.2 https://a/",
         ] {
             let e = parse(line).unwrap_err();
             assert!(!e.trim().contains('\n'), "{line}: {e}");

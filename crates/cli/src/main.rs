@@ -53,6 +53,22 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A failed probe handshake, with the flags that fix it.
+fn tls_hint(t: &uring_engine::TlsFailure) -> String {
+    use uring_engine::TlsProblem;
+    let hint = match t.problem {
+        TlsProblem::Untrusted | TlsProblem::Expired => {
+            "; trust its CA with --cacert FILE, or skip verification with -k/--insecure"
+        }
+        TlsProblem::NameMismatch => {
+            "; use the name it was issued for (or --sni NAME), or skip verification with -k/--insecure"
+        }
+        TlsProblem::Timeout => "; is it a TLS server? (-T raises the timeout)",
+        _ => "",
+    };
+    format!("{t}{hint}; nothing was sent")
+}
+
 /// What the errors of a run with no response say, for its one line.
 fn why_none(r: &uring_engine::Report) -> String {
     let e = &r.errors;
@@ -135,6 +151,7 @@ fn main() -> ExitCode {
     };
     let plan = match uring_engine::Plan::new(&cfg) {
         Ok(p) => p,
+        Err(uring_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
         Err(e) => return fail(e),
     };
     install_signal_handlers();

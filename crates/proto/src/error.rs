@@ -48,8 +48,6 @@ impl std::error::Error for FrameError {}
 pub enum RequestError {
     /// The URL could not be parsed; the string says why.
     InvalidUrl(String),
-    /// `https://` was asked for; urk speaks plain HTTP only for now.
-    TlsUnsupported,
     /// A scheme other than http.
     UnsupportedScheme(String),
     /// A header given as something other than `Name: value`.
@@ -65,12 +63,9 @@ impl fmt::Display for RequestError {
                 f,
                 "invalid URL: {why} (expected e.g. http://127.0.0.1:8080/path)"
             ),
-            RequestError::TlsUnsupported => {
-                write!(f, "https:// is not supported yet; use an http:// URL")
-            }
             RequestError::UnsupportedScheme(s) => write!(
                 f,
-                "unsupported URL scheme '{s}': the URL must start with http://"
+                "unsupported URL scheme '{s}': the URL must start with http:// or https://"
             ),
             RequestError::InvalidHeader(h) => {
                 write!(f, "invalid header '{h}': expected 'Name: value'")

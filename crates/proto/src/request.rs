@@ -144,10 +144,12 @@ mod tests {
 
     #[test]
     fn schemes() {
-        assert_eq!(
-            Target::parse("https://a/"),
-            Err(RequestError::TlsUnsupported)
-        );
+        let t = Target::parse("https://a/").unwrap();
+        assert!(t.tls);
+        assert_eq!((t.port, t.host_header.as_str()), (443, "a"));
+        let t = Target::parse("https://a:8443/").unwrap();
+        assert_eq!((t.port, t.host_header.as_str()), (8443, "a:8443"));
+        assert!(!Target::parse("http://a/").unwrap().tls);
         assert!(matches!(
             Target::parse("localhost:8080"),
             Err(RequestError::UnsupportedScheme(_))

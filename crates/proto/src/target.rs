@@ -18,10 +18,12 @@ pub struct Target {
     pub host_header: String,
     /// Path and query, as sent in the request line.
     pub path_and_query: String,
+    /// `https://`: the connection speaks TLS.
+    pub tls: bool,
 }
 
 impl Target {
-    /// Parses an `http://` URL.
+    /// Parses an `http://` or `https://` URL.
     ///
     /// ```
     /// let t = proto::Target::parse("http://[::1]:9000/a?b").unwrap();
@@ -32,11 +34,11 @@ impl Target {
     /// ```
     pub fn parse(s: &str) -> Result<Target, RequestError> {
         let url = url::Url::parse(s).map_err(|e| RequestError::InvalidUrl(e.to_string()))?;
-        match url.scheme() {
-            "http" => {}
-            "https" => return Err(RequestError::TlsUnsupported),
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
             other => return Err(RequestError::UnsupportedScheme(other.to_string())),
-        }
+        };
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
             Some(url::Host::Ipv4(a)) => a.to_string(),
@@ -59,6 +61,7 @@ impl Target {
             port: url.port_or_known_default().unwrap_or(80),
             host_header,
             path_and_query,
+            tls,
         })
     }
 }

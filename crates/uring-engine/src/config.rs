@@ -1,4 +1,5 @@
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use proto::{RequestSpec, Target};
@@ -51,6 +52,73 @@ impl std::str::FromStr for IoLevel {
     }
 }
 
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s {
+            "1.2" => Ok(TlsVersion::V1_2),
+            "1.3" => Ok(TlsVersion::V1_3),
+            _ => Err(EngineError::Config(format!(
+                "invalid TLS version '{s}': expected 1.2 or 1.3"
+            ))),
+        }
+    }
+}
+
+/// How `https://` connections are made. The defaults verify the server's
+/// certificate against the system's roots and resume sessions on
+/// reconnect, as a browser would.
+///
+/// ```
+/// let mut cfg = uring_engine::Config::new("https://127.0.0.1:8443/")?;
+/// cfg.tls.ca_file = Some("ca.pem".into());
+/// cfg.tls.resume = false;
+/// # Ok::<(), uring_engine::EngineError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// Accept any certificate (the handshake's signatures are still
+    /// checked): for self-signed test servers.
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Present this certificate chain and private key (PEM files).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// The server name for SNI and the certificate check, instead of the
+    /// URL's host.
+    pub sni: Option<String>,
+    /// Lowest version offered.
+    pub min_version: TlsVersion,
+    /// Highest version offered.
+    pub max_version: TlsVersion,
+    /// Resume sessions when a connection is replaced (one session cache
+    /// per worker thread).
+    pub resume: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            insecure: false,
+            ca_file: None,
+            client_cert: None,
+            sni: None,
+            min_version: TlsVersion::V1_2,
+            max_version: TlsVersion::V1_3,
+            resume: true,
+        }
+    }
+}
+
 /// Everything a run needs. Defaults are wrk's: 2 threads, 10 connections,
 /// 10 s, 2 s timeout.
 ///
@@ -98,6 +166,8 @@ pub struct Config {
     /// [`Report::timeline`](crate::Report::timeline) and HdrHistogram
     /// interval logs.
     pub intervals: bool,
+    /// How `https://` connections are made (unused for `http://`).
+    pub tls: TlsOptions,
 }
 
 impl Config {
@@ -115,6 +185,7 @@ impl Config {
             batch_wait: Duration::from_micros(50),
             rate: None,
             intervals: false,
+            tls: TlsOptions::default(),
         })
     }
 
@@ -235,6 +306,9 @@ impl Config {
                     "-R and -p cannot be combined: a schedule paces single requests".into(),
                 );
             }
+        }
+        if self.tls.min_version > self.tls.max_version {
+            return bad("--tls-min is above --tls-max".into());
         }
         if self.requests == Some(0) {
             return bad("-n must be at least 1".into());

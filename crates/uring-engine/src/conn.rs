@@ -9,6 +9,7 @@
 use proto::ResponseFramer;
 
 use crate::token::Op;
+use crate::transport::TlsSession;
 
 /// Where a connection is in its life. Every transition happens in the
 /// worker's loop, on a completion or a timer check.
@@ -20,6 +21,9 @@ pub(crate) enum Phase {
     /// A connect is in flight since `since`; while `throttled` it counts
     /// against the worker's limit of connects in flight.
     Connecting { since: u64, throttled: bool },
+    /// TLS: connected at `since`, the handshake under way (bounded by the
+    /// timeout).
+    Handshaking { since: u64 },
     /// Requests go out, responses come in.
     Open,
     /// Closing: cancels are in flight; the slot is released once every
@@ -106,6 +110,9 @@ pub(crate) struct Conn {
     pub phase: Phase,
     pub life: Life,
     pub framer: ResponseFramer,
+    /// TLS state on an `https://` target, `None` on the plain transport;
+    /// kept across reconnects so that its send buffer is reused.
+    pub tls: Option<Box<TlsSession>>,
     /// Incarnation, bumped each time the slot is reused.
     pub gen: u32,
     /// Constant-rate mode: index of this connection's next schedule slot.
@@ -121,11 +128,12 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(head_request: bool, buf_size: usize) -> Conn {
+    pub(crate) fn new(head_request: bool, buf_size: usize, tls: bool) -> Conn {
         Conn {
             phase: Phase::Down { at: 0 },
             life: Life::default(),
             framer: ResponseFramer::new(head_request),
+            tls: tls.then(|| Box::new(TlsSession::new())),
             gen: 0,
             k: 0,
             queued: false,

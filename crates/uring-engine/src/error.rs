@@ -1,5 +1,6 @@
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 use crate::IoLevel;
 
@@ -41,6 +42,17 @@ pub enum EngineError {
         /// The hard limit.
         limit: u64,
     },
+    /// A TLS file (CA, client certificate or key) cannot be used.
+    TlsFile {
+        /// Which file it is.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The handshake made before any load failed: nothing was sent.
+    Tls(TlsFailure),
     /// An unexpected system call failure while setting up.
     Setup {
         /// What was being done.
@@ -48,6 +60,37 @@ pub enum EngineError {
         /// The error.
         source: io::Error,
     },
+}
+
+/// A handshake that failed before the load, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFailure {
+    /// The address and server name tried.
+    pub server: String,
+    /// What went wrong, in a class the caller can act on.
+    pub problem: TlsProblem,
+    /// rustls's or the socket's own words.
+    pub detail: String,
+}
+
+/// The class of a failed handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The certificate is not signed by a trusted CA (self-signed, or a
+    /// private CA): trust its CA, or turn verification off.
+    Untrusted,
+    /// The certificate is for another name: connect by the name it was
+    /// issued for, or set the server name.
+    NameMismatch,
+    /// The certificate has expired (or is not valid yet).
+    Expired,
+    /// The TCP connection could not be made.
+    Connect,
+    /// The handshake did not finish within the timeout.
+    Timeout,
+    /// Anything else (no common version or cipher, an alert, ...).
+    Other,
 }
 
 /// Why io_uring cannot be used here, with the fix.
@@ -87,8 +130,26 @@ impl fmt::Display for EngineError {
                 "{needed} connections need {needed} file descriptors but the limit is {limit}; \
                  lower -c or raise the limit (ulimit -n, or LimitNOFILE= for a service)"
             ),
+            EngineError::TlsFile { what, path, reason } => {
+                write!(f, "cannot use the {what} '{}': {reason}", path.display())
+            }
+            EngineError::Tls(t) => t.fmt(f),
             EngineError::Setup { what, source } => write!(f, "{what} failed: {source}"),
         }
+    }
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.problem {
+            TlsProblem::Untrusted => "the server's certificate is not trusted",
+            TlsProblem::NameMismatch => "the server's certificate is for another name",
+            TlsProblem::Expired => "the server's certificate has expired or is not valid yet",
+            TlsProblem::Connect => "the connection failed",
+            TlsProblem::Timeout => "the handshake did not finish in time",
+            TlsProblem::Other => "the handshake failed",
+        };
+        write!(f, "TLS with {}: {what} ({})", self.server, self.detail)
     }
 }
 

@@ -39,6 +39,7 @@ mod stats;
 mod text;
 mod threshold;
 mod token;
+mod transport;
 pub mod units;
 mod worker;
 
@@ -47,13 +48,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Barrier, OnceLock};
 use std::time::Instant;
 
-pub use config::{Config, IoLevel};
-pub use error::{EngineError, Unavailable};
+pub use config::{Config, IoLevel, TlsOptions, TlsVersion};
+pub use error::{EngineError, TlsFailure, TlsProblem, Unavailable};
 pub use probe::KernelSupport;
 pub use report::{
-    IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TimelineEntry,
+    IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TimelineEntry, TlsReport,
 };
-pub use stats::{ConnectCauses, Errors, LostCauses};
+pub use stats::{ConnectCauses, Errors, LostCauses, TlsCauses};
 
 pub use text::{banner, TextOptions};
 pub use threshold::Threshold;
@@ -84,6 +85,7 @@ pub struct Plan {
     support: KernelSupport,
     level: IoLevel,
     addr: SocketAddr,
+    tls: Option<transport::TlsSetup>,
 }
 
 impl Plan {
@@ -94,11 +96,20 @@ impl Plan {
         let level = support.resolve(cfg.io)?;
         let addr = resolve(&cfg.request.target)?;
         limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
+        let tls = match cfg.request.target.tls {
+            true => {
+                let setup = transport::TlsSetup::new(&cfg.tls, &cfg.request.target.host)?;
+                setup.probe(addr, cfg.timeout)?;
+                Some(setup)
+            }
+            false => None,
+        };
         Ok(Plan {
             cfg: cfg.clone(),
             support,
             level,
             addr,
+            tls,
         })
     }
 
@@ -143,6 +154,7 @@ impl Plan {
             schedule: cfg.rate.map(|r| Schedule::new(r, cfg.connections)),
             live,
             intervals: cfg.intervals,
+            tls: self.tls.clone(),
         };
         let n = cfg.threads;
         let ready = Barrier::new(n);
@@ -251,6 +263,7 @@ impl Plan {
             busiest: windows.iter().map(|w| w.busy).fold(0.0, f64::max),
             rate: cfg.rate,
             requests_asked: cfg.requests,
+            tls: self.tls.is_some(),
             io,
         };
         Ok(Report::build(facts, &total))

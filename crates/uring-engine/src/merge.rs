@@ -52,6 +52,17 @@ impl Report {
             let _ = m.latency_histogram.add(&r.latency_histogram);
             let _ = m.uncorrected_histogram.add(&r.uncorrected_histogram);
             let _ = m.rate_histogram.add(&r.rate_histogram);
+            m.tls = match (m.tls.take(), &r.tls) {
+                (Some(mut a), Some(b)) => {
+                    a.handshakes += b.handshakes;
+                    a.resumed += b.resumed;
+                    a.errors += b.errors;
+                    let _ = a.handshake_histogram.add(&b.handshake_histogram);
+                    a.handshake_latency_us = LatencySummary::of(&a.handshake_histogram);
+                    Some(a)
+                }
+                (a, b) => a.or_else(|| b.clone()),
+            };
             // A closed-loop run has no schedule to add to another's.
             m.rate = m.rate.zip(r.rate).map(|(a, b)| merge_rate(&a, &b));
             for e in &r.timeline {

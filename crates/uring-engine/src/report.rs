@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{ConnectCauses, Errors, LostCauses, WorkerStats};
+use crate::stats::{ConnectCauses, Errors, LostCauses, TlsCauses, WorkerStats};
 use crate::IoLevel;
 
 /// The outcome of a run: plain data, serialisable as the `--json` report.
@@ -84,6 +84,9 @@ pub struct Report {
     pub latency_uncorrected_us: LatencySummary,
     /// Constant-rate mode: the requested rate and how well it was kept.
     pub rate: Option<RateReport>,
+    /// `https://` runs: what was negotiated and how the handshakes went.
+    #[serde(default)]
+    pub tls: Option<TlsReport>,
     /// One entry per second of the run, when intervals were asked for.
     pub timeline: Vec<TimelineEntry>,
     /// Per-thread request rate, sampled every 100 ms.
@@ -132,6 +135,31 @@ pub enum StopCause {
     Duration,
     /// The caller's stop flag (Ctrl-C).
     Interrupted,
+}
+
+/// The TLS side of an `https://` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsReport {
+    /// Protocol version of the first completed handshake, e.g. `TLSv1.3`.
+    pub version: String,
+    /// Its cipher suite, e.g. `TLS13_AES_128_GCM_SHA256`.
+    pub cipher: String,
+    /// Its key exchange group, e.g. `X25519MLKEM768`.
+    pub group: String,
+    /// The protocol ALPN settled on (`http/1.1`), or empty if the server
+    /// chose none.
+    pub alpn: String,
+    /// Completed handshakes.
+    pub handshakes: u64,
+    /// Of them, those that resumed an earlier session.
+    pub resumed: u64,
+    /// From the TCP connect's completion to the handshake's, µs.
+    pub handshake_latency_us: LatencySummary,
+    /// TLS failures by cause (their sum is `errors.tls`).
+    pub errors: TlsCauses,
+    /// All handshake latencies (V2, base64), for exact merges.
+    #[serde(rename = "handshake_histogram_v2", with = "crate::histogram_b64")]
+    pub handshake_histogram: Histogram<u64>,
 }
 
 /// How a constant-rate run kept its schedule.
@@ -310,6 +338,7 @@ pub(crate) struct RunFacts {
     pub busiest: f64,
     pub rate: Option<f64>,
     pub requests_asked: Option<u64>,
+    pub tls: bool,
     pub io: IoInfo,
 }
 
@@ -404,6 +433,21 @@ impl Report {
             latency_us: LatencySummary::of(&s.latency),
             latency_uncorrected_us: LatencySummary::of(&s.uncorrected),
             rate,
+            tls: facts.tls.then(|| {
+                let t = &s.tls;
+                let n = t.negotiated.clone().unwrap_or_default();
+                TlsReport {
+                    version: n.version,
+                    cipher: n.cipher,
+                    group: n.group,
+                    alpn: n.alpn,
+                    handshakes: t.handshakes,
+                    resumed: t.resumed,
+                    handshake_latency_us: LatencySummary::of(&t.handshake_us),
+                    errors: t.causes,
+                    handshake_histogram: t.handshake_us.clone(),
+                }
+            }),
             timeline: timeline(s),
             thread_requests_per_sec: RateSummary::of(&s.rate),
             io: IoInfo {

@@ -5,6 +5,8 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::transport::{Negotiated, TlsCause};
+
 /// Highest latency recorded: one hour, in microseconds.
 pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;
 
@@ -55,6 +57,24 @@ counters! {
         pub timeout,
         /// Responses that are not valid HTTP/1.x framing.
         pub parse,
+        /// TLS failures: handshakes and records (causes in [`TlsCauses`]).
+        pub tls,
+    }
+}
+
+counters! {
+    /// Why TLS failed during the run, so the report can name the cause.
+    pub struct TlsCauses {
+        /// The server's certificate was refused (after the probe
+        /// handshake had accepted one: the server changed it).
+        pub certificate,
+        /// The server sent a fatal alert.
+        pub alert,
+        /// A record that does not decrypt or parse, or another protocol
+        /// violation.
+        pub protocol,
+        /// A handshake that did not finish within the timeout.
+        pub handshake_timeout,
     }
 }
 
@@ -91,6 +111,8 @@ counters! {
         pub parse,
         /// Outstanding when their timeout expired.
         pub timeout,
+        /// Outstanding on a connection that failed in TLS.
+        pub tls,
     }
 }
 
@@ -104,6 +126,18 @@ pub(crate) enum Fault {
     Write,
     Parse,
     Timeout,
+    Tls(TlsCause),
+}
+
+impl TlsCauses {
+    pub(crate) fn count(&mut self, c: TlsCause) {
+        match c {
+            TlsCause::Certificate => self.certificate += 1,
+            TlsCause::Alert => self.alert += 1,
+            TlsCause::Protocol => self.protocol += 1,
+            TlsCause::HandshakeTimeout => self.handshake_timeout += 1,
+        }
+    }
 }
 
 impl ConnectCauses {
@@ -144,6 +178,7 @@ pub(crate) struct WorkerStats {
     pub status: Box<[u64; STATUS_SLOTS]>,
     pub errors: Errors,
     pub connect_causes: ConnectCauses,
+    pub tls: TlsStats,
     /// `io_uring_enter` calls (one per loop, plus any early submit).
     pub enters: u64,
     /// Completions reaped (every kind).
@@ -169,6 +204,42 @@ pub(crate) struct WorkerStats {
     pub intervals: Vec<Interval>,
 }
 
+/// A worker's TLS figures.
+pub(crate) struct TlsStats {
+    pub causes: TlsCauses,
+    /// Completed handshakes, and of them those that resumed a session.
+    pub handshakes: u64,
+    pub resumed: u64,
+    /// From the TCP connect's completion to the handshake's, µs.
+    pub handshake_us: Histogram<u64>,
+    /// What the first completed handshake negotiated.
+    pub negotiated: Option<Negotiated>,
+}
+
+impl Default for TlsStats {
+    fn default() -> Self {
+        TlsStats {
+            causes: TlsCauses::default(),
+            handshakes: 0,
+            resumed: 0,
+            handshake_us: new_latency_histogram(),
+            negotiated: None,
+        }
+    }
+}
+
+impl TlsStats {
+    fn merge(&mut self, o: &TlsStats) {
+        self.causes += o.causes;
+        self.handshakes += o.handshakes;
+        self.resumed += o.resumed;
+        let _ = self.handshake_us.add(&o.handshake_us);
+        if self.negotiated.is_none() {
+            self.negotiated.clone_from(&o.negotiated);
+        }
+    }
+}
+
 /// One second of a worker's run: its counts and its latency histogram,
 /// V2-encoded so that long runs stay small.
 pub(crate) struct Interval {
@@ -190,6 +261,7 @@ impl WorkerStats {
             status: Box::new([0; STATUS_SLOTS]),
             errors: Errors::default(),
             connect_causes: ConnectCauses::default(),
+            tls: TlsStats::default(),
             enters: 0,
             completions: 0,
             recv_arms: 0,
@@ -250,6 +322,7 @@ impl WorkerStats {
         }
         self.errors += o.errors;
         self.connect_causes += o.connect_causes;
+        self.tls.merge(&o.tls);
         self.enters += o.enters;
         self.completions += o.completions;
         self.recv_arms += o.recv_arms;

@@ -230,6 +230,28 @@ impl Report {
         if e.parse > 0 {
             let _ = writeln!(out, "  Parse errors: {}", e.parse);
         }
+        if let Some(t) = &self.tls {
+            if t.handshakes > 0 {
+                let _ = writeln!(
+                    out,
+                    "  TLS: {}, {}, {}; {} handshakes, {} resumed, p99 {}",
+                    t.version,
+                    t.cipher,
+                    t.group,
+                    t.handshakes,
+                    t.resumed,
+                    format_time_us(t.handshake_latency_us.p99 as f64)
+                );
+            }
+            let c = &t.errors;
+            if e.tls > 0 {
+                let _ = writeln!(
+                    out,
+                    "  TLS errors: {} (certificate {}, alert {}, protocol {}, handshake timeout {})",
+                    e.tls, c.certificate, c.alert, c.protocol, c.handshake_timeout
+                );
+            }
+        }
         if self.requests_lost > 0 {
             let l = &self.lost_causes;
             let causes: Vec<String> = [
@@ -241,6 +263,7 @@ impl Report {
                 (l.write, "on write errors"),
                 (l.parse, "on parse errors"),
                 (l.timeout, "timed out"),
+                (l.tls, "on TLS errors"),
             ]
             .iter()
             .filter(|(n, _)| *n > 0)

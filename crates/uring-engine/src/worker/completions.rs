@@ -73,13 +73,59 @@ impl Worker<'_> {
             let at = now + c.backoff_us();
             return self.close(i, at, now);
         }
-        c.phase = Phase::Open;
-        c.failures = 0;
         if self.shared.delay_acks {
             self.delay_acks(i);
         }
+        let c = &mut self.conns[i];
+        let Some(t) = &mut c.tls else {
+            c.phase = Phase::Open;
+            c.failures = 0;
+            self.arm_recv(i);
+            return self.try_send(i, now);
+        };
+        // The handshake first: the ClientHello goes out, the server's
+        // flight comes back through the receive.
+        c.phase = Phase::Handshaking { since: now };
+        let client = self
+            .tls
+            .as_ref()
+            .expect("a TLS session implies a TLS client");
+        if let Err(fault) = t.start(client) {
+            return self.fail(i, now, fault);
+        }
         self.arm_recv(i);
-        self.try_send(i, now);
+        self.flush_tls(i);
+    }
+
+    /// After TLS bytes were read: a finished handshake opens the
+    /// connection; whatever rustls wants written goes out. False if the
+    /// connection was failed.
+    pub(super) fn after_tls_read(&mut self, i: usize, now: u64) -> bool {
+        let c = &mut self.conns[i];
+        let Some(t) = &c.tls else {
+            return true;
+        };
+        if let Phase::Handshaking { since } = c.phase {
+            let Some(h) = t.handshake() else {
+                self.flush_tls(i);
+                return true;
+            };
+            let tls = &mut self.stats.tls;
+            tls.handshakes += 1;
+            tls.resumed += u64::from(h.resumed);
+            tls.handshake_us
+                .saturating_record(now.saturating_sub(since).clamp(1, MAX_LATENCY_US));
+            if tls.negotiated.is_none() {
+                tls.negotiated = Some(h.negotiated);
+            }
+            c.phase = Phase::Open;
+            c.failures = 0;
+            // The first batch rides with the client's last handshake
+            // flight, in one send.
+            self.try_send(i, now);
+        }
+        self.flush_tls(i);
+        true
     }
 
     pub(super) fn on_send(&mut self, i: usize, res: i32, now: u64) {
@@ -93,10 +139,20 @@ impl Worker<'_> {
         }
         self.stats.bytes_written += res as u64;
         let done = done + res as u32;
-        let l = &self.conns[i].life;
-        if done < l.batch_len {
-            self.push_send_range(i, done as usize, l.batch_len as usize);
-        } else if l.outstanding == 0 {
+        let batch_len = self.conns[i].life.batch_len;
+        if done < batch_len {
+            return self.push_send_range(i, done as usize, batch_len as usize);
+        }
+        let c = &mut self.conns[i];
+        if let Some(t) = &mut c.tls {
+            // All of `tx` is on the wire; whatever rustls queued meanwhile
+            // (the client's Finished, an alert) goes next.
+            t.tx.clear();
+            if self.flush_tls(i) {
+                return;
+            }
+        }
+        if self.conns[i].life.outstanding == 0 {
             // The responses overtook the send's completion.
             self.try_send(i, now);
         }
@@ -127,9 +183,13 @@ impl Worker<'_> {
                 if !self.carry_on(i, framed, now) {
                     return;
                 }
-                let l = &mut self.conns[i].life;
-                if l.recv == (Recv::Armed { multishot: true })
-                    && (l.large || self.conns[i].framer.sized_remaining() >= SKIP_MIN)
+                if !self.after_tls_read(i, now) {
+                    return;
+                }
+                let c = &self.conns[i];
+                if c.life.recv == (Recv::Armed { multishot: true })
+                    && c.tls.is_none()
+                    && (c.life.large || c.framer.sized_remaining() >= SKIP_MIN)
                 {
                     // A multishot receive would copy the long bodies to
                     // come: stop it; once it has ended, `next_recv`
@@ -197,7 +257,7 @@ impl Worker<'_> {
         true
     }
 
-    /// [`book`]s a response completed outside `frame`.
+    /// Books a response completed outside `frame`.
     pub(super) fn book_response(&mut self, i: usize, r: Response, now: u64) -> Result<(), Fault> {
         let rate_mode = self.shared.schedule.is_some();
         let Worker {
@@ -207,7 +267,15 @@ impl Worker<'_> {
             in_flight,
             ..
         } = self;
-        book(&mut conns[i], stats, interval, in_flight, rate_mode, r, now)
+        let c = &mut conns[i];
+        let mut books = Books {
+            stats,
+            interval,
+            in_flight,
+            rate_mode,
+            now,
+        };
+        books.book(&mut c.life, c.tls.is_none(), r)
     }
 
     /// Reads on: discards the rest of a long body unread, or arms a receive.
@@ -243,27 +311,42 @@ impl Worker<'_> {
             in_flight,
             interval,
             shared,
+            scratch,
             ..
         } = self;
-        let rate_mode = shared.schedule.is_some();
-        let c = &mut conns[i];
-        // The legacy buffer is lent out while its bytes are framed, so the
-        // connection's counters stay free to update (no allocation: an
-        // empty box takes its place).
-        let own = std::mem::take(&mut c.buf);
+        let mut books = Books {
+            stats,
+            interval,
+            in_flight,
+            rate_mode: shared.schedule.is_some(),
+            now,
+        };
+        let Conn {
+            framer,
+            life,
+            tls,
+            buf,
+            ..
+        } = &mut conns[i];
         let data: &[u8] = match (bufs.as_ref(), bid) {
             (Some(b), Some(bid)) => b.get(bid, len),
-            _ => &own[..len.min(own.len())],
+            _ => &buf[..len.min(buf.len())],
         };
-        let framed = feed(c, data, |c, r| {
-            book(c, stats, interval, in_flight, rate_mode, r, now)
-        });
-        c.buf = own;
-        framed
+        match tls {
+            None => feed(framer, life, data, |life, r| books.book(life, true, r)),
+            Some(t) => t.absorb(data, scratch, |plain| {
+                feed(framer, life, plain, |life, r| books.book(life, false, r))
+            }),
+        }
     }
 
     pub(super) fn on_eof(&mut self, i: usize, now: u64) {
         let c = &mut self.conns[i];
+        if matches!(c.phase, Phase::Handshaking { .. }) {
+            // Closed during the handshake (an alert would have been
+            // reported while reading): the server refused it.
+            return self.fail(i, now, Fault::Tls(TlsCause::Protocol));
+        }
         match c.framer.finish() {
             // A response delimited by the close: complete, and the end of
             // the connection for whatever was pipelined behind it.
@@ -281,48 +364,54 @@ impl Worker<'_> {
 /// Feeds plaintext to the connection's framer, handing every complete
 /// response to `book`.
 fn feed(
-    c: &mut Conn,
+    framer: &mut proto::ResponseFramer,
+    life: &mut Life,
     mut data: &[u8],
-    mut book: impl FnMut(&mut Conn, Response) -> Result<(), Fault>,
+    mut book: impl FnMut(&mut Life, Response) -> Result<(), Fault>,
 ) -> Result<(), Fault> {
     while !data.is_empty() {
-        let (used, resp) = c.framer.feed(data).map_err(|_| Fault::Parse)?;
+        let (used, resp) = framer.feed(data).map_err(|_| Fault::Parse)?;
         data = &data[used..];
         if let Some(r) = resp {
-            book(c, r)?;
+            book(life, r)?;
         }
     }
     Ok(())
 }
 
-/// Books one complete response on its connection. A response nobody asked
-/// for (nothing outstanding, or the server had said it would close) is a
-/// parse fault.
-pub(super) fn book(
-    c: &mut Conn,
-    stats: &mut WorkerStats,
-    interval: &mut Option<Histogram<u64>>,
-    in_flight: &mut u64,
+/// Where a completed response is booked: the worker's counters at the
+/// time it was reaped.
+struct Books<'a> {
+    stats: &'a mut WorkerStats,
+    interval: &'a mut Option<Histogram<u64>>,
+    in_flight: &'a mut u64,
     rate_mode: bool,
-    r: Response,
     now: u64,
-) -> Result<(), Fault> {
-    let l = &mut c.life;
-    if l.outstanding == 0 || l.last {
-        return Err(Fault::Parse);
+}
+
+impl Books<'_> {
+    /// Books one complete response on its connection. A response nobody
+    /// asked for (nothing outstanding, or the server had said it would
+    /// close) is a parse fault. `can_discard`: the transport could skip
+    /// the next long body unread.
+    fn book(&mut self, l: &mut Life, can_discard: bool, r: Response) -> Result<(), Fault> {
+        if l.outstanding == 0 || l.last {
+            return Err(Fault::Parse);
+        }
+        l.outstanding -= 1;
+        *self.in_flight -= 1;
+        let now = self.now;
+        let corrected = now.saturating_sub(l.intended_at);
+        self.stats.response(
+            r.status,
+            corrected,
+            self.rate_mode.then(|| now.saturating_sub(l.sent_at)),
+        );
+        if let Some(iv) = self.interval {
+            iv.saturating_record(corrected.max(1));
+        }
+        l.last = !r.keep_alive;
+        l.large = can_discard && r.body_len.is_some_and(|n| n >= SKIP_MIN);
+        Ok(())
     }
-    l.outstanding -= 1;
-    *in_flight -= 1;
-    let corrected = now.saturating_sub(l.intended_at);
-    stats.response(
-        r.status,
-        corrected,
-        rate_mode.then(|| now.saturating_sub(l.sent_at)),
-    );
-    if let Some(iv) = interval {
-        iv.saturating_record(corrected.max(1));
-    }
-    l.last = !r.keep_alive;
-    l.large = r.body_len.is_some_and(|n| n >= SKIP_MIN);
-    Ok(())
 }

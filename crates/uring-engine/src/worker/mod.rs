@@ -25,8 +25,10 @@ use crate::bufring::BufRing;
 use crate::conn::{Conn, Life, Ops, Phase, Recv};
 use crate::report::StopCause;
 use crate::schedule::Schedule;
+use crate::stats::MAX_LATENCY_US;
 use crate::stats::{Fault, Interval, WorkerStats};
 use crate::token::{Op, Token};
+use crate::transport::{TlsCause, TlsClient, TlsSetup};
 use crate::{ring, EngineError, IoLevel};
 
 mod completions;
@@ -85,6 +87,8 @@ const DEEP_QUEUE: u64 = 64;
 /// at 10000 connections another 5x but no CPU time worth measuring, and a
 /// fast server with a short queue would idle through a long nap.
 const MAX_DEPTH: u64 = 4;
+/// Plaintext decrypted per step on its way to the framer: one TLS record.
+const TLS_SCRATCH: usize = 16 * 1024;
 /// How long shutdown waits for the kernel to hand back every operation.
 const DRAIN_US: u64 = 1_000_000;
 
@@ -111,6 +115,8 @@ pub(crate) struct Shared<'a> {
     pub intervals: bool,
     /// Running totals for a progress display.
     pub live: Option<&'a crate::Live>,
+    /// `https://`: the checked TLS settings each worker makes its client from.
+    pub tls: Option<TlsSetup>,
 }
 
 /// The end of a worker's measured window: when and why its load stopped,
@@ -149,8 +155,12 @@ pub(crate) struct Worker<'a> {
     setup_flags: &'static [&'static str],
     bufs: Option<BufRing>,
     conns: Vec<Conn>,
-    /// This worker's copy of the request bytes; sends point into it.
+    /// This worker's copy of the request bytes; plain sends point into it.
     request: Box<[u8]>,
+    /// This worker's TLS client (configuration and session cache).
+    tls: Option<TlsClient>,
+    /// Where TLS plaintext is decrypted to on its way to the framer.
+    scratch: Box<[u8]>,
     sockaddr: Box<SockaddrStorage>,
     family: AddressFamily,
     shared: &'a Shared<'a>,
@@ -240,7 +250,7 @@ impl<'a> Worker<'a> {
             }
         };
         let conns = (0..n)
-            .map(|_| Conn::new(shared.head_request, legacy_buf))
+            .map(|_| Conn::new(shared.head_request, legacy_buf, shared.tls.is_some()))
             .collect();
         let family = match shared.addr {
             SocketAddr::V4(_) => AddressFamily::Inet,
@@ -252,6 +262,8 @@ impl<'a> Worker<'a> {
             bufs,
             conns,
             request: shared.request.clone().into_boxed_slice(),
+            tls: shared.tls.as_ref().map(|t| t.for_worker(n)),
+            scratch: vec![0; if shared.tls.is_some() { TLS_SCRATCH } else { 0 }].into_boxed_slice(),
             sockaddr: Box::new(SockaddrStorage::from(shared.addr)),
             family,
             shared,

@@ -53,13 +53,51 @@ impl Worker<'_> {
         // pipelined bytes: every copy of the request has the same length.
         let per = self.request.len() / self.shared.pipeline as usize;
         let end = per * batch as usize;
-        self.conns[i].life.batch_len = end as u32;
-        self.push_send_range(i, 0, end);
+        let c = &mut self.conns[i];
+        let wire = match &mut c.tls {
+            None => end,
+            Some(t) => {
+                // Encrypted into the connection's own buffer, after
+                // whatever rustls still had to write (its Finished).
+                if let Err(fault) = t.encrypt(&self.request[..end]) {
+                    return self.fail(i, now, fault);
+                }
+                t.tx.len()
+            }
+        };
+        c.life.batch_len = wire as u32;
+        self.push_send_range(i, 0, wire);
     }
 
+    /// TLS: sends what rustls has queued (handshake flights, alerts), if
+    /// no send is in flight. True if a send was queued.
+    pub(super) fn flush_tls(&mut self, i: usize) -> bool {
+        let c = &mut self.conns[i];
+        let Some(t) = &mut c.tls else {
+            return false;
+        };
+        if c.life.send.is_some() {
+            return false;
+        }
+        t.fill_tx();
+        if t.tx.is_empty() {
+            return false;
+        }
+        let len = t.tx.len();
+        c.life.batch_len = len as u32;
+        self.push_send_range(i, 0, len);
+        true
+    }
+
+    /// Queues a send of bytes `from..to` of the connection's batch: the
+    /// worker's request on the plain transport, the connection's
+    /// ciphertext under TLS.
     pub(super) fn push_send_range(&mut self, i: usize, from: usize, to: usize) {
         let c = &mut self.conns[i];
-        let bytes = &self.request[from..to];
+        let bytes = match &c.tls {
+            None => &self.request[from..to],
+            Some(t) => &t.tx[from..to],
+        };
         let e = opcode::Send::new(Fixed(i as u32), bytes.as_ptr(), bytes.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
@@ -182,6 +220,14 @@ impl Worker<'_> {
     /// and the outstanding requests as lost to it, then reconnects at once.
     pub(super) fn fail(&mut self, i: usize, now: u64, fault: Fault) {
         let c = &mut self.conns[i];
+        // A refused handshake is retried with backoff, as a refused connect.
+        let at = match c.phase {
+            Phase::Handshaking { .. } => {
+                c.failures += 1;
+                now + c.backoff_us()
+            }
+            _ => now,
+        };
         let n = u64::from(c.life.outstanding);
         let (e, l) = (&mut self.stats.errors, &mut self.stats.lost);
         let (class, lost) = match fault {
@@ -190,6 +236,10 @@ impl Worker<'_> {
             Fault::Write => (Some(&mut e.write), &mut l.write),
             Fault::Parse => (Some(&mut e.parse), &mut l.parse),
             Fault::Timeout => (Some(&mut e.timeout), &mut l.timeout),
+            Fault::Tls(cause) => {
+                self.stats.tls.causes.count(cause);
+                (Some(&mut e.tls), &mut l.tls)
+            }
         };
         *lost += n;
         if let Some(class) = class {
@@ -199,7 +249,7 @@ impl Worker<'_> {
         }
         self.in_flight -= n;
         c.life.outstanding = 0;
-        self.close(i, now, now);
+        self.close(i, at, now);
     }
 
     /// Starts closing: cancels whatever is in flight; the slot is released
@@ -250,6 +300,9 @@ impl Worker<'_> {
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.framer.reset();
         c.life = Life::default();
+        if let Some(t) = &mut c.tls {
+            t.end();
+        }
         c.phase = Phase::Down { at: then };
         if self.stop.is_some() {
             return;

@@ -117,6 +117,9 @@ impl Worker<'_> {
                     let at = now + c.backoff_us();
                     self.close(i, at, now);
                 }
+                Phase::Handshaking { since } if now - since > timeout => {
+                    self.fail(i, now, Fault::Tls(TlsCause::HandshakeTimeout));
+                }
                 Phase::Open
                     if c.life.outstanding > 0 && now.saturating_sub(c.life.sent_at) > timeout =>
                 {

@@ -1,0 +1,418 @@
+//! TLS with rustls, driven by hand over the ring's bytes.
+//!
+//! Ciphertext arrives exactly as plaintext does on the plain path (a
+//! provided buffer, or the connection's own at `legacy`); it goes into
+//! rustls at once and the buffer back to the ring. What rustls wants
+//! written (the handshake's flights, encrypted requests, alerts) collects
+//! in the connection's `tx`, which the ring sends from; it is only written
+//! to while no send is in flight, so the kernel never reads a buffer that
+//! moves. Everything rustls-specific stays in this file, so that a move to
+//! rustls 0.24's caller-owned buffers (no copy into `tx`, no allocation per
+//! record) touches nothing else.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind,
+    RootCertStore, SignatureScheme,
+};
+
+use crate::config::{TlsOptions, TlsVersion};
+use crate::error::{TlsFailure, TlsProblem};
+use crate::stats::Fault;
+use crate::EngineError;
+
+/// Why a TLS connection failed during the run, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsCause {
+    /// The server's certificate was refused.
+    Certificate,
+    /// The server sent a fatal alert.
+    Alert,
+    /// Anything else: a record that does not decrypt or parse, a protocol
+    /// violation.
+    Protocol,
+    /// The handshake did not finish within the timeout.
+    HandshakeTimeout,
+}
+
+/// What the first completed handshake negotiated, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Negotiated {
+    pub version: String,
+    pub cipher: String,
+    pub group: String,
+    pub alpn: String,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let p = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let p = rustls::crypto::ring::default_provider();
+    Arc::new(p)
+}
+
+/// The checked TLS settings of a run: built once before the load, from
+/// the system's roots (or the given CA file) and the given files.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsSetup {
+    base: ClientConfig,
+    name: ServerName<'static>,
+    resume: bool,
+}
+
+impl TlsSetup {
+    pub(crate) fn new(opts: &TlsOptions, host: &str) -> Result<TlsSetup, EngineError> {
+        let provider = provider();
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+            (TlsVersion::V1_2, &rustls::version::TLS12),
+            (TlsVersion::V1_3, &rustls::version::TLS13),
+        ]
+        .into_iter()
+        .filter(|(v, _)| (opts.min_version..=opts.max_version).contains(v))
+        .map(|(_, p)| p)
+        .collect();
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| EngineError::Config(format!("tls versions: {e}")))?;
+        let builder = if opts.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        } else {
+            builder.with_root_certificates(roots(opts.ca_file.as_deref())?)
+        };
+        let mut base = match &opts.client_cert {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| files("client certificate", cert, e.to_string()))?;
+                if chain.is_empty() {
+                    return Err(files(
+                        "client certificate",
+                        cert,
+                        "no certificate in it".into(),
+                    ));
+                }
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| files("client key", key, e.to_string()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| files("client key", cert, e.to_string()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        base.alpn_protocols = vec![b"http/1.1".to_vec()];
+        base.resumption = Resumption::disabled();
+        let host = opts.sni.as_deref().unwrap_or(host);
+        let name = ServerName::try_from(host.to_string()).map_err(|_| {
+            EngineError::Config(format!("tls server name '{host}' is not a valid DNS name"))
+        })?;
+        Ok(TlsSetup {
+            base,
+            name,
+            resume: opts.resume,
+        })
+    }
+
+    /// One blocking handshake before any load, so that an untrusted or
+    /// mismatched certificate stops the run with its reason instead of
+    /// turning every connection into a counted error.
+    pub(crate) fn probe(&self, addr: SocketAddr, timeout: Duration) -> Result<(), EngineError> {
+        let fail = |problem, detail: String| {
+            EngineError::Tls(TlsFailure {
+                server: format!("{addr} ({})", self.name.to_str()),
+                problem,
+                detail,
+            })
+        };
+        let mut sock = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| fail(TlsProblem::Connect, e.to_string()))?;
+        let _ = sock.set_read_timeout(Some(timeout));
+        let _ = sock.set_write_timeout(Some(timeout));
+        let mut conn = ClientConnection::new(Arc::new(self.base.clone()), self.name.clone())
+            .map_err(|e| fail(TlsProblem::Other, e.to_string()))?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                let (problem, detail) = match e.get_ref().and_then(|i| i.downcast_ref()) {
+                    Some(rustls::Error::InvalidCertificate(c)) => {
+                        (certificate_problem(c), format!("{c:?}"))
+                    }
+                    Some(other) => (TlsProblem::Other, other.to_string()),
+                    None if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                    {
+                        (TlsProblem::Timeout, e.to_string())
+                    }
+                    None => (TlsProblem::Other, e.to_string()),
+                };
+                return Err(fail(problem, detail));
+            }
+        }
+        conn.send_close_notify();
+        let _ = conn.complete_io(&mut sock);
+        Ok(())
+    }
+
+    /// A worker's own client: its own configuration and session cache
+    /// (no lock shared with other threads), large enough for one ticket
+    /// per connection.
+    pub(crate) fn for_worker(&self, connections: usize) -> TlsClient {
+        let mut config = self.base.clone();
+        if self.resume {
+            config.resumption = Resumption::in_memory_sessions(connections.max(16));
+        }
+        TlsClient {
+            config: Arc::new(config),
+            name: self.name.clone(),
+        }
+    }
+}
+
+fn files(what: &'static str, path: &Path, reason: String) -> EngineError {
+    EngineError::TlsFile {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn certificate_problem(c: &CertificateError) -> TlsProblem {
+    match c {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => TlsProblem::Untrusted,
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            TlsProblem::NameMismatch
+        }
+        CertificateError::Expired
+        | CertificateError::ExpiredContext { .. }
+        | CertificateError::NotValidYet
+        | CertificateError::NotValidYetContext { .. } => TlsProblem::Expired,
+        _ => TlsProblem::Untrusted,
+    }
+}
+
+/// The trusted roots: the CA file's, or the system's (Debian's
+/// ca-certificates), read once at start.
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, EngineError> {
+    let mut store = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| files("CA file", path, e.to_string()))?;
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(files("CA file", path, "no usable certificate in it".into()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            store.add_parsable_certificates(found.certs);
+        }
+    }
+    Ok(store)
+}
+
+/// Accepts any certificate (`insecure`), still checking that the server
+/// holds its key: the handshake's signatures are verified as usual.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A worker's TLS client: one configuration and session cache per thread.
+pub(crate) struct TlsClient {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+/// One connection's TLS state. The session is made anew for each socket;
+/// `tx` keeps its capacity across them.
+pub(crate) struct TlsSession {
+    conn: Option<ClientConnection>,
+    /// Ciphertext to send; while a send is in flight the kernel reads it,
+    /// and nothing writes to it.
+    pub tx: Vec<u8>,
+}
+
+/// How a handshake ended, once it has.
+pub(crate) struct Handshake {
+    pub resumed: bool,
+    pub negotiated: Negotiated,
+}
+
+impl TlsSession {
+    pub(crate) fn new() -> TlsSession {
+        TlsSession {
+            conn: None,
+            tx: Vec::new(),
+        }
+    }
+
+    /// Starts a handshake on a new socket: the ClientHello lands in `tx`.
+    pub(crate) fn start(&mut self, client: &TlsClient) -> Result<(), Fault> {
+        let conn = ClientConnection::new(client.config.clone(), client.name.clone())
+            .map_err(|_| Fault::Tls(TlsCause::Protocol))?;
+        self.conn = Some(conn);
+        self.tx.clear();
+        self.fill_tx();
+        Ok(())
+    }
+
+    /// Forgets the socket's session (its resumption ticket stays in the
+    /// worker's cache).
+    pub(crate) fn end(&mut self) {
+        self.conn = None;
+        self.tx.clear();
+    }
+
+    /// The handshake's outcome, once it is over.
+    pub(crate) fn handshake(&self) -> Option<Handshake> {
+        let c = self.conn.as_ref().filter(|c| !c.is_handshaking())?;
+        let name = |s: String| s.replace("TLSv1_", "TLSv1.");
+        Some(Handshake {
+            resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
+            negotiated: Negotiated {
+                version: c
+                    .protocol_version()
+                    .map_or_else(String::new, |v| name(format!("{v:?}"))),
+                cipher: c
+                    .negotiated_cipher_suite()
+                    .map_or_else(String::new, |s| format!("{:?}", s.suite())),
+                group: c
+                    .negotiated_key_exchange_group()
+                    .map_or_else(String::new, |g| format!("{:?}", g.name())),
+                alpn: c
+                    .alpn_protocol()
+                    .map_or_else(String::new, |a| String::from_utf8_lossy(a).into_owned()),
+            },
+        })
+    }
+
+    /// Takes ciphertext from the ring and hands every piece of plaintext it
+    /// decrypts to `plain`, through `scratch`.
+    pub(crate) fn absorb(
+        &mut self,
+        mut bytes: &[u8],
+        scratch: &mut [u8],
+        mut plain: impl FnMut(&[u8]) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Fault::Tls(TlsCause::Protocol));
+        };
+        while !bytes.is_empty() {
+            let n = conn
+                .read_tls(&mut bytes)
+                .map_err(|_| Fault::Tls(TlsCause::Protocol))?;
+            if n == 0 {
+                return Err(Fault::Tls(TlsCause::Protocol));
+            }
+            // Records before a bad one (an alert after the last response)
+            // still count: their plaintext is framed before the fault.
+            let processed = conn.process_new_packets();
+            loop {
+                match conn.reader().read(scratch) {
+                    // Ok(0) is the server's close_notify: the socket's end
+                    // follows, and is framed there.
+                    Ok(0) => break,
+                    Ok(n) => plain(&scratch[..n])?,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return Err(Fault::Tls(TlsCause::Protocol)),
+                }
+            }
+            processed.map_err(|e| Fault::Tls(cause(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts a batch of requests into `tx`. Only while no send is in
+    /// flight.
+    pub(crate) fn encrypt(&mut self, plaintext: &[u8]) -> Result<(), Fault> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Fault::Tls(TlsCause::Protocol));
+        };
+        conn.writer()
+            .write_all(plaintext)
+            .map_err(|_| Fault::Tls(TlsCause::Protocol))?;
+        self.fill_tx();
+        Ok(())
+    }
+
+    /// Moves whatever rustls wants written into `tx` (handshake flights,
+    /// records, alerts, key updates). Only while no send is in flight.
+    pub(crate) fn fill_tx(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        while conn.wants_write() {
+            if conn.write_tls(&mut self.tx).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+fn cause(e: &rustls::Error) -> TlsCause {
+    match e {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            TlsCause::Certificate
+        }
+        rustls::Error::AlertReceived(_) => TlsCause::Alert,
+        _ => TlsCause::Protocol,
+    }
+}
