@@ -344,3 +344,42 @@ fn the_json_report_carries_tls_and_matches_the_schema() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["tls"].is_null());
 }
+
+#[test]
+fn a_client_certificate_is_presented_when_given() {
+    let pki = Pki::new();
+    let server = TestServer::start(ServerConfig {
+        tls: Some(TlsMode::new(pki.server_requiring_client_cert())),
+        ..Default::default()
+    });
+    let url = server.url("/");
+    // Without one the server refuses the handshake: before any load.
+    let out = urk(&["-t1", "-c2", "-n", "100", "--cacert", &pki.ca(), &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.settled(), 0);
+    let (cert, key) = (
+        pki.client_cert.display().to_string(),
+        pki.client_key.display().to_string(),
+    );
+    let out = urk(&[
+        "-t1",
+        "-c2",
+        "-n",
+        "100",
+        "--cacert",
+        &pki.ca(),
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.settled(), 100);
+}

@@ -28,6 +28,10 @@ pub enum Leaf {
 /// A CA and one leaf of each kind, and the CA's PEM file.
 pub struct Pki {
     pub ca_file: PathBuf,
+    /// A client certificate signed by the CA, and its key (PEM files).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    ca_der: CertificateDer<'static>,
     /// The leaves with their keys, by [`Leaf`].
     leaves: Vec<(Leaf, Vec<CertificateDer<'static>>, Vec<u8>)>,
     dir: PathBuf,
@@ -80,8 +84,18 @@ impl Pki {
         std::fs::create_dir_all(&dir).unwrap();
         let ca_file = dir.join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let client = leaf_params(&["urk-client"])
+            .signed_by(&client_key, &ca)
+            .unwrap();
+        let (client_cert, client_key_file) = (dir.join("client.pem"), dir.join("client.key"));
+        std::fs::write(&client_cert, client.pem()).unwrap();
+        std::fs::write(&client_key_file, client_key.serialize_pem()).unwrap();
         Pki {
             ca_file,
+            client_cert,
+            client_key: client_key_file,
+            ca_der: ca.der().clone(),
             leaves,
             dir,
         }
@@ -107,6 +121,29 @@ impl Pki {
     /// The CA file's path as a string, for `--cacert`.
     pub fn ca(&self) -> String {
         self.ca_file.display().to_string()
+    }
+
+    /// Server settings presenting the good leaf and requiring a client
+    /// certificate signed by the CA.
+    pub fn server_requiring_client_cert(&self) -> Arc<rustls::ServerConfig> {
+        let (_, chain, key) = self.leaves.iter().find(|(k, ..)| *k == Leaf::Good).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.clone()));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain.clone(), key)
+            .unwrap();
+        Arc::new(cfg)
     }
 
     /// Server settings presenting `leaf`, offering TLS 1.2 only when

@@ -104,6 +104,9 @@ pub(crate) struct Life {
     /// The last response had a long body: heads are read with a short
     /// one-shot receive, bodies discarded unread (plain transport only).
     pub large: bool,
+    /// At least one response came on this socket: a fault now is the
+    /// server's trouble, not its refusal of the connection.
+    pub answered: bool,
 }
 
 pub(crate) struct Conn {

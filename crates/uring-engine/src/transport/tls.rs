@@ -54,6 +54,10 @@ pub(crate) struct Negotiated {
     pub alpn: String,
 }
 
+/// How long the probe waits after its handshake for the server's verdict
+/// on it.
+const PROBE_VERDICT: Duration = Duration::from_millis(200);
+
 fn provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "aws-lc-rs")]
     let p = rustls::crypto::aws_lc_rs::default_provider();
@@ -159,6 +163,15 @@ impl TlsSetup {
                     None => (TlsProblem::Other, e.to_string()),
                 };
                 return Err(fail(problem, detail));
+            }
+        }
+        // Under TLS 1.3 the server judges the client's certificate after
+        // the client's last flight: wait a moment for its verdict (an
+        // alert, or its session tickets) before calling the probe good.
+        let _ = sock.set_read_timeout(Some(timeout.min(PROBE_VERDICT)));
+        if let Err(e) = conn.complete_io(&mut sock) {
+            if let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Err(fail(TlsProblem::Other, err.to_string()));
             }
         }
         conn.send_close_notify();

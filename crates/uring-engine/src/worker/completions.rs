@@ -118,8 +118,10 @@ impl Worker<'_> {
             if tls.negotiated.is_none() {
                 tls.negotiated = Some(h.negotiated);
             }
+            // Failures are forgiven at the first response, not here: a
+            // server may refuse the client (its certificate) only after
+            // the handshake, and that refusal must back off too.
             c.phase = Phase::Open;
-            c.failures = 0;
             // The first batch rides with the client's last handshake
             // flight, in one send.
             self.try_send(i, now);
@@ -243,7 +245,11 @@ impl Worker<'_> {
             self.fail(i, now, fault);
             return false;
         }
-        let l = &self.conns[i].life;
+        let c = &mut self.conns[i];
+        if c.life.answered {
+            c.failures = 0;
+        }
+        let l = &c.life;
         if l.last {
             // The server closes after this response: whatever is still
             // outstanding is lost, and new requests go out on a new
@@ -412,6 +418,7 @@ impl Books<'_> {
         }
         l.last = !r.keep_alive;
         l.large = can_discard && r.body_len.is_some_and(|n| n >= SKIP_MIN);
+        l.answered = true;
         Ok(())
     }
 }

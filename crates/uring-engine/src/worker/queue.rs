@@ -220,13 +220,15 @@ impl Worker<'_> {
     /// and the outstanding requests as lost to it, then reconnects at once.
     pub(super) fn fail(&mut self, i: usize, now: u64, fault: Fault) {
         let c = &mut self.conns[i];
-        // A refused handshake is retried with backoff, as a refused connect.
-        let at = match c.phase {
-            Phase::Handshaking { .. } => {
-                c.failures += 1;
-                now + c.backoff_us()
-            }
-            _ => now,
+        // A refused handshake (or a TLS refusal before any response) is
+        // retried with backoff, as a refused connect.
+        let refused = matches!(c.phase, Phase::Handshaking { .. })
+            || (matches!(fault, Fault::Tls(_)) && !c.life.answered);
+        let at = if refused {
+            c.failures += 1;
+            now + c.backoff_us()
+        } else {
+            now
         };
         let n = u64::from(c.life.outstanding);
         let (e, l) = (&mut self.stats.errors, &mut self.stats.lost);
