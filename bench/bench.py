@@ -50,7 +50,36 @@ SCENARIOS = [
     ("c50-veth", 50, "/", 1, [], "veth"),
     ("c10000-veth", 10000, "/", 1, [], "veth"),
     ("pipeline16-c50-veth", 50, "/", 16, [], "veth"),
+    # https against nginx with TLS (OpenSSL on its side; wrk links OpenSSL
+    # too, urk uses rustls with aws-lc-rs). A new connection per request
+    # measures handshakes (resumed ones: every tool resumes sessions).
+    ("https-c50", 50, "/", 1, [], "lo"),
+    ("https-c1000", 1000, "/", 1, [], "lo"),
+    ("https-c10000", 10000, "/", 1, [], "lo"),
+    ("https-close-c20", 20, "/", 1, ["-H", "Connection: close"], "lo"),
+    ("https-16KiB-c50", 50, "/16k", 1, [], "lo"),
+    ("https-c50-veth", 50, "/", 1, [], "veth"),
+    ("https-close-c20-veth", 20, "/", 1, ["-H", "Connection: close"], "veth"),
 ]
+
+# The peers a user would pick instead, where installed (oha: cargo install
+# oha; h2load: apt-get install nghttp2-client), each in the scenarios it
+# supports: neither pipelines, and h2load has no new-connection-per-request
+# mode.
+PEERS = [t for t in ("oha", "h2load") if shutil.which(t)]
+
+
+def https(name):
+    return name.startswith("https-")
+
+
+def closing(extra):
+    return "Connection: close" in extra
+
+
+def tools_for(pipeline, extra):
+    peers = [t for t in PEERS if pipeline == 1 and not (t == "h2load" and closing(extra))]
+    return ["urk", "wrk", *peers]
 
 
 class Veth:
@@ -129,14 +158,18 @@ def start_nginx(tmp, addr="127.0.0.1", prefix=(), client_prefix=()):
     """Starts nginx on core 1 listening on addr, inside `prefix` (a namespace's
     `ip netns exec`) if given, and waits until it answers from `client_prefix`;
     returns (process, port)."""
-    port = free_port()
+    port, tls_port = free_port(), free_port()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", os.path.join(tmp, "key.pem"), "-out", os.path.join(tmp, "cert.pem"),
+                    "-days", "2", "-subj", "/CN=urk-bench"], check=True, capture_output=True)
     www = os.path.join(tmp, "www")
     os.makedirs(www, exist_ok=True)
     for name, size in (("16k", 16384), ("256k", 262144)):
         with open(os.path.join(www, name), "wb") as f:
             f.write(b"x" * size)
     conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
-    conf = conf.replace("@DIR@", tmp).replace("@ADDR@", addr).replace("@PORT@", str(port))
+    conf = (conf.replace("@DIR@", tmp).replace("@ADDR@", addr).replace("@PORT@", str(port))
+            .replace("@TLSPORT@", str(tls_port)))
     path = os.path.join(tmp, "nginx.conf")
     open(path, "w").write(conf)
     proc = subprocess.Popen(
@@ -147,7 +180,7 @@ def start_nginx(tmp, addr="127.0.0.1", prefix=(), client_prefix=()):
     probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.1).close()"
     for _ in range(200):
         if subprocess.run([*client_prefix, sys.executable, "-c", probe, addr, str(port)], capture_output=True).returncode == 0:
-            return proc, port
+            return proc, port, tls_port
         time.sleep(0.05)
     proc.terminate()
     raise SystemExit("nginx did not start: " + open(os.path.join(tmp, "error.log")).read())
@@ -169,11 +202,41 @@ def timed(cmd):
 
 
 def urk_cmd(url, conns, pipeline, seconds, extra=()):
-    return [URK, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "-q", "--json", *extra, url]
+    tls = ["-k"] if url.startswith("https:") else []
+    return [URK, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "-q", "--json", *tls, *extra, url]
 
 
-def wrk_cmd(url, conns, pipeline, seconds):
+def oha_cmd(url, conns, seconds, extra=()):
+    close = ["--disable-keepalive"] if closing(extra) else []
+    return ["oha", "-z", f"{seconds}s", "-c", str(conns), "--no-tui", "--output-format", "json",
+            "--insecure", *close, url]
+
+
+def h2load_cmd(url, conns, seconds):
+    return ["h2load", "--h1", "-t1", f"-c{conns}", "-D", str(seconds), url]
+
+
+def parse_oha(out):
+    r = json.loads(out)
+    reqs = sum(r.get("statusCodeDistribution", {}).values())
+    errs = sum(r.get("errorDistribution", {}).values())
+    return reqs, r["summary"]["requestsPerSec"], errs, (None, dict(r.get("errorDistribution", {})))
+
+
+def parse_h2load(out):
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    if not m or not rps:
+        return 0, 0.0, 0, (None, {})
+    done, failed, errored, timeout = int(m.group(4)), int(m.group(5)), int(m.group(6)), int(m.group(7))
+    return done, float(rps.group(1)), failed + errored + timeout, (None, {})
+
+
+def wrk_cmd(url, conns, pipeline, seconds, extra=()):
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
+    if closing(extra):
+        cmd += ["-H", "Connection: close"]
     if pipeline > 1:
         cmd += ["-s", os.path.join(ROOT, "bench", "pipeline.lua")]
     cmd.append(url)
@@ -213,8 +276,12 @@ def process_cpu_s(pid):
 def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()):
     if tool == "urk":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra), parse_urk
+    elif tool == "oha":
+        cmd, parse = oha_cmd(url, conns, seconds, extra), parse_oha
+    elif tool == "h2load":
+        cmd, parse = h2load_cmd(url, conns, seconds), parse_h2load
     else:
-        cmd, parse = wrk_cmd(url, conns, pipeline, seconds), parse_wrk
+        cmd, parse = wrk_cmd(url, conns, pipeline, seconds, extra), parse_wrk
     server_before = process_cpu_s(server_pid)
     # `ip netns exec` execs the tool in its own process, so GNU time
     # measures the tool.
@@ -306,14 +373,14 @@ def start_server(stack, net):
                   flush=True)
             return None
         addr, server_prefix, client_prefix = Veth.SERVER_ADDR, veth.server_prefix(), veth.client_prefix()
-    proc, port = start_nginx(tmp, addr, server_prefix, client_prefix)
+    proc, port, tls_port = start_nginx(tmp, addr, server_prefix, client_prefix)
 
     def stop():
         proc.terminate()
         proc.wait()
 
     stack.callback(stop)
-    return proc.pid, f"{addr}:{port}", client_prefix
+    return proc.pid, f"{addr}:{port}", f"{addr}:{tls_port}", client_prefix
 
 
 def main():
@@ -342,13 +409,14 @@ def main():
             srv = server(net)
             if srv is None:
                 continue
-            pid, host, prefix = srv
-            url = f"http://{host}{path}"
-            runs = {"urk": [], "wrk": []}
+            pid, host, tls_host, prefix = srv
+            url = f"https://{tls_host}{path}" if https(name) else f"http://{host}{path}"
+            tools = tools_for(pipeline, extra)
+            runs = {t: [] for t in tools}
             for r in range(args.rounds):
                 # Strictly alternating: a tool never follows itself, so
-                # neither inherits its own teardown twice in a row.
-                for tool in ("urk", "wrk"):
+                # none inherits its own teardown twice in a row.
+                for tool in tools:
                     # Let the server finish closing the previous run's
                     # connections (10000 of them at c10000) before the next
                     # run connects, so neither tool inherits the other's teardown.
@@ -374,11 +442,16 @@ def main():
                 return [u[key] / w[key] for u, w in zip(runs["urk"], runs["wrk"]) if u[key] and w[key]]
             ratio = {k: median(round_ratios(k)) for k in ("rps", "cpu_us_per_req")}
             rps_ratios = round_ratios("rps")
+            # urk against each peer, the same way (per-round ratios).
+            peers = {t: median([u["cpu_us_per_req"] / p["cpu_us_per_req"] for u, p in zip(runs["urk"], runs[t])
+                                if u["cpu_us_per_req"] and p["cpu_us_per_req"]])
+                     for t in tools if t not in ("urk", "wrk")}
             # The spread says how far a single round can be trusted.
             ratio["rps_range"] = [min(rps_ratios), max(rps_ratios)] if rps_ratios else None
             entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
-                     "network": net, "runs": runs, "median": summary, "urk_over_wrk": ratio}
-            if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50"):
+                     "network": net, "runs": runs, "median": summary, "urk_over_wrk": ratio,
+                     "urk_over_peers_cpu_us_per_req": peers}
+            if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50", "https-c50"):
                 entry["syscalls"] = {t: syscalls(t, url, conns, pipeline) for t in ("urk", "wrk")}
             results.append(entry)
             print(f"== {name}: urk/wrk cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
@@ -449,16 +522,18 @@ def markdown(meta, results, pace=None):
         "generator's). In the -veth scenarios each end sits in a network namespace of its own, joined by a veth pair, "
         "and each end's receive processing is steered (RPS) to its own core, as a network card's interrupts would put it.",
         "",
-        "| scenario | tool | req/s | CPU-µs/req | nginx CPU-µs/req | peak RSS MB | errors | urk/wrk CPU-µs/req | urk/wrk req/s (range over rounds) |",
+        "| scenario | tool | req/s | CPU-µs/req | nginx CPU-µs/req | peak RSS MB | errors | urk/tool CPU-µs/req | urk/wrk req/s (range over rounds) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in results:
-        for tool in ("urk", "wrk"):
+        for tool in e["median"]:
             m = e["median"][tool]
             ratio = e["urk_over_wrk"]
             spread = ratio.get("rps_range")
             rps = fmt(ratio["rps"], ".2f") + (f" ({spread[0]:.2f}-{spread[1]:.2f})" if spread else "")
-            extra = (fmt(ratio["cpu_us_per_req"], ".2f"), rps) if tool == "urk" else ("", "")
+            peer = e.get("urk_over_peers_cpu_us_per_req", {}).get(tool)
+            extra = ((fmt(ratio["cpu_us_per_req"], ".2f") + " (vs wrk)", rps) if tool == "urk"
+                     else (fmt(peer, ".2f") if peer is not None else "", ""))
             lines.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
                          f"{fmt(m.get('server_cpu_us_per_req'), '.2f')} | "
                          f"{fmt(m['peak_rss_mb'], '.1f')} | {m['errors']} | {extra[0]} | {extra[1]} |")
@@ -467,7 +542,7 @@ def markdown(meta, results, pace=None):
     if sc:
         lines += ["", "Syscalls per 1000 requests (strace -c -f, separate run of 2 s, 8 s from 1000 connections):", ""]
         for e in sc:
-            for tool in ("urk", "wrk"):
+            for tool in e["syscalls"]:
                 calls = ", ".join(f"{k} {v}" for k, v in e["syscalls"][tool]["per_1000_requests"].items())
                 lines.append(f"- {e['scenario']} {tool}: {calls}")
     if pace:
@@ -479,8 +554,10 @@ def markdown(meta, results, pace=None):
     return "\n".join(lines) + "\n"
 
 
-# Issue 3's targets: scenario -> most urk/wrk CPU-us per request allowed.
-CPU_TARGETS = {"c50": 0.85, "c10000": 0.6, "pipeline16-c50": 0.8, "16KiB-c50": 0.9}
+# Issue 3's and the https issue's targets: scenario -> most urk/wrk CPU-us
+# per request allowed.
+CPU_TARGETS = {"c50": 0.85, "c10000": 0.6, "pipeline16-c50": 0.8, "16KiB-c50": 0.9,
+               "https-c50": 0.85, "https-c1000": 0.85, "https-16KiB-c50": 0.85, "https-close-c20": 0.90}
 
 
 def targets(results):
@@ -508,10 +585,11 @@ def targets(results):
         worst = max(e["runs"]["urk"], key=lambda x: x["errors"])
         kinds = "".join(f", {k} {v}" for k, v in worst.get("error_kinds", {}).items())
         line(errs == 0, f"{e['scenario']} urk errors {errs} (most in any round{kinds}; target 0)")
-    if "c10000" in by:
-        m = by["c10000"]["median"]
-        line(m["urk"]["peak_rss_mb"] <= m["wrk"]["peak_rss_mb"],
-             f"c10000 peak RSS urk {m['urk']['peak_rss_mb']:.1f} MB vs wrk {m['wrk']['peak_rss_mb']:.1f} MB")
+    for name in ("c10000", "https-c10000"):
+        if name in by:
+            m = by[name]["median"]
+            line(m["urk"]["peak_rss_mb"] <= m["wrk"]["peak_rss_mb"],
+                 f"{name} peak RSS urk {m['urk']['peak_rss_mb']:.1f} MB vs wrk {m['wrk']['peak_rss_mb']:.1f} MB")
     if "c10000" in by and "c50" in by:
         hi, lo = by["c10000"]["median"]["urk"]["cpu_us_per_req"], by["c50"]["median"]["urk"]["cpu_us_per_req"]
         whi, wlo = by["c10000"]["median"]["wrk"]["cpu_us_per_req"], by["c50"]["median"]["wrk"]["cpu_us_per_req"]
