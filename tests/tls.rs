@@ -186,8 +186,135 @@ fn a_tls12_only_server_negotiates_12_and_refuses_13_only() {
 }
 
 #[test]
-fn faults_mid_stream_are_counted_by_cause() {
+fn long_bodies_are_decrypted_whole_at_every_level() {
+    // Bodies past the plain path's discard threshold: under TLS they are
+    // read and decrypted, never skipped, and every byte is accounted for.
     let pki = Pki::new();
+    for len in [64 * 1024, 300_000] {
+        let server = tls_server(
+            &pki,
+            Leaf::Good,
+            |_| {},
+            ServerConfig {
+                body: vec![b'x'; len],
+                small_every: 3,
+                ..Default::default()
+            },
+        );
+        let mut answered = 0;
+        for level in [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy] {
+            let r = run(&config(&server, &pki).io(level).requests(300)).unwrap();
+            answered += 300;
+            assert_eq!(r.requests, 300, "{level} {len}");
+            assert_eq!(r.errors.total(), 0, "{level} {len}: {:?}", r.errors);
+            assert_eq!(server.settled(), answered, "{level} {len}");
+            assert_eq!(
+                r.io.skips_per_1000_requests, 0.0,
+                "{level}: nothing skipped"
+            );
+            // Plaintext bytes: what the server wrote, heads included.
+            assert!(
+                r.bytes_read >= 200 * len as u64,
+                "{level}: {}",
+                r.bytes_read
+            );
+        }
+    }
+}
+
+#[test]
+fn sni_names_the_server_and_a_slow_server_times_out() {
+    let pki = Pki::new();
+    let server = good(&pki);
+    // The certificate is for localhost and 127.0.0.1: --sni picks the name.
+    let url = server.url("/");
+    let ok = urk(&[
+        "-n",
+        "50",
+        "--cacert",
+        &pki.ca(),
+        "--sni",
+        "localhost",
+        &url,
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let bad = urk(&[
+        "-n",
+        "50",
+        "--cacert",
+        &pki.ca(),
+        "--sni",
+        "other.example",
+        &url,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("for another name"),
+        "{}",
+        text(&bad.stderr)
+    );
+    // Responses slower than the timeout are timeouts, as on plain HTTP.
+    let slow = tls_server(
+        &pki,
+        Leaf::Good,
+        |_| {},
+        ServerConfig {
+            delay: Duration::from_millis(400),
+            ..Default::default()
+        },
+    );
+    let r = run(&config(&slow, &pki)
+        .timeout(Duration::from_millis(150))
+        .duration(Duration::from_secs(1)))
+    .unwrap();
+    assert!(r.errors.timeout >= 4, "{:?}", r.errors);
+    assert_eq!(r.lost_causes.timeout, r.errors.timeout);
+    accounted(&r);
+}
+
+#[test]
+fn merging_tls_reports_adds_their_handshakes() {
+    let pki = Pki::new();
+    let server = good(&pki);
+    let dir = std::env::temp_dir();
+    let mut files = Vec::new();
+    for n in ["3", "5"] {
+        let out = urk(&[
+            "-t1",
+            "-c",
+            n,
+            "-n",
+            "200",
+            "--json",
+            "--cacert",
+            &pki.ca(),
+            &server.url("/"),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let f = dir.join(format!("urk-tls-merge-{n}-{}.json", std::process::id()));
+        std::fs::write(&f, &out.stdout).unwrap();
+        files.push(f.display().to_string());
+    }
+    let out = urk(&["merge", "--json", &files[0], &files[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["tls"]["handshakes"], 8);
+    assert_eq!(m["requests"], 400);
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[test]
+fn faults_mid_stream_are_counted_by_cause() {
+    for level in [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy] {
+        faults_at(level);
+    }
+}
+
+fn faults_at(level: IoLevel) {
+    let pki = Pki::new();
+    let config = |server: &TestServer, pki: &Pki| config(server, pki).io(level);
     // A fatal alert after every 50th response of a connection.
     let server = tls_server(
         &pki,

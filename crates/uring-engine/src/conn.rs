@@ -157,6 +157,12 @@ impl Conn {
         ]
     }
 
+    /// The transport can consume body bytes unread (`MSG_TRUNC`): the
+    /// plain one can; under TLS every record must be decrypted whole.
+    pub(crate) fn can_discard(&self) -> bool {
+        self.tls.is_none()
+    }
+
     /// No operation refers to the slot any more: it may be reused.
     pub(crate) fn is_idle(&self) -> bool {
         self.in_flight().iter().all(Option::is_none) && !self.life.ops.contains(Ops::SOCKOPT)

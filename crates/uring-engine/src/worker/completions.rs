@@ -190,7 +190,7 @@ impl Worker<'_> {
                 }
                 let c = &self.conns[i];
                 if c.life.recv == (Recv::Armed { multishot: true })
-                    && c.tls.is_none()
+                    && c.can_discard()
                     && (c.life.large || c.framer.sized_remaining() >= SKIP_MIN)
                 {
                     // A multishot receive would copy the long bodies to
@@ -246,7 +246,7 @@ impl Worker<'_> {
             return false;
         }
         let c = &mut self.conns[i];
-        if c.life.answered {
+        if c.failures != 0 && c.life.answered {
             c.failures = 0;
         }
         let l = &c.life;
@@ -281,20 +281,22 @@ impl Worker<'_> {
             rate_mode,
             now,
         };
-        books.book(&mut c.life, c.tls.is_none(), r)
+        let can_discard = c.can_discard();
+        books.book(&mut c.life, can_discard, r)
     }
 
     /// Reads on: discards the rest of a long body unread, or arms a receive.
     pub(super) fn next_recv(&mut self, i: usize) {
         let c = &self.conns[i];
-        if c.phase != Phase::Open || c.life.recv != Recv::Idle {
+        if !matches!(c.phase, Phase::Open | Phase::Handshaking { .. }) || c.life.recv != Recv::Idle
+        {
             return;
         }
         let rest = c.framer.sized_remaining();
         // After a short head receive on a long-body connection any rest is
         // discarded; elsewhere only a rest worth its own receive. Only the
         // plain transport can discard: TLS records must be decrypted whole.
-        if rest >= SKIP_MIN || (c.life.large && rest > 0) {
+        if c.can_discard() && (rest >= SKIP_MIN || (c.life.large && rest > 0)) {
             self.skip(i, rest);
         } else {
             self.arm_recv(i);
