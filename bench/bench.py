@@ -66,7 +66,13 @@ SCENARIOS = [
 # oha; h2load: apt-get install nghttp2-client), each in the scenarios it
 # supports: neither pipelines, and h2load has no new-connection-per-request
 # mode.
-PEERS = [t for t in ("oha", "h2load") if shutil.which(t)]
+# URK_BENCH_PEERS="oha" (or "") chooses among them.
+PEERS = [t for t in os.environ.get("URK_BENCH_PEERS", "oha,h2load").split(",") if t and shutil.which(t)]
+# URK_BASELINE=path/to/urk adds "urk-base", that build in the same rounds:
+# an A/B of a change against the commit before it.
+BASELINE = os.environ.get("URK_BASELINE")
+if BASELINE:
+    PEERS.insert(0, "urk-base")
 
 
 def https(name):
@@ -78,7 +84,8 @@ def closing(extra):
 
 
 def tools_for(pipeline, extra):
-    peers = [t for t in PEERS if pipeline == 1 and not (t == "h2load" and closing(extra))]
+    peers = [t for t in PEERS if t == "urk-base"
+             or (pipeline == 1 and not (t == "h2load" and closing(extra)))]
     return ["urk", "wrk", *peers]
 
 
@@ -201,9 +208,9 @@ def timed(cmd):
     return p.stdout.decode(errors="replace"), float(user) + float(sys_), int(rss), wall
 
 
-def urk_cmd(url, conns, pipeline, seconds, extra=()):
+def urk_cmd(url, conns, pipeline, seconds, extra=(), binary=URK):
     tls = ["-k"] if url.startswith("https:") else []
-    return [URK, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "-q", "--json", *tls, *extra, url]
+    return [binary, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "-q", "--json", *tls, *extra, url]
 
 
 def oha_cmd(url, conns, seconds, extra=()):
@@ -276,6 +283,8 @@ def process_cpu_s(pid):
 def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()):
     if tool == "urk":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra), parse_urk
+    elif tool == "urk-base":
+        cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra, BASELINE), parse_urk
     elif tool == "oha":
         cmd, parse = oha_cmd(url, conns, seconds, extra), parse_oha
     elif tool == "h2load":
