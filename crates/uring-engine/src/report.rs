@@ -55,12 +55,13 @@ pub struct Report {
     pub lost_causes: LostCauses,
     /// Requests still in flight when the run ended (after the grace).
     pub requests_unfinished: u64,
-    /// Bytes received, heads included (the grace's too).
+    /// Bytes received on the wire (ciphertext under TLS), heads included
+    /// (the grace's too).
     pub bytes_read: u64,
     /// Of `bytes_read`, those received after the window.
     #[serde(default)]
     pub bytes_read_after_stop: u64,
-    /// Bytes sent.
+    /// Bytes sent on the wire (ciphertext under TLS).
     pub bytes_written: u64,
     /// Responses completed within the window, per second of it:
     /// `(requests - requests_after_stop) / duration_s`.

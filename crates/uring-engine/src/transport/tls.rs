@@ -58,11 +58,18 @@ pub(crate) struct Negotiated {
 /// on it.
 const PROBE_VERDICT: Duration = Duration::from_millis(200);
 
+/// The provider, with AES-128-GCM/SHA-256 suites offered first (as
+/// browsers do): rustls's default puts AES-256-GCM/SHA-384 first, and a
+/// server that honours the client's order then spends the handshake's key
+/// schedule on SHA-384 (23% of urk's CPU with a new connection per
+/// request, where SHA-256 has hardware help) and every record on AES-256.
 fn provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "aws-lc-rs")]
-    let p = rustls::crypto::aws_lc_rs::default_provider();
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
     #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
-    let p = rustls::crypto::ring::default_provider();
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites
+        .sort_by_key(|s| !format!("{:?}", s.suite()).contains("AES_128_GCM_SHA256"));
     Arc::new(p)
 }
 
