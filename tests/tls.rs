@@ -212,7 +212,7 @@ fn long_bodies_are_decrypted_whole_at_every_level() {
                 r.io.skips_per_1000_requests, 0.0,
                 "{level}: nothing skipped"
             );
-            // Plaintext bytes: what the server wrote, heads included.
+            // Bytes on the wire (ciphertext): at least the bodies.
             assert!(
                 r.bytes_read >= 200 * len as u64,
                 "{level}: {}",

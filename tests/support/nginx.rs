@@ -49,17 +49,7 @@ impl Nginx {
                 .port()
         };
         let (port, tls_port) = (free(), free());
-        let pki = super::tls::Pki::new();
-        pki.write_pem(
-            super::tls::Leaf::Good,
-            &dir.join("cert.pem"),
-            &dir.join("key.pem"),
-        );
-        let conf = include_str!("../nginx.conf")
-            .replace("@DIR@", dir.to_str().unwrap())
-            .replace("@PORT@", &port.to_string())
-            .replace("@TLSPORT@", &tls_port.to_string());
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let pki = write_config(&dir, port, tls_port);
         std::fs::create_dir_all(dir.join("www")).unwrap();
         std::fs::write(dir.join("www/big"), vec![b'b'; BIG_LEN as usize]).unwrap();
         let child = Command::new(bin)

@@ -86,11 +86,13 @@ impl Worker<'_> {
         // The handshake first: the ClientHello goes out, the server's
         // flight comes back through the receive.
         c.phase = Phase::Handshaking { since: now };
-        let client = self
-            .tls
-            .as_ref()
-            .expect("a TLS session implies a TLS client");
-        if let Err(fault) = t.start(client) {
+        // A TLS session implies the worker's TLS client; were it missing,
+        // the connection fails as a protocol fault rather than the worker.
+        let started = match &self.tls {
+            Some(client) => t.start(client),
+            None => Err(Fault::Tls(TlsCause::Protocol)),
+        };
+        if let Err(fault) = started {
             return self.fail(i, now, fault);
         }
         self.arm_recv(i);
