@@ -31,6 +31,7 @@ mod error;
 mod framer;
 mod request;
 mod target;
+pub mod targets;
 
 pub use error::{FrameError, RequestError};
 pub use framer::{Response, ResponseFramer, MAX_HEADERS, MAX_HEAD_BYTES};
