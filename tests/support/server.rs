@@ -42,6 +42,38 @@ pub struct ServerConfig {
     pub killable: bool,
     /// Speak TLS (`https://`), and misbehave in TLS if asked.
     pub tls: Option<TlsMode>,
+    /// Keep every request seen ([`TestServer::seen`]).
+    pub record: bool,
+    /// Answer requests whose path starts with the first with the second
+    /// status instead of `status`.
+    pub status_by_path: Vec<(String, u16)>,
+}
+
+/// A request as the server read it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    /// The value of header `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the server has counted: responses, their bytes, the requests.
+#[derive(Default)]
+struct Tally {
+    answered: AtomicU64,
+    written: AtomicU64,
+    seen: Mutex<Vec<Seen>>,
 }
 
 /// The server's TLS side and how it misbehaves. Counts in `*_after` are
@@ -88,6 +120,8 @@ impl Default for ServerConfig {
             stall: None,
             killable: false,
             tls: None,
+            record: false,
+            status_by_path: Vec::new(),
         }
     }
 }
@@ -96,8 +130,7 @@ impl Default for ServerConfig {
 pub struct TestServer {
     pub addr: SocketAddr,
     scheme: &'static str,
-    answered: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     stop: Arc<AtomicBool>,
     /// Every accepted connection, so `kill` can cut them all.
     open: Arc<Mutex<Vec<TcpStream>>>,
@@ -135,8 +168,7 @@ impl TestServer {
     fn serve_on(listener: TcpListener, cfg: ServerConfig) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
         let open = Arc::new(Mutex::new(Vec::new()));
-        let answered = Arc::new(AtomicU64::new(0));
-        let written = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Tally::default());
         let stop = Arc::new(AtomicBool::new(false));
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         let cfg = Arc::new(cfg);
@@ -145,12 +177,7 @@ impl TestServer {
             until: Mutex::new(None),
         });
         {
-            let (answered, written, stop, open) = (
-                answered.clone(),
-                written.clone(),
-                stop.clone(),
-                open.clone(),
-            );
+            let (tally, stop, open) = (tally.clone(), stop.clone(), open.clone());
             thread::spawn(move || {
                 let mut accepted = 0u64;
                 for stream in listener.incoming() {
@@ -163,16 +190,11 @@ impl TestServer {
                             open.lock().unwrap().push(c);
                         }
                     }
-                    let (cfg, answered, written, stall) = (
-                        cfg.clone(),
-                        answered.clone(),
-                        written.clone(),
-                        stall.clone(),
-                    );
+                    let (cfg, tally, stall) = (cfg.clone(), tally.clone(), stall.clone());
                     accepted += 1;
                     let nth = accepted;
                     thread::spawn(move || {
-                        let counts = (&*answered, &*written);
+                        let counts = &*tally;
                         match &cfg.tls {
                             None => {
                                 let _ = stream.set_nodelay(true);
@@ -187,8 +209,7 @@ impl TestServer {
         TestServer {
             addr,
             scheme,
-            answered,
-            written,
+            tally,
             stop,
             open,
         }
@@ -201,12 +222,17 @@ impl TestServer {
 
     /// Responses fully written so far.
     pub fn answered(&self) -> u64 {
-        self.answered.load(Ordering::SeqCst)
+        self.tally.answered.load(Ordering::SeqCst)
     }
 
     /// Bytes of the responses counted by [`answered`](Self::answered).
     pub fn written(&self) -> u64 {
-        self.written.load(Ordering::SeqCst)
+        self.tally.written.load(Ordering::SeqCst)
+    }
+
+    /// Every request read so far (with `record`), in the order read.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.tally.seen.lock().unwrap().clone()
     }
 
     /// The count once it has stopped moving (the last writes of a run may
@@ -245,21 +271,26 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn response(cfg: &ServerConfig, head_request: bool, close: bool) -> Vec<u8> {
-    response_with(cfg, &cfg.body, head_request, close)
+    response_with(cfg, cfg.status, &cfg.body, head_request, close)
 }
 
-fn response_with(cfg: &ServerConfig, body: &[u8], head_request: bool, close: bool) -> Vec<u8> {
+fn response_with(
+    cfg: &ServerConfig,
+    status: u16,
+    body: &[u8],
+    head_request: bool,
+    close: bool,
+) -> Vec<u8> {
     let version = if cfg.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
     let mut r = format!(
-        "{version} {} {}\r\nServer: urk-test\r\n",
-        cfg.status,
-        reason(cfg.status)
+        "{version} {status} {}\r\nServer: urk-test\r\n",
+        reason(status)
     )
     .into_bytes();
     if close && !cfg.http10 {
         r.extend_from_slice(b"Connection: close\r\n");
     }
-    let no_body = cfg.status == 204 || cfg.status == 304;
+    let no_body = status == 204 || status == 304;
     if no_body {
         r.extend_from_slice(b"\r\n");
         return r;
@@ -417,7 +448,7 @@ fn serve_tls(
     mode: &TlsMode,
     nth: u64,
     cfg: &ServerConfig,
-    counts: (&AtomicU64, &AtomicU64),
+    counts: &Tally,
     stall: &Stall,
 ) {
     if mode.stall_handshakes_after.is_some_and(|n| nth > n) {
@@ -438,12 +469,7 @@ fn serve_tls(
 }
 
 /// Serves one connection, counting responses and their bytes.
-fn serve(
-    mut stream: impl Wire,
-    cfg: &ServerConfig,
-    (answered, written): (&AtomicU64, &AtomicU64),
-    stall: &Stall,
-) {
+fn serve(mut stream: impl Wire, cfg: &ServerConfig, tally: &Tally, stall: &Stall) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
     let mut served = 0u64;
@@ -465,6 +491,29 @@ fn serve(
                 break;
             }
             let head_request = req.method == Some("HEAD");
+            let path = req.path.unwrap_or("").to_string();
+            if cfg.record {
+                tally.seen.lock().unwrap().push(Seen {
+                    method: req.method.unwrap_or("").to_string(),
+                    path: path.clone(),
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: buf[head_len..head_len + body_len].to_vec(),
+                });
+            }
+            let status = cfg
+                .status_by_path
+                .iter()
+                .find(|(p, _)| path.starts_with(p.as_str()))
+                .map_or(cfg.status, |&(_, s)| s);
             buf.copy_within(head_len + body_len..have, 0);
             have -= head_len + body_len;
             served += 1;
@@ -475,12 +524,12 @@ fn serve(
             stall.wait(cfg);
             let small = cfg.small_every > 0 && served % cfg.small_every == 0;
             let body: &[u8] = if small { b"small\n" } else { &cfg.body };
-            let r = response_with(cfg, body, head_request, close);
+            let r = response_with(cfg, status, body, head_request, close);
             if stream.write_all(&r).and_then(|()| stream.flush()).is_err() {
                 return;
             }
-            written.fetch_add(r.len() as u64, Ordering::SeqCst);
-            answered.fetch_add(1, Ordering::SeqCst);
+            tally.written.fetch_add(r.len() as u64, Ordering::SeqCst);
+            tally.answered.fetch_add(1, Ordering::SeqCst);
             if close {
                 stream.close();
                 return;

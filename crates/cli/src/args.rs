@@ -2,8 +2,9 @@
 //! plus urk's own, turned into an engine [`Config`].
 
 use argh::FromArgs;
+use uring_engine::proto::{self, targets::TargetEntry, Target};
 use uring_engine::units::{parse_count, parse_duration};
-use uring_engine::{Config, IoLevel, TlsVersion};
+use uring_engine::{Config, IoLevel, Order, TlsVersion};
 
 /// urk: an HTTP/1.1 load generator on io_uring, with wrk's interface.
 #[derive(FromArgs, Debug)]
@@ -98,6 +99,19 @@ pub struct Args {
     /// resumption
     #[argh(switch)]
     pub no_tls_resume: bool,
+    /// send the requests in this file instead of one: URLs or paths a
+    /// line, "METHOD URL" blocks with headers and a body, or JSON lines
+    /// (see README); placeholders such as {{seq}} are filled per request
+    #[argh(option)]
+    pub targets: Option<String>,
+    /// with --targets: rr, random or weighted (default: weighted if the
+    /// file gives weights, rr otherwise)
+    #[argh(option)]
+    pub order: Option<String>,
+    /// seed for --order random/weighted and random placeholders, to repeat
+    /// a run's sequence (default: random, printed in the JSON report)
+    #[argh(option)]
+    pub seed: Option<u64>,
     /// no live progress on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -180,13 +194,69 @@ impl Args {
         self.fail_if.iter().map(|t| t.parse()).collect()
     }
 
+    /// A targets file's requests, resolved against the URL if one was
+    /// given, and the URL to report (the file's first when none was).
+    fn read_targets(&self, path: &str) -> Result<(String, Vec<TargetEntry>), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --targets '{path}': {e}"))?;
+        let base = match &self.url {
+            Some(u) => Some(Target::parse(u).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let list = proto::targets::parse(&text, base.as_ref())
+            .map_err(|e| format!("--targets '{path}': {e}"))?;
+        let url = match (&self.url, list.first()) {
+            (Some(u), _) => u.clone(),
+            (None, Some(first)) => first.spec.target.url.clone(),
+            (None, None) => return Err(format!("--targets '{path}' has no targets")),
+        };
+        Ok((url, list))
+    }
+
     /// The engine configuration these flags describe.
     pub fn to_config(&self) -> Result<Config, String> {
-        let url = self
-            .url
+        let targets = self
+            .targets
             .as_deref()
-            .ok_or("missing URL, e.g. urk -c 50 -d 10s http://127.0.0.1:8080/")?;
+            .map(|p| self.read_targets(p))
+            .transpose()?;
+        let url = match (&targets, self.url.as_deref()) {
+            (Some((u, _)), _) => u.as_str(),
+            (None, Some(u)) => u,
+            (None, None) => {
+                return Err("missing URL, e.g. urk -c 50 -d 10s http://127.0.0.1:8080/".into())
+            }
+        };
         let mut cfg = Config::new(url).map_err(|e| e.to_string())?;
+        if let Some((_, mut list)) = targets {
+            if self.method.is_some() || self.body.is_some() || self.body_file.is_some() {
+                return Err(
+                    "-m, --body and --body-file do not go with --targets: the file gives each request's method and body".into(),
+                );
+            }
+            // -H adds to every target, unless the file sets that header.
+            for h in &self.header {
+                let (n, v) = proto::RequestSpec::parse_header(h).map_err(|e| e.to_string())?;
+                for e in &mut list {
+                    if !e
+                        .spec
+                        .headers
+                        .iter()
+                        .any(|(m, _)| m.eq_ignore_ascii_case(&n))
+                    {
+                        e.spec.headers.push((n.clone(), v.clone()));
+                    }
+                }
+            }
+            cfg = cfg.targets(list);
+        }
+        if let Some(o) = &self.order {
+            if self.targets.is_none() {
+                return Err("--order needs --targets".into());
+            }
+            cfg.order = Some(o.parse::<Order>().map_err(|e| e.to_string())?);
+        }
+        cfg.seed = self.seed;
         if let Some(n) = count("-c", &self.connections)? {
             cfg = cfg.connections(usize::try_from(n).map_err(|_| "-c is too large")?);
         }
@@ -217,8 +287,10 @@ impl Args {
         if let Some(m) = &self.method {
             cfg = cfg.method(m);
         }
-        for h in &self.header {
-            cfg = cfg.header(h).map_err(|e| e.to_string())?;
+        if cfg.targets.is_empty() {
+            for h in &self.header {
+                cfg = cfg.header(h).map_err(|e| e.to_string())?;
+            }
         }
         match (&self.body, &self.body_file) {
             (Some(_), Some(_)) => return Err("give --body or --body-file, not both".into()),

@@ -72,6 +72,13 @@ impl ResponseFramer {
         }
     }
 
+    /// Says whether the next response answers a `HEAD` (no body whatever
+    /// its headers say), for connections whose requests mix methods. Takes
+    /// effect when that response's head is parsed; set it between responses.
+    pub fn set_head_request(&mut self, head_request: bool) {
+        self.head_request = head_request;
+    }
+
     /// Forgets any partial response, for a fresh connection.
     pub fn reset(&mut self) {
         self.state = State::Head;

@@ -32,6 +32,7 @@ mod framer;
 mod request;
 mod target;
 pub mod targets;
+pub mod template;
 
 pub use error::{FrameError, RequestError};
 pub use framer::{Response, ResponseFramer, MAX_HEADERS, MAX_HEAD_BYTES};

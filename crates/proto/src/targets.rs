@@ -246,6 +246,7 @@ fn resolve(raws: Vec<Raw>, base: Option<&Target>) -> Result<Vec<TargetEntry>, Ta
         }
         None => None,
     };
+    let mut base_url = base_url;
     let mut server: Option<(bool, String, u16)> = base.map(|b| (b.tls, b.host.clone(), b.port));
     let mut out = Vec::with_capacity(raws.len());
     for r in raws {
@@ -260,6 +261,9 @@ fn resolve(raws: Vec<Raw>, base: Option<&Target>) -> Result<Vec<TargetEntry>, Ta
                 )
             })?,
         };
+        // Without a base URL the file's first full URL is the base for the
+        // paths after it.
+        base_url.get_or_insert_with(|| absolute.clone());
         let target = Target::parse(absolute.as_str()).map_err(|e| err(r.line, e.to_string()))?;
         let here = (target.tls, target.host.clone(), target.port);
         match &server {

@@ -2,6 +2,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use proto::targets::TargetEntry;
 use proto::{RequestSpec, Target};
 
 use crate::EngineError;
@@ -47,6 +48,33 @@ impl std::str::FromStr for IoLevel {
             "legacy" => Ok(IoLevel::Legacy),
             _ => Err(EngineError::Config(format!(
                 "invalid --io '{s}': expected auto, full, basic or legacy"
+            ))),
+        }
+    }
+}
+
+/// How the next request is chosen among several targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Each in turn (each worker starts at its own share of the list).
+    #[serde(rename = "rr")]
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// At random, in proportion to each target's weight.
+    Weighted,
+}
+
+impl std::str::FromStr for Order {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s {
+            "rr" => Ok(Order::RoundRobin),
+            "random" => Ok(Order::Random),
+            "weighted" => Ok(Order::Weighted),
+            _ => Err(EngineError::Config(format!(
+                "invalid order '{s}': expected rr, random or weighted"
             ))),
         }
     }
@@ -168,6 +196,16 @@ pub struct Config {
     pub intervals: bool,
     /// How `https://` connections are made (unused for `http://`).
     pub tls: TlsOptions,
+    /// Requests to send instead of `request` (a targets file, see
+    /// [`proto::targets`]); all must go to `request`'s server. Empty: send
+    /// `request`. Placeholders ([`proto::template`]) work in both.
+    pub targets: Vec<TargetEntry>,
+    /// How the next target is chosen; `None`: weighted if any weight is
+    /// not 1, round robin otherwise.
+    pub order: Option<Order>,
+    /// Seed for the order and the placeholders' random values, for a
+    /// repeatable run; `None`: a random seed (the report says which).
+    pub seed: Option<u64>,
 }
 
 impl Config {
@@ -186,6 +224,9 @@ impl Config {
             rate: None,
             intervals: false,
             tls: TlsOptions::default(),
+            targets: Vec::new(),
+            order: None,
+            seed: None,
         })
     }
 
@@ -261,6 +302,21 @@ impl Config {
         Ok(self)
     }
 
+    /// Sends these requests (a parsed targets file) instead of the one
+    /// request.
+    ///
+    /// ```
+    /// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/")?;
+    /// let list = proto::targets::parse("/a\n/b\n", Some(&cfg.request.target)).unwrap();
+    /// let cfg = cfg.targets(list);
+    /// assert_eq!(cfg.targets.len(), 2);
+    /// # Ok::<(), uring_engine::EngineError>(())
+    /// ```
+    pub fn targets(mut self, list: Vec<TargetEntry>) -> Self {
+        self.targets = list;
+        self
+    }
+
     /// Sets the request body.
     pub fn body(mut self, b: impl Into<Vec<u8>>) -> Self {
         self.request.body = b.into();
@@ -314,6 +370,17 @@ impl Config {
             return bad("-n must be at least 1".into());
         }
         self.request.encode()?;
+        let server = |t: &Target| (t.tls, t.host.clone(), t.port);
+        if let Some(e) = self
+            .targets
+            .iter()
+            .find(|e| server(&e.spec.target) != server(&self.request.target))
+        {
+            return bad(format!(
+                "target on line {} ({}) goes to another server than {}",
+                e.line, e.spec.target.url, self.request.target.url
+            ));
+        }
         Ok(())
     }
 

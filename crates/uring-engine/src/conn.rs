@@ -8,6 +8,7 @@
 
 use proto::ResponseFramer;
 
+use crate::source::Outbox;
 use crate::token::Op;
 use crate::transport::TlsSession;
 
@@ -94,6 +95,9 @@ pub(crate) struct Life {
     pub batch_len: u32,
     /// Requests written (or being written) whose response is not complete.
     pub outstanding: u32,
+    /// Requests in the outstanding batch: `batch - outstanding` of them
+    /// are answered, so the next response is the one at that index.
+    pub batch: u32,
     /// When the outstanding batch was sent, in µs since the run started.
     pub sent_at: u64,
     /// When the outstanding batch should have been sent (constant-rate
@@ -128,6 +132,9 @@ pub(crate) struct Conn {
     pub failures: u32,
     /// Receive buffer at the `legacy` level; empty otherwise.
     pub buf: Box<[u8]>,
+    /// The batch being sent when it is not the worker's fixed request
+    /// (plain sends point into it until they complete).
+    pub out: Outbox,
 }
 
 impl Conn {
@@ -143,6 +150,7 @@ impl Conn {
             tried: false,
             failures: 0,
             buf: vec![0; buf_size].into_boxed_slice(),
+            out: Outbox::default(),
         }
     }
 
@@ -155,6 +163,12 @@ impl Conn {
             l.send.map(|_| Op::Send),
             l.ops.contains(Ops::CONNECT).then_some(Op::Connect),
         ]
+    }
+
+    /// The target of the next response to come, if one is outstanding
+    /// and the batch was not the fixed request.
+    pub(crate) fn next_target(&self) -> Option<u32> {
+        next_target(&self.life, &self.out.ids)
     }
 
     /// The transport can consume body bytes unread (`MSG_TRUNC`): the
@@ -177,4 +191,14 @@ impl Conn {
             (10_000u64 << (self.failures - 1).min(7)).min(1_000_000)
         }
     }
+}
+
+/// The target of the next response on a connection whose batch had these
+/// `ids` (empty for the fixed request); `None` if nothing is outstanding.
+pub(crate) fn next_target(l: &Life, ids: &[u32]) -> Option<u32> {
+    let answered = l.batch.checked_sub(l.outstanding)?;
+    if l.outstanding == 0 {
+        return None;
+    }
+    ids.get(answered as usize).copied()
 }

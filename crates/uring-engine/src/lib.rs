@@ -35,6 +35,7 @@ mod probe;
 mod report;
 mod ring;
 mod schedule;
+mod source;
 mod stats;
 mod text;
 mod threshold;
@@ -48,11 +49,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Barrier, OnceLock};
 use std::time::Instant;
 
-pub use config::{Config, IoLevel, TlsOptions, TlsVersion};
+pub use config::{Config, IoLevel, Order, TlsOptions, TlsVersion};
 pub use error::{EngineError, TlsFailure, TlsProblem, Unavailable};
 pub use probe::KernelSupport;
+/// The request and response layer (no I/O): targets files and templates
+/// for [`Config::targets`], the framer.
+pub use proto;
 pub use report::{
-    IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TimelineEntry, TlsReport,
+    IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TargetReport,
+    TimelineEntry, TlsReport,
 };
 pub use stats::{ConnectCauses, Errors, LostCauses, TlsCauses};
 
@@ -86,6 +91,7 @@ pub struct Plan {
     level: IoLevel,
     addr: SocketAddr,
     tls: Option<transport::TlsSetup>,
+    source: source::Prepared,
 }
 
 impl Plan {
@@ -104,12 +110,14 @@ impl Plan {
             }
             false => None,
         };
+        let source = source::Prepared::new(&cfg.request, &cfg.targets, cfg.order, cfg.seed)?;
         Ok(Plan {
             cfg: cfg.clone(),
             support,
             level,
             addr,
             tls,
+            source,
         })
     }
 
@@ -136,11 +144,14 @@ impl Plan {
 
     fn run_inner(&self, stop: &AtomicBool, live: Option<&Live>) -> Result<Report, EngineError> {
         let (cfg, support, level, addr) = (&self.cfg, &self.support, self.level, self.addr);
-        let one = cfg.request.encode()?;
+        let seq = std::sync::atomic::AtomicU64::new(0);
         let shared = Shared {
-            request: one.repeat(cfg.pipeline as usize),
+            source: &self.source,
+            seq: &seq,
+            threads: cfg.threads,
             pipeline: cfg.pipeline,
-            head_request: cfg.request.is_head(),
+            head_request: self.source.all_head(&cfg.request),
+            tracked: self.source.tracked(),
             addr,
             level,
             use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
@@ -172,7 +183,7 @@ impl Plan {
                     std::thread::Builder::new()
                         .name(format!("urk-worker-{i}"))
                         .spawn_scoped(s, move || {
-                            let worker = Worker::new(shared, conns, base, quota);
+                            let worker = Worker::new(shared, i, conns, base, quota);
                             if worker.is_err() {
                                 abort.store(true, std::sync::atomic::Ordering::SeqCst);
                             }
@@ -265,6 +276,8 @@ impl Plan {
             requests_asked: cfg.requests,
             tls: self.tls.is_some(),
             io,
+            targets: self.source.labels(),
+            seed: self.source.seed(),
         };
         Ok(Report::build(facts, &total))
     }

@@ -2,7 +2,7 @@
 //! one target) combined exactly: counts add and histograms merge, so the
 //! percentiles are those of all samples together, never averages.
 
-use crate::report::{LatencySummary, RateReport, RateSummary, Report, TimelineEntry};
+use crate::report::{LatencySummary, RateReport, RateSummary, Report, TargetReport, TimelineEntry};
 
 impl Report {
     /// Combines reports of concurrent runs. Rates add (the runs overlapped);
@@ -81,6 +81,21 @@ impl Report {
                 t.errors += e.errors;
                 let _ = t.histogram.add(&e.histogram);
             }
+            if same_targets(&m.targets, &r.targets) {
+                for (a, b) in m.targets.iter_mut().zip(&r.targets) {
+                    a.requests += b.requests;
+                    for (code, n) in &b.status {
+                        *a.status.entry(*code).or_insert(0) += n;
+                    }
+                    let _ = a.latency_histogram.add(&b.latency_histogram);
+                    a.latency_us = LatencySummary::of(&a.latency_histogram);
+                }
+            } else {
+                m.targets.clear();
+            }
+            if m.seed != r.seed {
+                m.seed = None;
+            }
             m.generator_cpu_s += r.generator_cpu_s;
             m.generator_busy_pct = m.generator_busy_pct.max(r.generator_busy_pct);
             m.generator_bound |= r.generator_bound;
@@ -115,8 +130,29 @@ impl Report {
                 reports.len() - paced
             ));
         }
+        let (first, rest) = match reports.split_first() {
+            Some(x) => x,
+            None => return out,
+        };
+        if rest
+            .iter()
+            .any(|r| !same_targets(&first.targets, &r.targets))
+        {
+            out.push(
+                "the runs sent different targets: the merged report has no per-target figures"
+                    .into(),
+            );
+        }
         out
     }
+}
+
+/// The same targets files (or none): per-target figures add up.
+fn same_targets(a: &[TargetReport], b: &[TargetReport]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x.line, &x.method, &x.url) == (y.line, &y.method, &y.url))
 }
 
 fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {

@@ -88,6 +88,15 @@ pub struct Report {
     /// `https://` runs: what was negotiated and how the handshakes went.
     #[serde(default)]
     pub tls: Option<TlsReport>,
+    /// A targets file's targets, in file order (the first 1000): what
+    /// each got back. Empty for a single request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetReport>,
+    /// The seed of the targets' order and the placeholders' random values
+    /// (give it again for the same sequence); `None` when nothing was
+    /// random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// One entry per second of the run, when intervals were asked for.
     pub timeline: Vec<TimelineEntry>,
     /// Per-thread request rate, sampled every 100 ms.
@@ -136,6 +145,26 @@ pub enum StopCause {
     Duration,
     /// The caller's stop flag (Ctrl-C).
     Interrupted,
+}
+
+/// One target of a targets file and its responses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetReport {
+    /// The request's method.
+    pub method: String,
+    /// The request's URL, as resolved.
+    pub url: String,
+    /// The line of the targets file it starts on.
+    pub line: usize,
+    /// Completed responses (any status).
+    pub requests: u64,
+    /// Completed responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Latency in microseconds (two significant digits).
+    pub latency_us: LatencySummary,
+    /// Its latencies (V2, base64), so that merged reports stay exact.
+    #[serde(rename = "latency_histogram_v2", with = "crate::histogram_b64")]
+    pub latency_histogram: Histogram<u64>,
 }
 
 /// The TLS side of an `https://` run.
@@ -341,11 +370,37 @@ pub(crate) struct RunFacts {
     pub requests_asked: Option<u64>,
     pub tls: bool,
     pub io: IoInfo,
+    /// What a targets file's lines name, when it was one.
+    pub targets: Option<Vec<crate::source::Label>>,
+    pub seed: Option<u64>,
 }
 
 /// Windows shorter than this say nothing about whether urk was the bound:
 /// a run of a few requests is mostly connecting.
 const MIN_JUDGED_S: f64 = 0.1;
+
+fn targets(labels: &[crate::source::Label], s: &WorkerStats) -> Vec<TargetReport> {
+    labels
+        .iter()
+        .zip(&s.targets)
+        .map(|(l, t)| TargetReport {
+            method: l.method.clone(),
+            url: l.url.clone(),
+            line: l.line,
+            requests: t.requests,
+            status: t.status.iter().copied().collect(),
+            latency_us: t
+                .latency
+                .as_ref()
+                .map(LatencySummary::of)
+                .unwrap_or_default(),
+            latency_histogram: t
+                .latency
+                .clone()
+                .unwrap_or_else(crate::stats::new_target_histogram),
+        })
+        .collect()
+}
 
 fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
     let mut out: Vec<TimelineEntry> = Vec::new();
@@ -449,6 +504,8 @@ impl Report {
                     handshake_histogram: t.handshake_us.clone(),
                 }
             }),
+            targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
+            seed: facts.seed,
             timeline: timeline(s),
             thread_requests_per_sec: RateSummary::of(&s.rate),
             io: IoInfo {

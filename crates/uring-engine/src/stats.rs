@@ -156,6 +156,11 @@ pub(crate) fn new_latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
 }
 
+/// Two significant digits: a report line per target, not a full report.
+pub(crate) fn new_target_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static histogram bounds are valid")
+}
+
 pub(crate) fn new_rate_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("static histogram bounds are valid")
 }
@@ -202,6 +207,50 @@ pub(crate) struct WorkerStats {
     pub lag_sum_us: u64,
     /// Per-second intervals, when asked for.
     pub intervals: Vec<Interval>,
+    /// Per target of a targets file (the first `MAX_TRACKED`), by index.
+    pub targets: Vec<TargetStats>,
+}
+
+/// One target's responses: counts by status and latencies. The histogram
+/// is made at the target's first response (a long file of targets costs
+/// memory only for those that were sent) and keeps two significant
+/// digits: a line per target, not a second full report.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TargetStats {
+    pub requests: u64,
+    /// `(status, count)`, in order of first appearance: a target has few.
+    pub status: Vec<(u16, u64)>,
+    pub latency: Option<Histogram<u64>>,
+}
+
+impl TargetStats {
+    fn record(&mut self, status: u16, latency_us: u64) {
+        self.requests += 1;
+        match self.status.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.status.push((status, 1)),
+        }
+        self.latency
+            .get_or_insert_with(new_target_histogram)
+            .saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    fn merge(&mut self, o: &TargetStats) {
+        self.requests += o.requests;
+        for &(s, n) in &o.status {
+            match self.status.iter_mut().find(|(x, _)| *x == s) {
+                Some((_, m)) => *m += n,
+                None => self.status.push((s, n)),
+            }
+        }
+        match (&mut self.latency, &o.latency) {
+            (Some(a), Some(b)) => {
+                let _ = a.add(b);
+            }
+            (a @ None, Some(b)) => *a = Some(b.clone()),
+            _ => {}
+        }
+    }
 }
 
 /// A worker's TLS figures.
@@ -251,6 +300,11 @@ pub(crate) struct Interval {
 
 impl WorkerStats {
     pub(crate) fn new() -> WorkerStats {
+        WorkerStats::with_targets(0)
+    }
+
+    /// Counters for a run that reports `targets` targets one by one.
+    pub(crate) fn with_targets(targets: usize) -> WorkerStats {
         WorkerStats {
             latency: new_latency_histogram(),
             uncorrected: new_latency_histogram(),
@@ -273,6 +327,15 @@ impl WorkerStats {
             max_lag_us: 0,
             lag_sum_us: 0,
             intervals: Vec::new(),
+            targets: vec![TargetStats::default(); targets],
+        }
+    }
+
+    /// Counts a complete response against its target, if that is tracked.
+    #[inline]
+    pub(crate) fn target_response(&mut self, target: u32, status: u16, latency_us: u64) {
+        if let Some(t) = self.targets.get_mut(target as usize) {
+            t.record(status, latency_us);
         }
     }
 
@@ -327,5 +390,11 @@ impl WorkerStats {
         self.completions += o.completions;
         self.recv_arms += o.recv_arms;
         self.skips += o.skips;
+        if self.targets.len() < o.targets.len() {
+            self.targets.resize(o.targets.len(), TargetStats::default());
+        }
+        for (a, b) in self.targets.iter_mut().zip(&o.targets) {
+            a.merge(b);
+        }
     }
 }

@@ -120,6 +120,53 @@ fn count_to(h: &hdrhistogram::Histogram<u64>, v: u64) -> u64 {
     h.count_between(0, v)
 }
 
+/// Most targets listed in the text report; the JSON has them all.
+const TEXT_TARGETS: usize = 20;
+
+/// One line per target: method, path, responses, p50, p99, statuses.
+fn targets(out: &mut String, targets: &[crate::TargetReport]) {
+    let path = |url: &str| -> String {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        url[after_scheme..]
+            .find('/')
+            .map_or("/".to_string(), |i| url[after_scheme + i..].to_string())
+    };
+    let width = targets
+        .iter()
+        .take(TEXT_TARGETS)
+        .map(|t| t.method.len() + 1 + path(&t.url).len())
+        .max()
+        .unwrap_or(0)
+        .clamp(10, 48);
+    let _ = writeln!(
+        out,
+        "  Targets{:>w$}{:>10}{:>10}  Status",
+        "Requests",
+        "50%",
+        "99%",
+        w = width - 7 + 12
+    );
+    for t in targets.iter().take(TEXT_TARGETS) {
+        let mut name = format!("{} {}", t.method, path(&t.url));
+        if name.len() > width {
+            name.truncate(width - 1);
+            name.push('~');
+        }
+        let status: Vec<String> = t.status.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+        let _ = write!(out, "    {name:<width$}{:>10}", t.requests);
+        out.push_str(&pad_units(&format_time_us(t.latency_us.p50 as f64), 10));
+        out.push_str(&pad_units(&format_time_us(t.latency_us.p99 as f64), 10));
+        let _ = writeln!(out, "  {}", status.join(" "));
+    }
+    if targets.len() > TEXT_TARGETS {
+        let _ = writeln!(
+            out,
+            "    ... and {} more targets (--json lists them all)",
+            targets.len() - TEXT_TARGETS
+        );
+    }
+}
+
 impl Report {
     /// Everything wrk prints after the run, plus urk's additions.
     pub fn to_text(&self, opts: TextOptions) -> String {
@@ -156,6 +203,9 @@ impl Report {
             if self.rate.is_some() {
                 spectrum(&mut out, &self.latency_histogram);
             }
+        }
+        if latency_distribution && !self.targets.is_empty() {
+            targets(&mut out, &self.targets);
         }
         if opts.uncorrected && self.rate.is_some() {
             out.push_str(

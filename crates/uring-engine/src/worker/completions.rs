@@ -284,7 +284,8 @@ impl Worker<'_> {
             now,
         };
         let can_discard = c.can_discard();
-        books.book(&mut c.life, can_discard, r)
+        let target = c.next_target();
+        books.book(&mut c.life, target, can_discard, r)
     }
 
     /// Reads on: discards the rest of a long body unread, or arms a receive.
@@ -322,6 +323,7 @@ impl Worker<'_> {
             interval,
             shared,
             scratch,
+            source,
             ..
         } = self;
         let mut books = Books {
@@ -336,16 +338,25 @@ impl Worker<'_> {
             life,
             tls,
             buf,
+            out,
             ..
         } = &mut conns[i];
         let data: &[u8] = match (bufs.as_ref(), bid) {
             (Some(b), Some(bid)) => b.get(bid, len),
             _ => &buf[..len.min(buf.len())],
         };
+        let mut conn = Framing {
+            framer,
+            life,
+            ids: &out.ids,
+            // Methods mixed among the targets: the framer is told, for
+            // each response, whether it answers a HEAD.
+            heads: shared.head_request.is_none().then_some(&*source),
+        };
         match tls {
-            None => feed(framer, life, data, |life, r| books.book(life, true, r)),
+            None => conn.feed(data, |life, id, r| books.book(life, id, true, r)),
             Some(t) => t.absorb(data, scratch, |plain| {
-                feed(framer, life, plain, |life, r| books.book(life, false, r))
+                conn.feed(plain, |life, id, r| books.book(life, id, false, r))
             }),
         }
     }
@@ -371,22 +382,38 @@ impl Worker<'_> {
     }
 }
 
-/// Feeds plaintext to the connection's framer, handing every complete
-/// response to `book`.
-fn feed(
-    framer: &mut proto::ResponseFramer,
-    life: &mut Life,
-    mut data: &[u8],
-    mut book: impl FnMut(&mut Life, Response) -> Result<(), Fault>,
-) -> Result<(), Fault> {
-    while !data.is_empty() {
-        let (used, resp) = framer.feed(data).map_err(|_| Fault::Parse)?;
-        data = &data[used..];
-        if let Some(r) = resp {
-            book(life, r)?;
+/// What framing a connection's bytes touches: its framer, its life and
+/// the targets of its outstanding batch.
+struct Framing<'a, 'w> {
+    framer: &'a mut proto::ResponseFramer,
+    life: &'a mut Life,
+    ids: &'a [u32],
+    /// When targets mix `HEAD` with other methods: the source that knows
+    /// which is which.
+    heads: Option<&'a WorkerSource<'w>>,
+}
+
+impl Framing<'_, '_> {
+    /// Feeds plaintext to the framer, handing every complete response and
+    /// its target to `book`.
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        mut book: impl FnMut(&mut Life, Option<u32>, Response) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
+        while !data.is_empty() {
+            let target = crate::conn::next_target(self.life, self.ids);
+            if let (Some(src), Some(id)) = (self.heads, target) {
+                self.framer.set_head_request(src.is_head(id));
+            }
+            let (used, resp) = self.framer.feed(data).map_err(|_| Fault::Parse)?;
+            data = &data[used..];
+            if let Some(r) = resp {
+                book(self.life, target, r)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where a completed response is booked: the worker's counters at the
@@ -404,7 +431,13 @@ impl Books<'_> {
     /// asked for (nothing outstanding, or the server had said it would
     /// close) is a parse fault. `can_discard`: the transport could skip
     /// the next long body unread.
-    fn book(&mut self, l: &mut Life, can_discard: bool, r: Response) -> Result<(), Fault> {
+    fn book(
+        &mut self,
+        l: &mut Life,
+        target: Option<u32>,
+        can_discard: bool,
+        r: Response,
+    ) -> Result<(), Fault> {
         if l.outstanding == 0 || l.last {
             return Err(Fault::Parse);
         }
@@ -417,6 +450,9 @@ impl Books<'_> {
             corrected,
             self.rate_mode.then(|| now.saturating_sub(l.sent_at)),
         );
+        if let Some(t) = target {
+            self.stats.target_response(t, r.status, corrected);
+        }
         if let Some(iv) = self.interval {
             iv.saturating_record(corrected.max(1));
         }

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use hdrhistogram::serialization::Serializer;
@@ -25,6 +25,7 @@ use crate::bufring::BufRing;
 use crate::conn::{Conn, Life, Ops, Phase, Recv};
 use crate::report::StopCause;
 use crate::schedule::Schedule;
+use crate::source::{Prepared, WorkerSource};
 use crate::stats::MAX_LATENCY_US;
 use crate::stats::{Fault, Interval, WorkerStats};
 use crate::token::{Op, Token};
@@ -94,9 +95,17 @@ const DRAIN_US: u64 = 1_000_000;
 
 /// Read-only facts every worker shares.
 pub(crate) struct Shared<'a> {
-    pub request: Vec<u8>,
+    /// The run's requests, encoded.
+    pub source: &'a Prepared,
+    /// The one sequence of `{{seq}}` placeholders across the run.
+    pub seq: &'a AtomicU64,
+    pub threads: usize,
     pub pipeline: u32,
-    pub head_request: bool,
+    /// Every response answers a `HEAD` (`Some(true)`) or none does;
+    /// `None`: mixed, the framer is told per response.
+    pub head_request: Option<bool>,
+    /// Targets counted one by one (0: none).
+    pub tracked: usize,
     pub addr: SocketAddr,
     pub level: IoLevel,
     pub use_ext_arg: bool,
@@ -155,8 +164,10 @@ pub(crate) struct Worker<'a> {
     setup_flags: &'static [&'static str],
     bufs: Option<BufRing>,
     conns: Vec<Conn>,
-    /// This worker's copy of the request bytes; plain sends point into it.
-    request: Box<[u8]>,
+    /// This worker's side of the request source: its copy of the fixed
+    /// request (plain sends point into it), or what picks and fills
+    /// targets into each connection's outbox.
+    source: WorkerSource<'a>,
     /// This worker's TLS client (configuration and session cache).
     tls: Option<TlsClient>,
     /// Where TLS plaintext is decrypted to on its way to the framer.
@@ -212,6 +223,7 @@ impl<'a> Worker<'a> {
     /// (SINGLE_ISSUER wants the creator to be the submitter).
     pub(crate) fn new(
         shared: &'a Shared<'a>,
+        index: usize,
         connections: usize,
         conn_base: usize,
         quota: Option<u64>,
@@ -250,7 +262,13 @@ impl<'a> Worker<'a> {
             }
         };
         let conns = (0..n)
-            .map(|_| Conn::new(shared.head_request, legacy_buf, shared.tls.is_some()))
+            .map(|_| {
+                Conn::new(
+                    shared.head_request.unwrap_or(false),
+                    legacy_buf,
+                    shared.tls.is_some(),
+                )
+            })
             .collect();
         let family = match shared.addr {
             SocketAddr::V4(_) => AddressFamily::Inet,
@@ -261,7 +279,13 @@ impl<'a> Worker<'a> {
             setup_flags: flags,
             bufs,
             conns,
-            request: shared.request.clone().into_boxed_slice(),
+            source: WorkerSource::new(
+                shared.source,
+                shared.pipeline,
+                shared.seq,
+                index,
+                shared.threads,
+            ),
             tls: shared.tls.as_ref().map(|t| t.for_worker(n)),
             scratch: vec![0; if shared.tls.is_some() { TLS_SCRATCH } else { 0 }].into_boxed_slice(),
             sockaddr: Box::new(SockaddrStorage::from(shared.addr)),
@@ -271,7 +295,7 @@ impl<'a> Worker<'a> {
             cqes: Vec::with_capacity(cq as usize),
             timer: Box::new(Timespec::new()),
             timer_armed: false,
-            stats: WorkerStats::new(),
+            stats: WorkerStats::with_targets(shared.tracked),
             start: Instant::now(),
             quota,
             in_flight: 0,
@@ -361,7 +385,13 @@ impl<'a> Worker<'a> {
             // buffers; leaking them is the only safe choice.
             std::mem::forget(self.bufs.take());
             std::mem::forget(std::mem::take(&mut self.conns));
-            std::mem::forget(std::mem::take(&mut self.request));
+            std::mem::forget(std::mem::replace(
+                &mut self.source,
+                WorkerSource::Fixed {
+                    bytes: Box::new([]),
+                    per: 0,
+                },
+            ));
         }
         Ok(Outcome {
             window,

@@ -43,23 +43,28 @@ impl Worker<'_> {
             self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
             self.stats.lag_sum_us += now - due;
         }
+        let c = &mut self.conns[i];
+        let fixed_len = self.source.batch(batch, &mut c.out);
         let l = &mut c.life;
         l.outstanding = batch;
+        l.batch = batch;
         l.sent_at = now;
         l.intended_at = intended;
         self.in_flight += u64::from(batch);
         self.stats.sent += u64::from(batch);
-        // A short batch (the last requests of -n) sends a prefix of the
-        // pipelined bytes: every copy of the request has the same length.
-        let per = self.request.len() / self.shared.pipeline as usize;
-        let end = per * batch as usize;
-        let c = &mut self.conns[i];
+        // The fixed request is a prefix of the worker's pipelined copies
+        // (a short batch, the last requests of -n, sends fewer); any other
+        // source wrote the batch into the connection's outbox.
+        let plain: &[u8] = match fixed_len {
+            Some(len) => &self.source.fixed()[..len],
+            None => &c.out.bytes,
+        };
         let wire = match &mut c.tls {
-            None => end,
+            None => plain.len(),
             Some(t) => {
                 // Encrypted into the connection's own buffer, after
                 // whatever rustls still had to write (its Finished).
-                if let Err(fault) = t.encrypt(&self.request[..end]) {
+                if let Err(fault) = t.encrypt(plain) {
                     return self.fail(i, now, fault);
                 }
                 t.tx.len()
@@ -90,12 +95,15 @@ impl Worker<'_> {
     }
 
     /// Queues a send of bytes `from..to` of the connection's batch: the
-    /// worker's request on the plain transport, the connection's
-    /// ciphertext under TLS.
+    /// worker's fixed request or the connection's outbox on the plain
+    /// transport, the connection's ciphertext under TLS.
     pub(super) fn push_send_range(&mut self, i: usize, from: usize, to: usize) {
         let c = &mut self.conns[i];
         let bytes = match &c.tls {
-            None => &self.request[from..to],
+            None => match &self.source {
+                WorkerSource::Fixed { bytes, .. } => &bytes[from..to],
+                WorkerSource::Targets { .. } => &c.out.bytes[from..to],
+            },
             Some(t) => &t.tx[from..to],
         };
         let e = opcode::Send::new(Fixed(i as u32), bytes.as_ptr(), bytes.len() as u32)
