@@ -65,6 +65,13 @@ SCENARIOS = [
     # ("urk-fixed") and wrk building the same paths in Lua.
     ("targets-seq-c50", 50, "/", 1, ["--targets", os.path.join(ROOT, "bench", "targets-seq.txt")], "lo"),
     ("targets-seq-c50-veth", 50, "/", 1, ["--targets", os.path.join(ROOT, "bench", "targets-seq.txt")], "veth"),
+    # wrk's scripts: a static one (post-like) against the same request from
+    # flags, and a dynamic request() with wrk.format under both tools.
+    ("script-static-c50", 50, "/", 1, ["-s", os.path.join(ROOT, "bench", "post.lua"), "--fixed", "-m", "POST",
+                                       "--body", "foo=bar&baz=quux",
+                                       "-H", "Content-Type: application/x-www-form-urlencoded"], "lo"),
+    ("script-dynamic-c50", 50, "/", 1, ["-s", os.path.join(ROOT, "bench", "counter.lua")], "lo"),
+    ("script-dynamic-c50-veth", 50, "/", 1, ["-s", os.path.join(ROOT, "bench", "counter.lua")], "veth"),
 ]
 
 # The peers a user would pick instead, where installed (oha: cargo install
@@ -598,7 +605,9 @@ CPU_TARGETS = {"c50": 0.85, "c10000": 0.6, "pipeline16-c50": 0.8, "16KiB-c50": 0
 
 # Issue 17's: scenario -> most urk CPU-us per request allowed, over urk's
 # fixed request in the same rounds.
-VARIED_TARGETS = {"targets-seq-c50": 1.05, "targets-seq-c50-veth": 1.05}
+VARIED_TARGETS = {"targets-seq-c50": 1.05, "targets-seq-c50-veth": 1.05, "script-static-c50": 1.05}
+# ... and over wrk on the same script.
+SCRIPT_TARGETS = {"script-dynamic-c50": 1.0, "script-dynamic-c50-veth": 1.0}
 
 
 def targets(results):
@@ -609,6 +618,10 @@ def targets(results):
     def line(ok, text):
         out.append(f"- {'met' if ok else 'NOT met'}: {text}")
 
+    for name, limit in SCRIPT_TARGETS.items():
+        r = by.get(name, {}).get("urk_over_wrk", {}).get("cpu_us_per_req")
+        if r is not None:
+            line(r <= limit, f"{name} urk/wrk CPU-us/req on the same script {r:.2f} (target <= {limit})")
     for name, limit in VARIED_TARGETS.items():
         r = by.get(name, {}).get("urk_over_peers_cpu_us_per_req", {}).get("urk-fixed")
         if r is not None:

@@ -99,6 +99,10 @@ pub struct Args {
     /// resumption
     #[argh(switch)]
     pub no_tls_resume: bool,
+    /// load a wrk Lua script (setup, init, request, response, delay, done);
+    /// its arguments go after the URL and --
+    #[argh(option, short = 's')]
+    pub script: Option<String>,
     /// send the requests in this file instead of one: URLs or paths a
     /// line, "METHOD URL" blocks with headers and a body, or JSON lines
     /// (see README); placeholders such as {{seq}} are filled per request
@@ -118,13 +122,14 @@ pub struct Args {
     /// print version details
     #[argh(switch, short = 'v')]
     pub version: bool,
-    /// target URL, e.g. http://127.0.0.1:8080/
-    #[argh(positional)]
-    pub url: Option<String>,
+    /// target URL, e.g. http://127.0.0.1:8080/; with -s, the script's
+    /// arguments follow it (after --), for init(args)
+    #[argh(positional, arg_name = "url")]
+    pub positional: Vec<String>,
 }
 
 /// Short options that take a value and may be glued to it, as in `-t1`.
-const GLUED: &[char] = &['c', 'd', 't', 'H', 'T', 'm', 'n', 'p', 'R'];
+const GLUED: &[char] = &['c', 'd', 't', 'H', 'T', 'm', 'n', 'p', 'R', 's'];
 
 /// Splits `-t1` into `-t 1` (argh wants them apart; wrk users type them together).
 pub fn unglue(args: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -162,6 +167,15 @@ fn time(flag: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, S
 }
 
 impl Args {
+    /// The URL: the first positional argument.
+    pub fn url(&self) -> Option<&str> {
+        self.positional.first().map(String::as_str)
+    }
+
+    /// The script's arguments: every positional argument after the URL.
+    pub fn script_args(&self) -> &[String] {
+        self.positional.get(1..).unwrap_or(&[])
+    }
     fn tls_options(&self, t: &mut uring_engine::TlsOptions) -> Result<(), String> {
         t.insecure = self.insecure;
         t.ca_file = self.cacert.as_ref().map(Into::into);
@@ -199,14 +213,14 @@ impl Args {
     fn read_targets(&self, path: &str) -> Result<(String, Vec<TargetEntry>), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read --targets '{path}': {e}"))?;
-        let base = match &self.url {
+        let base = match self.url() {
             Some(u) => Some(Target::parse(u).map_err(|e| e.to_string())?),
             None => None,
         };
         let list = proto::targets::parse(&text, base.as_ref())
             .map_err(|e| format!("--targets '{path}': {e}"))?;
-        let url = match (&self.url, list.first()) {
-            (Some(u), _) => u.clone(),
+        let url = match (self.url(), list.first()) {
+            (Some(u), _) => u.to_string(),
             (None, Some(first)) => first.spec.target.url.clone(),
             (None, None) => return Err(format!("--targets '{path}' has no targets")),
         };
@@ -220,7 +234,7 @@ impl Args {
             .as_deref()
             .map(|p| self.read_targets(p))
             .transpose()?;
-        let url = match (&targets, self.url.as_deref()) {
+        let url = match (&targets, self.url()) {
             (Some((u, _)), _) => u.as_str(),
             (None, Some(u)) => u,
             (None, None) => {
@@ -257,6 +271,16 @@ impl Args {
             cfg.order = Some(o.parse::<Order>().map_err(|e| e.to_string())?);
         }
         cfg.seed = self.seed;
+        if self.script.is_some() && self.targets.is_some() {
+            return Err(
+                "-s and --targets cannot be combined: the script makes the requests".into(),
+            );
+        }
+        if let (None, [first, ..]) = (&self.script, self.script_args()) {
+            return Err(format!(
+                "unexpected argument '{first}' after the URL (script arguments need -s FILE)"
+            ));
+        }
         if let Some(n) = count("-c", &self.connections)? {
             cfg = cfg.connections(usize::try_from(n).map_err(|_| "-c is too large")?);
         }

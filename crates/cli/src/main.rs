@@ -141,10 +141,20 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let cfg = match args.to_config() {
+    let mut cfg = match args.to_config() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    let mut script = match &args.script {
+        Some(path) => match script::Script::load(path, &cfg.request, args.script_args()) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    if let Some(s) = &script {
+        cfg = cfg.script(s.engine_script());
+    }
     let thresholds = match args.thresholds() {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -154,6 +164,11 @@ fn main() -> ExitCode {
         Err(uring_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
         Err(e) => return fail(e),
     };
+    if let Some(s) = &mut script {
+        if let Err(e) = s.setup(cfg.threads, plan.addr()) {
+            return fail(e);
+        }
+    }
     install_signal_handlers();
     if !args.json {
         print!("{}", uring_engine::banner(&cfg));
@@ -187,6 +202,15 @@ fn main() -> ExitCode {
         if let Err(e) = plot::write(path, &report) {
             return fail(format!("cannot write --plot '{path}': {e}"));
         }
+    }
+    if let Some(s) = &script {
+        if let Err(e) = s.done(&report) {
+            return fail(e);
+        }
+    }
+    if let Some(e) = &report.script_error {
+        // The report so far is out; the error that stopped it follows.
+        return fail(format!("the script stopped the run: {e}"));
     }
     if report.requests == 0 {
         // Thresholds on an empty run would judge nothing (p99 of no

@@ -29,6 +29,7 @@
 mod chunked;
 mod error;
 mod framer;
+pub mod parts;
 mod request;
 mod target;
 pub mod targets;

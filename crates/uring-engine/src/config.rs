@@ -1,5 +1,6 @@
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::targets::TargetEntry;
@@ -206,6 +207,9 @@ pub struct Config {
     /// Seed for the order and the placeholders' random values, for a
     /// repeatable run; `None`: a random seed (the report says which).
     pub seed: Option<u64>,
+    /// Requests made by code as the run goes, instead of `request` or
+    /// `targets` (see [`RequestScript`](crate::RequestScript)).
+    pub script: Option<Arc<dyn crate::RequestScript>>,
 }
 
 impl Config {
@@ -227,6 +231,7 @@ impl Config {
             targets: Vec::new(),
             order: None,
             seed: None,
+            script: None,
         })
     }
 
@@ -317,6 +322,12 @@ impl Config {
         self
     }
 
+    /// Makes requests with `script` (see [`RequestScript`](crate::RequestScript)).
+    pub fn script(mut self, script: Arc<dyn crate::RequestScript>) -> Self {
+        self.script = Some(script);
+        self
+    }
+
     /// Sets the request body.
     pub fn body(mut self, b: impl Into<Vec<u8>>) -> Self {
         self.request.body = b.into();
@@ -370,6 +381,12 @@ impl Config {
             return bad("-n must be at least 1".into());
         }
         self.request.encode()?;
+        if self.script.is_some() && !self.targets.is_empty() {
+            return bad(
+                "a script and a targets file cannot be combined: the script makes the requests"
+                    .into(),
+            );
+        }
         let server = |t: &Target| (t.tls, t.host.clone(), t.port);
         if let Some(e) = self
             .targets

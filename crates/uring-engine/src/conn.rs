@@ -108,6 +108,8 @@ pub(crate) struct Life {
     /// The last response had a long body: heads are read with a short
     /// one-shot receive, bodies discarded unread (plain transport only).
     pub large: bool,
+    /// A script's `delay()`: the next request waits until then (µs).
+    pub held_until: Option<u64>,
     /// At least one response came on this socket: a fault now is the
     /// server's trouble, not its refusal of the connection.
     pub answered: bool,
@@ -135,6 +137,9 @@ pub(crate) struct Conn {
     /// The batch being sent when it is not the worker's fixed request
     /// (plain sends point into it until they complete).
     pub out: Outbox,
+    /// A script's response hook takes headers or bodies: every byte of the
+    /// response being framed, kept until it completes.
+    pub capture: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -151,6 +156,7 @@ impl Conn {
             failures: 0,
             buf: vec![0; buf_size].into_boxed_slice(),
             out: Outbox::default(),
+            capture: None,
         }
     }
 
@@ -173,8 +179,9 @@ impl Conn {
 
     /// The transport can consume body bytes unread (`MSG_TRUNC`): the
     /// plain one can; under TLS every record must be decrypted whole.
+    /// A script that reads bodies needs them too.
     pub(crate) fn can_discard(&self) -> bool {
-        self.tls.is_none()
+        self.tls.is_none() && self.capture.is_none()
     }
 
     /// No operation refers to the slot any more: it may be reused.

@@ -53,6 +53,9 @@ pub enum EngineError {
     },
     /// The handshake made before any load failed: nothing was sent.
     Tls(TlsFailure),
+    /// The script failed before any load (making a worker's state, or
+    /// its first request); the message names the file and line.
+    Script(crate::ScriptError),
     /// An unexpected system call failure while setting up.
     Setup {
         /// What was being done.
@@ -134,6 +137,7 @@ impl fmt::Display for EngineError {
                 write!(f, "cannot use the {what} '{}': {reason}", path.display())
             }
             EngineError::Tls(t) => t.fmt(f),
+            EngineError::Script(e) => e.fmt(f),
             EngineError::Setup { what, source } => write!(f, "{what} failed: {source}"),
         }
     }

@@ -59,6 +59,9 @@ pub use report::{
     IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TargetReport,
     TimelineEntry, TlsReport,
 };
+pub use source::script::{
+    Hooks, RequestScript, ResponseUse, ScriptError, ScriptResponse, WorkerScript,
+};
 pub use stats::{ConnectCauses, Errors, LostCauses, TlsCauses};
 
 pub use text::{banner, TextOptions};
@@ -110,7 +113,10 @@ impl Plan {
             }
             false => None,
         };
-        let source = source::Prepared::new(&cfg.request, &cfg.targets, cfg.order, cfg.seed)?;
+        let source = match &cfg.script {
+            Some(s) => source::Prepared::Script(s.clone()),
+            None => source::Prepared::new(&cfg.request, &cfg.targets, cfg.order, cfg.seed)?,
+        };
         Ok(Plan {
             cfg: cfg.clone(),
             support,
@@ -145,6 +151,7 @@ impl Plan {
     fn run_inner(&self, stop: &AtomicBool, live: Option<&Live>) -> Result<Report, EngineError> {
         let (cfg, support, level, addr) = (&self.cfg, &self.support, self.level, self.addr);
         let seq = std::sync::atomic::AtomicU64::new(0);
+        let halt = AtomicBool::new(false);
         let shared = Shared {
             source: &self.source,
             seq: &seq,
@@ -152,6 +159,7 @@ impl Plan {
             pipeline: cfg.pipeline,
             head_request: self.source.all_head(&cfg.request),
             tracked: self.source.tracked(),
+            halt: &halt,
             addr,
             level,
             use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
@@ -219,6 +227,7 @@ impl Plan {
         let mut windows = Vec::with_capacity(n);
         let mut ended_us = Vec::with_capacity(n);
         let mut first: Option<Outcome> = None;
+        let mut script_error = None;
         let mut err = None;
         for o in outcomes {
             match o {
@@ -226,6 +235,9 @@ impl Plan {
                     total.merge(&o.stats);
                     windows.push(o.window);
                     ended_us.push(o.ended_us);
+                    if script_error.is_none() {
+                        script_error = o.script_error.as_ref().map(|e| e.to_string());
+                    }
                     first.get_or_insert(o);
                 }
                 Err(e) => {
@@ -278,6 +290,7 @@ impl Plan {
             io,
             targets: self.source.labels(),
             seed: self.source.seed(),
+            script_error,
         };
         Ok(Report::build(facts, &total))
     }

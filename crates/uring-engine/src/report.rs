@@ -105,6 +105,10 @@ pub struct Report {
     pub io: IoInfo,
     /// The run was stopped early (Ctrl-C, or the caller's stop flag).
     pub interrupted: bool,
+    /// A script hook failed during the run, which stopped it: the error,
+    /// with the script's file and line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_error: Option<String>,
     /// CPU time (user + system) the worker threads used within the
     /// window, in seconds (setup before it and the grace after it left out).
     pub generator_cpu_s: f64,
@@ -145,6 +149,8 @@ pub enum StopCause {
     Duration,
     /// The caller's stop flag (Ctrl-C).
     Interrupted,
+    /// The script: `thread:stop()`, or a failed hook (`script_error`).
+    Script,
 }
 
 /// One target of a targets file and its responses.
@@ -373,6 +379,7 @@ pub(crate) struct RunFacts {
     /// What a targets file's lines name, when it was one.
     pub targets: Option<Vec<crate::source::Label>>,
     pub seed: Option<u64>,
+    pub script_error: Option<String>,
 }
 
 /// Windows shorter than this say nothing about whether urk was the bound:
@@ -516,6 +523,7 @@ impl Report {
                 ..facts.io
             },
             interrupted: facts.stopped_by == StopCause::Interrupted,
+            script_error: facts.script_error,
             generator_cpu_s: facts.generator_cpu_s,
             generator_busy_pct: 100.0 * facts.busiest,
             generator_bound: facts.busiest >= 0.9 && facts.duration_s >= MIN_JUDGED_S,

@@ -10,7 +10,14 @@
 //!   The order of targets (round robin, uniform, weighted) and every random
 //!   value come from a per-worker generator seeded from one seed, so a run
 //!   can be repeated.
+//! - **Script**: a [`RequestScript`](script::RequestScript) makes requests
+//!   per batch on each worker's thread (or once, for a static script,
+//!   which is then sent as a fixed request), and may look at responses
+//!   and delay requests.
 
+pub(crate) mod script;
+
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use proto::template::{Fill, Template};
@@ -18,6 +25,7 @@ use proto::RequestSpec;
 
 use crate::config::Order;
 use crate::EngineError;
+use script::{Hooks, ResponseUse, ScriptError, ScriptResponse, SharedScript, WorkerScript};
 
 /// Most targets whose responses are counted one by one: a report line per
 /// target means nothing past this, and each keeps a histogram.
@@ -38,6 +46,8 @@ pub(crate) enum Prepared {
     Fixed(Vec<u8>),
     /// Requests to pick from, or one with placeholders.
     Targets(TargetSet),
+    /// Requests made by a script.
+    Script(SharedScript),
 }
 
 /// Several templates and how to choose among them.
@@ -129,6 +139,7 @@ impl Prepared {
     pub(crate) fn all_head(&self, fixed: &RequestSpec) -> Option<bool> {
         match self {
             Prepared::Fixed(_) => Some(fixed.is_head()),
+            Prepared::Script(_) => None,
             Prepared::Targets(t) => {
                 let first = t.heads[0];
                 t.heads.iter().all(|&h| h == first).then_some(first)
@@ -143,7 +154,7 @@ impl Prepared {
                 .labels
                 .as_ref()
                 .map(|l| l.iter().take(MAX_TRACKED).cloned().collect()),
-            Prepared::Fixed(_) => None,
+            Prepared::Fixed(_) | Prepared::Script(_) => None,
         }
     }
 
@@ -160,7 +171,7 @@ impl Prepared {
                     });
                 random.then_some(t.seed)
             }
-            Prepared::Fixed(_) => None,
+            Prepared::Fixed(_) | Prepared::Script(_) => None,
         }
     }
 
@@ -183,17 +194,42 @@ pub(crate) struct Outbox {
     pub ids: Vec<u32>,
 }
 
+/// What a batch holds: how many requests, and, for a fixed request, how
+/// much of the worker's fixed bytes to send (otherwise the connection's
+/// outbox holds it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Batch {
+    pub requests: u32,
+    pub fixed_len: Option<usize>,
+}
+
 /// A worker's side of the source.
 pub(crate) enum WorkerSource<'a> {
     /// The fixed request, `pipeline` copies of it (a short batch sends a
     /// prefix).
-    Fixed { bytes: Box<[u8]>, per: usize },
+    Fixed {
+        bytes: Box<[u8]>,
+        per: usize,
+    },
     Targets {
         set: &'a TargetSet,
         fill: Filler<'a>,
         /// Round robin: the next target.
         cursor: usize,
     },
+    Script(ScriptSide),
+}
+
+/// A worker's script: its hooks, the request it made once (a static
+/// script), and the first failure of a hook, which stops the run.
+pub(crate) struct ScriptSide {
+    script: Box<dyn WorkerScript>,
+    hooks: Hooks,
+    /// A static script's one request, `pipeline` copies, and one's length.
+    fixed: Option<(Box<[u8]>, usize)>,
+    /// That request is a `HEAD`.
+    fixed_head: bool,
+    pub error: Option<ScriptError>,
 }
 
 /// Values for placeholders: the run's shared sequence and this worker's
@@ -212,40 +248,76 @@ impl Fill for Filler<'_> {
     }
 }
 
+/// What the worker needs to build its side of the source.
+pub(crate) struct SourceArgs<'a> {
+    pub pipeline: u32,
+    pub seq: &'a AtomicU64,
+    pub index: usize,
+    pub workers: usize,
+    pub addr: SocketAddr,
+}
+
 impl<'a> WorkerSource<'a> {
     /// Worker `index` of `workers`: round robin starts at its share of the
-    /// targets, so that workers do not walk in step.
-    pub(crate) fn new(
-        p: &'a Prepared,
-        pipeline: u32,
-        seq: &'a AtomicU64,
-        index: usize,
-        workers: usize,
-    ) -> WorkerSource<'a> {
-        match p {
+    /// targets, so that workers do not walk in step. A script's worker
+    /// state is made here, on the worker's thread.
+    pub(crate) fn new(p: &'a Prepared, a: SourceArgs<'a>) -> Result<WorkerSource<'a>, EngineError> {
+        Ok(match p {
             Prepared::Fixed(one) => WorkerSource::Fixed {
-                bytes: one.repeat(pipeline as usize).into(),
+                bytes: one.repeat(a.pipeline as usize).into(),
                 per: one.len(),
             },
             Prepared::Targets(set) => WorkerSource::Targets {
                 set,
                 fill: Filler {
-                    seq,
+                    seq: a.seq,
                     rng: fastrand::Rng::with_seed(
-                        set.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        set.seed ^ (a.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                     ),
                 },
-                cursor: index * set.templates.len() / workers.max(1),
+                cursor: a.index * set.templates.len() / a.workers.max(1),
             },
-        }
+            Prepared::Script(s) => {
+                let hooks = s.hooks();
+                let mut script = s.for_worker(a.index, a.addr).map_err(EngineError::Script)?;
+                let mut fixed = None;
+                let mut fixed_head = false;
+                if !hooks.dynamic {
+                    // Built once, after init, as wrk does: a static script
+                    // costs nothing per request.
+                    let mut one = Vec::new();
+                    script.request(&mut one).map_err(EngineError::Script)?;
+                    let ends = proto::parts::split_requests(&one).map_err(|e| {
+                        EngineError::Script(ScriptError(format!("the script's request: {e}")))
+                    })?;
+                    if let [only] = ends.as_slice() {
+                        fixed = Some((one.repeat(a.pipeline as usize).into(), one.len()));
+                        fixed_head = only.head;
+                    }
+                }
+                WorkerSource::Script(ScriptSide {
+                    script,
+                    hooks,
+                    fixed,
+                    fixed_head,
+                    error: None,
+                })
+            }
+        })
     }
 
-    /// Writes a batch of `n` requests. The fixed request is not copied:
-    /// `Some(len)` says how much of [`WorkerSource::fixed`] to send.
-    /// Otherwise the batch goes into `out`.
-    pub(crate) fn batch(&mut self, n: u32, out: &mut Outbox) -> Option<usize> {
+    /// Writes a batch: `calls` requests (a script's `request()` may give
+    /// several at a call; all of them go), at most `limit` in all (what is
+    /// left of `-n`). The fixed request is not copied: the batch says how
+    /// much of [`WorkerSource::fixed`] to send. `None` if a script failed
+    /// (its error is kept; the worker stops).
+    pub(crate) fn batch(&mut self, calls: u32, limit: u64, out: &mut Outbox) -> Option<Batch> {
+        let n = u64::from(calls).min(limit) as u32;
         match self {
-            WorkerSource::Fixed { per, .. } => Some(*per * n as usize),
+            WorkerSource::Fixed { per, .. } => Some(Batch {
+                requests: n,
+                fixed_len: Some(*per * n as usize),
+            }),
             WorkerSource::Targets { set, fill, cursor } => {
                 out.bytes.clear();
                 out.ids.clear();
@@ -266,24 +338,154 @@ impl<'a> WorkerSource<'a> {
                     set.templates[id].render_into(&mut out.bytes, fill);
                     out.ids.push(id as u32);
                 }
-                None
+                Some(Batch {
+                    requests: n,
+                    fixed_len: None,
+                })
             }
+            WorkerSource::Script(s) => s.batch(calls, limit, out),
         }
     }
 
-    /// The fixed request's bytes (empty for other sources).
-    pub(crate) fn fixed(&self) -> &[u8] {
+    /// The fixed request's bytes, when batches are prefixes of them.
+    pub(crate) fn fixed(&self) -> Option<&[u8]> {
         match self {
-            WorkerSource::Fixed { bytes, .. } => bytes,
-            WorkerSource::Targets { .. } => &[],
+            WorkerSource::Fixed { bytes, .. } => Some(bytes),
+            WorkerSource::Script(ScriptSide {
+                fixed: Some((b, _)),
+                ..
+            }) => Some(b),
+            _ => None,
         }
     }
 
-    /// Whether target `id`'s request is a `HEAD`.
+    /// Whether request `id` of an outbox is a `HEAD`.
     pub(crate) fn is_head(&self, id: u32) -> bool {
         match self {
             WorkerSource::Fixed { .. } => false,
             WorkerSource::Targets { set, .. } => set.heads[id as usize],
+            // A script's outbox holds a HEAD flag per request.
+            WorkerSource::Script(_) => id == 1,
         }
+    }
+
+    /// Whether a static script's request is a `HEAD` (`None` without one).
+    pub(crate) fn fixed_head(&self) -> Option<bool> {
+        match self {
+            WorkerSource::Script(s) if s.fixed.is_some() => Some(s.fixed_head),
+            _ => None,
+        }
+    }
+
+    /// The script, if there is one.
+    pub(crate) fn script(&mut self) -> Option<&mut ScriptSide> {
+        match self {
+            WorkerSource::Script(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The hooks to serve (none without a script).
+    pub(crate) fn hooks(&self) -> Hooks {
+        match self {
+            WorkerSource::Script(s) => s.hooks,
+            _ => Hooks::default(),
+        }
+    }
+}
+
+impl ScriptSide {
+    fn batch(&mut self, calls: u32, limit: u64, out: &mut Outbox) -> Option<Batch> {
+        if let Some((_, per)) = &self.fixed {
+            let n = u64::from(calls).min(limit) as u32;
+            return Some(Batch {
+                requests: n,
+                fixed_len: Some(per * n as usize),
+            });
+        }
+        out.bytes.clear();
+        out.ids.clear();
+        for _ in 0..calls {
+            if out.ids.len() as u64 >= limit {
+                break;
+            }
+            let start = out.bytes.len();
+            if let Err(e) = self.script.request(&mut out.bytes) {
+                self.error = Some(e);
+                return None;
+            }
+            let ends = match proto::parts::split_requests(&out.bytes[start..]) {
+                Ok(ends) => ends,
+                Err(e) => {
+                    self.error = Some(ScriptError(format!("request() returned {e}")));
+                    return None;
+                }
+            };
+            // -n stays exact: requests past it are not sent.
+            let mut kept = start;
+            for e in ends {
+                if out.ids.len() as u64 >= limit {
+                    break;
+                }
+                out.ids.push(u32::from(e.head));
+                kept = start + e.end;
+            }
+            out.bytes.truncate(kept);
+        }
+        Some(Batch {
+            requests: out.ids.len() as u32,
+            fixed_len: None,
+        })
+    }
+
+    /// Asks `delay()` for the next request's wait, in µs.
+    pub(crate) fn delay_us(&mut self) -> u64 {
+        match self.script.delay_ms() {
+            Ok(ms) if ms > 0.0 && ms.is_finite() => (ms * 1000.0) as u64,
+            Ok(_) => 0,
+            Err(e) => {
+                self.error.get_or_insert(e);
+                0
+            }
+        }
+    }
+
+    /// Hands a complete response to the script; `raw` is all of its bytes
+    /// when the hook takes headers or the body.
+    pub(crate) fn response(&mut self, status: u16, raw: Option<&[u8]>) {
+        let parts = match (self.hooks.response, raw) {
+            (ResponseUse::Headers | ResponseUse::Body, Some(raw)) => {
+                proto::parts::response_parts(raw)
+            }
+            _ => None,
+        };
+        let (headers, body): (&[(&str, &[u8])], &[u8]) = match &parts {
+            Some(p) if self.hooks.response == ResponseUse::Body => (&p.headers, &p.body),
+            Some(p) => (&p.headers, &[]),
+            None => (&[], &[]),
+        };
+        let r = ScriptResponse {
+            status,
+            headers,
+            body,
+        };
+        if let Err(e) = self.script.response(&r) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// The script asked this worker to stop.
+    pub(crate) fn stopped(&self) -> bool {
+        self.script.stopped()
+    }
+
+    /// Where this worker's connections go, if the script says.
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
+        self.script.addr()
+    }
+
+    /// The load is over.
+    pub(crate) fn finish(&mut self) {
+        self.script.finish();
     }
 }

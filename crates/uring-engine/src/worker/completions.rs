@@ -265,7 +265,8 @@ impl Worker<'_> {
         true
     }
 
-    /// Books a response completed outside `frame`.
+    /// Books a response completed outside `frame` (by a discarding
+    /// receive, or by the close), and hands it to the script.
     pub(super) fn book_response(&mut self, i: usize, r: Response, now: u64) -> Result<(), Fault> {
         let rate_mode = self.shared.schedule.is_some();
         let Worker {
@@ -273,6 +274,7 @@ impl Worker<'_> {
             stats,
             interval,
             in_flight,
+            source,
             ..
         } = self;
         let c = &mut conns[i];
@@ -285,7 +287,15 @@ impl Worker<'_> {
         };
         let can_discard = c.can_discard();
         let target = c.next_target();
-        books.book(&mut c.life, target, can_discard, r)
+        let status = r.status;
+        books.book(&mut c.life, target, can_discard, r)?;
+        if let Some(s) = source.script() {
+            s.response(status, c.capture.as_deref());
+        }
+        if let Some(cap) = &mut c.capture {
+            cap.clear();
+        }
+        Ok(())
     }
 
     /// Reads on: discards the rest of a long body unread, or arms a receive.
@@ -339,6 +349,7 @@ impl Worker<'_> {
             tls,
             buf,
             out,
+            capture,
             ..
         } = &mut conns[i];
         let data: &[u8] = match (bufs.as_ref(), bid) {
@@ -349,9 +360,11 @@ impl Worker<'_> {
             framer,
             life,
             ids: &out.ids,
-            // Methods mixed among the targets: the framer is told, for
+            // Methods mixed among the requests: the framer is told, for
             // each response, whether it answers a HEAD.
-            heads: shared.head_request.is_none().then_some(&*source),
+            mixed_head: shared.head_request.is_none(),
+            source,
+            capture: capture.as_mut(),
         };
         match tls {
             None => conn.feed(data, |life, id, r| books.book(life, id, true, r)),
@@ -382,15 +395,16 @@ impl Worker<'_> {
     }
 }
 
-/// What framing a connection's bytes touches: its framer, its life and
-/// the targets of its outstanding batch.
+/// What framing a connection's bytes touches: its framer, its life, the
+/// requests of its outstanding batch, and the source (a script's response
+/// hook sees each response, whole if it asked for headers or bodies).
 struct Framing<'a, 'w> {
     framer: &'a mut proto::ResponseFramer,
     life: &'a mut Life,
     ids: &'a [u32],
-    /// When targets mix `HEAD` with other methods: the source that knows
-    /// which is which.
-    heads: Option<&'a WorkerSource<'w>>,
+    mixed_head: bool,
+    source: &'a mut WorkerSource<'w>,
+    capture: Option<&'a mut Vec<u8>>,
 }
 
 impl Framing<'_, '_> {
@@ -403,13 +417,23 @@ impl Framing<'_, '_> {
     ) -> Result<(), Fault> {
         while !data.is_empty() {
             let target = crate::conn::next_target(self.life, self.ids);
-            if let (Some(src), Some(id)) = (self.heads, target) {
-                self.framer.set_head_request(src.is_head(id));
+            if let (true, Some(id)) = (self.mixed_head, target) {
+                self.framer.set_head_request(self.source.is_head(id));
             }
             let (used, resp) = self.framer.feed(data).map_err(|_| Fault::Parse)?;
+            if let Some(cap) = &mut self.capture {
+                cap.extend_from_slice(&data[..used]);
+            }
             data = &data[used..];
             if let Some(r) = resp {
+                let status = r.status;
                 book(self.life, target, r)?;
+                if let Some(s) = self.source.script() {
+                    s.response(status, self.capture.as_deref().map(Vec::as_slice));
+                }
+                if let Some(cap) = &mut self.capture {
+                    cap.clear();
+                }
             }
         }
         Ok(())

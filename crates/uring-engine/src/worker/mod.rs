@@ -25,11 +25,12 @@ use crate::bufring::BufRing;
 use crate::conn::{Conn, Life, Ops, Phase, Recv};
 use crate::report::StopCause;
 use crate::schedule::Schedule;
-use crate::source::{Prepared, WorkerSource};
+use crate::source::{Prepared, SourceArgs, WorkerSource};
 use crate::stats::MAX_LATENCY_US;
 use crate::stats::{Fault, Interval, WorkerStats};
 use crate::token::{Op, Token};
 use crate::transport::{TlsCause, TlsClient, TlsSetup};
+use crate::ResponseUse;
 use crate::{ring, EngineError, IoLevel};
 
 mod completions;
@@ -106,6 +107,8 @@ pub(crate) struct Shared<'a> {
     pub head_request: Option<bool>,
     /// Targets counted one by one (0: none).
     pub tracked: usize,
+    /// Set by the first worker whose script failed: every worker stops.
+    pub halt: &'a AtomicBool,
     pub addr: SocketAddr,
     pub level: IoLevel,
     pub use_ext_arg: bool,
@@ -155,6 +158,8 @@ pub(crate) struct Outcome {
     pub buffers: u32,
     pub buffer_size: u32,
     pub incremental_buffers: bool,
+    /// The first failure of this worker's script hooks.
+    pub script_error: Option<crate::ScriptError>,
 }
 
 pub(crate) struct Worker<'a> {
@@ -261,16 +266,32 @@ impl<'a> Worker<'a> {
                 (Some(b), 0)
             }
         };
+        let mut source = WorkerSource::new(
+            shared.source,
+            SourceArgs {
+                pipeline: shared.pipeline,
+                seq: shared.seq,
+                index,
+                workers: shared.threads,
+                addr: shared.addr,
+            },
+        )?;
+        // A response hook that takes headers or the body gets the
+        // response's bytes, kept per connection.
+        let capture = source.hooks().response >= ResponseUse::Headers;
+        let head_request = shared.head_request.or(source.fixed_head()).unwrap_or(false);
         let conns = (0..n)
             .map(|_| {
-                Conn::new(
-                    shared.head_request.unwrap_or(false),
-                    legacy_buf,
-                    shared.tls.is_some(),
-                )
+                let mut c = Conn::new(head_request, legacy_buf, shared.tls.is_some());
+                c.capture = capture.then(Vec::new);
+                c
             })
             .collect();
-        let family = match shared.addr {
+        let addr = source
+            .script()
+            .and_then(|s| s.addr())
+            .unwrap_or(shared.addr);
+        let family = match addr {
             SocketAddr::V4(_) => AddressFamily::Inet,
             SocketAddr::V6(_) => AddressFamily::Inet6,
         };
@@ -279,16 +300,10 @@ impl<'a> Worker<'a> {
             setup_flags: flags,
             bufs,
             conns,
-            source: WorkerSource::new(
-                shared.source,
-                shared.pipeline,
-                shared.seq,
-                index,
-                shared.threads,
-            ),
+            source,
             tls: shared.tls.as_ref().map(|t| t.for_worker(n)),
             scratch: vec![0; if shared.tls.is_some() { TLS_SCRATCH } else { 0 }].into_boxed_slice(),
-            sockaddr: Box::new(SockaddrStorage::from(shared.addr)),
+            sockaddr: Box::new(SockaddrStorage::from(addr)),
             family,
             shared,
             pending: Vec::with_capacity(2 * n + 16),
@@ -372,6 +387,10 @@ impl<'a> Worker<'a> {
             let _ = self.stats.uncorrected.add(&self.stats.latency);
         }
         let clean = self.shutdown();
+        let script_error = self.source.script().and_then(|s| {
+            s.finish();
+            s.error.take()
+        });
         let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
         let incremental_buffers = self.bufs.as_ref().is_some_and(|b| b.incremental());
         let buffer_size = self
@@ -401,6 +420,7 @@ impl<'a> Worker<'a> {
             buffers,
             buffer_size,
             incremental_buffers,
+            script_error,
         })
     }
 

@@ -21,11 +21,9 @@ impl Worker<'_> {
         {
             return;
         }
-        let batch = match self.quota {
-            Some(q) => {
-                u64::from(self.shared.pipeline).min(q - self.stats.requests - self.in_flight) as u32
-            }
-            None => self.shared.pipeline,
+        let limit = match self.quota {
+            Some(q) => q - self.stats.requests - self.in_flight,
+            None => u64::MAX,
         };
         let c = &mut self.conns[i];
         let mut intended = now;
@@ -43,21 +41,48 @@ impl Worker<'_> {
             self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
             self.stats.lag_sum_us += now - due;
         }
+        if self.shared.schedule.is_none() && self.source.hooks().delay {
+            // A script's delay() holds the request back, on the ring's
+            // timers (the worker's due queue), not by sleeping.
+            let c = &mut self.conns[i];
+            match c.life.held_until {
+                Some(t) if t > now => return,
+                Some(_) => c.life.held_until = None,
+                None => {
+                    let wait = self.source.script().map_or(0, |s| s.delay_us());
+                    if wait > 0 {
+                        let c = &mut self.conns[i];
+                        c.life.held_until = Some(now + wait);
+                        if !c.queued {
+                            c.queued = true;
+                            self.due.push(Reverse((now + wait, i as u32)));
+                        }
+                        return;
+                    }
+                }
+            }
+        }
         let c = &mut self.conns[i];
-        let fixed_len = self.source.batch(batch, &mut c.out);
+        let Some(batch) = self.source.batch(self.shared.pipeline, limit, &mut c.out) else {
+            // The script failed: the worker stops at the next turn.
+            return;
+        };
+        if batch.requests == 0 {
+            return;
+        }
         let l = &mut c.life;
-        l.outstanding = batch;
-        l.batch = batch;
+        l.outstanding = batch.requests;
+        l.batch = batch.requests;
         l.sent_at = now;
         l.intended_at = intended;
-        self.in_flight += u64::from(batch);
-        self.stats.sent += u64::from(batch);
+        self.in_flight += u64::from(batch.requests);
+        self.stats.sent += u64::from(batch.requests);
         // The fixed request is a prefix of the worker's pipelined copies
         // (a short batch, the last requests of -n, sends fewer); any other
         // source wrote the batch into the connection's outbox.
-        let plain: &[u8] = match fixed_len {
-            Some(len) => &self.source.fixed()[..len],
-            None => &c.out.bytes,
+        let plain: &[u8] = match (batch.fixed_len, self.source.fixed()) {
+            (Some(len), Some(fixed)) => &fixed[..len],
+            _ => &c.out.bytes,
         };
         let wire = match &mut c.tls {
             None => plain.len(),
@@ -100,9 +125,9 @@ impl Worker<'_> {
     pub(super) fn push_send_range(&mut self, i: usize, from: usize, to: usize) {
         let c = &mut self.conns[i];
         let bytes = match &c.tls {
-            None => match &self.source {
-                WorkerSource::Fixed { bytes, .. } => &bytes[from..to],
-                WorkerSource::Targets { .. } => &c.out.bytes[from..to],
+            None => match self.source.fixed() {
+                Some(fixed) => &fixed[from..to],
+                None => &c.out.bytes[from..to],
             },
             Some(t) => &t.tx[from..to],
         };

@@ -19,6 +19,17 @@ impl Worker<'_> {
         } else if self.shared.stop.load(Ordering::Relaxed) {
             self.grace_us = self.grace_us.min(INTERRUPT_GRACE_US);
             self.stop = Some(self.window_until(now, now, StopCause::Interrupted));
+        } else if let Some(s) = self.source.script() {
+            // A failed hook stops every worker (the report so far, then
+            // the error); thread:stop() only this one.
+            let failed = s.error.is_some();
+            if failed || s.stopped() || self.shared.halt.load(Ordering::Relaxed) {
+                if failed {
+                    self.shared.halt.store(true, Ordering::Relaxed);
+                    self.grace_us = self.grace_us.min(INTERRUPT_GRACE_US);
+                }
+                self.stop = Some(self.window_until(now, now, StopCause::Script));
+            }
         }
     }
 
