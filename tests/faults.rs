@@ -11,7 +11,12 @@ use support::fault::{Fault, FaultServer};
 use support::server::{ServerConfig, TestServer};
 use uring_engine::{run, Config, Errors, IoLevel, Report};
 
-const LEVELS: [IoLevel; 3] = [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy];
+const LEVELS: [IoLevel; 4] = [
+    IoLevel::Full,
+    IoLevel::Basic,
+    IoLevel::Legacy,
+    IoLevel::Epoll,
+];
 
 fn config(url: &str, level: IoLevel) -> Config {
     Config::new(url)

@@ -64,12 +64,12 @@ fn deny_io_uring_setup() -> std::io::Result<()> {
 }
 
 #[test]
-fn io_uring_refused_by_seccomp_is_one_line_and_status_2() {
+fn a_forced_io_uring_level_refused_by_seccomp_is_one_line_and_status_2() {
     if !cfg!(target_arch = "x86_64") {
         return;
     }
     let mut cmd = urk();
-    cmd.args(["-d1s", "http://127.0.0.1:9/"]);
+    cmd.args(["--io", "full", "-d1s", "http://127.0.0.1:9/"]);
     // SAFETY: the closure only makes async-signal-safe syscalls (prctl).
     unsafe { cmd.pre_exec(deny_io_uring_setup) };
     let out = cmd.output().unwrap();
@@ -78,6 +78,44 @@ fn io_uring_refused_by_seccomp_is_one_line_and_status_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("io_uring") && err.contains("seccomp"), "{err}");
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn where_seccomp_refuses_io_uring_auto_runs_on_epoll_and_counts_exactly() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let server = TestServer::start(ServerConfig::default());
+    let mut cmd = urk();
+    cmd.args([
+        "-q",
+        "--json",
+        "-t2",
+        "-c8",
+        "-p2",
+        "-n",
+        "3000",
+        &server.url("/"),
+    ]);
+    // SAFETY: the closure only makes async-signal-safe syscalls (prctl).
+    unsafe { cmd.pre_exec(deny_io_uring_setup) };
+    let out = cmd.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // One line: that it runs on epoll, why, and how to get io_uring back.
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("running on epoll") && err.contains("seccomp"),
+        "{err}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["io"]["level"], "epoll");
+    assert!(r["io"]["fallback_reason"]
+        .as_str()
+        .unwrap()
+        .contains("seccomp"));
+    assert_eq!(r["requests"], 3000);
+    assert_eq!(server.settled(), 3000);
 }
 
 fn with_nofile(cmd: &mut Command, soft: u64, hard: u64) {

@@ -11,7 +11,12 @@ use support::nginx::Nginx;
 
 use uring_engine::{run, Config, IoLevel};
 
-const LEVELS: [IoLevel; 3] = [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy];
+const LEVELS: [IoLevel; 4] = [
+    IoLevel::Full,
+    IoLevel::Basic,
+    IoLevel::Legacy,
+    IoLevel::Epoll,
+];
 
 fn cfg(url: &str, level: IoLevel) -> Config {
     Config::new(url)
@@ -173,4 +178,39 @@ fn https_counts_match_the_access_log() {
         "{err}"
     );
     assert_eq!(nginx.logged(), BTreeMap::from([(200, total)]));
+}
+
+/// nginx on a Unix socket (plain and TLS) and on [::1]: counts equal its
+/// access log, on the ring and on epoll.
+#[test]
+fn unix_sockets_and_ipv6_count_against_the_log() {
+    for level in [IoLevel::Full, IoLevel::Epoll] {
+        let Some(nginx) = Nginx::start(&format!("unix-v6-{level}")) else {
+            return;
+        };
+        let mut plain = cfg("http://localhost/", level).requests(1000);
+        plain.unix_socket = Some(nginx.unix_socket(false));
+        let a = run(&plain).unwrap();
+        let mut tls = cfg("https://127.0.0.1/", level).requests(500);
+        tls.unix_socket = Some(nginx.unix_socket(true));
+        tls.tls.ca_file = Some(nginx.pki.ca_file.clone());
+        let b = run(&tls).unwrap();
+        let v6 = format!("http://[::1]:{}/missing", nginx.port);
+        let c = run(&cfg(&v6, level).requests(700)).unwrap();
+        assert_eq!(
+            (a.requests, b.requests, c.requests),
+            (1000, 500, 700),
+            "{level}"
+        );
+        assert_eq!(
+            a.errors.total() + b.errors.total() + c.errors.total(),
+            0,
+            "{level}"
+        );
+        assert_eq!(
+            nginx.logged(),
+            BTreeMap::from([(200, 1500), (404, 700)]),
+            "{level}"
+        );
+    }
 }

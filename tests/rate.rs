@@ -29,7 +29,7 @@ fn fixed_service_time_is_the_corrected_median() {
         delay,
         ..Default::default()
     });
-    for level in [IoLevel::Full, IoLevel::Legacy] {
+    for level in [IoLevel::Full, IoLevel::Legacy, IoLevel::Epoll] {
         // 500/s over 20 connections: each sends every 40 ms, served in 10 ms,
         // so nothing queues and the corrected median is the service time.
         let cfg = config(&server, 500.0)

@@ -477,7 +477,7 @@ fn a_runtime_error_stops_the_run_after_the_report_so_far() {
 #[test]
 fn scripts_work_at_every_io_level_with_tls_and_at_a_constant_rate() {
     let lua = "counter = 0\nrequest = function()\n  counter = counter + 1\n  return wrk.format('POST', '/n/' .. counter, nil, 'body-' .. counter)\nend\n";
-    for level in ["full", "basic", "legacy"] {
+    for level in ["full", "basic", "legacy", "epoll"] {
         let server = recording();
         let s = script(&format!("levels-{level}"), lua);
         let o = ok(&run(

@@ -401,7 +401,7 @@ fn a_placeholder_in_the_url_needs_no_file() {
 
 #[test]
 fn targets_work_at_every_io_level() {
-    for level in ["full", "basic", "legacy"] {
+    for level in ["full", "basic", "legacy", "epoll"] {
         let server = recording();
         let t = file(
             "levels",

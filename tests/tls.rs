@@ -59,7 +59,12 @@ fn https_counts_exactly_at_every_level() {
     let pki = Pki::new();
     let server = good(&pki);
     let mut expected = 0;
-    for level in [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy] {
+    for level in [
+        IoLevel::Full,
+        IoLevel::Basic,
+        IoLevel::Legacy,
+        IoLevel::Epoll,
+    ] {
         for pipeline in [1, 4] {
             let cfg = config(&server, &pki)
                 .io(level)
@@ -202,7 +207,12 @@ fn long_bodies_are_decrypted_whole_at_every_level() {
             },
         );
         let mut answered = 0;
-        for level in [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy] {
+        for level in [
+            IoLevel::Full,
+            IoLevel::Basic,
+            IoLevel::Legacy,
+            IoLevel::Epoll,
+        ] {
             let r = run(&config(&server, &pki).io(level).requests(300)).unwrap();
             answered += 300;
             assert_eq!(r.requests, 300, "{level} {len}");
@@ -307,7 +317,12 @@ fn merging_tls_reports_adds_their_handshakes() {
 
 #[test]
 fn faults_mid_stream_are_counted_by_cause() {
-    for level in [IoLevel::Full, IoLevel::Basic, IoLevel::Legacy] {
+    for level in [
+        IoLevel::Full,
+        IoLevel::Basic,
+        IoLevel::Legacy,
+        IoLevel::Epoll,
+    ] {
         faults_at(level);
     }
 }

@@ -85,6 +85,12 @@ impl Nginx {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Its plain server's Unix socket (`--unix-socket`), and the TLS one's.
+    pub fn unix_socket(&self, tls: bool) -> PathBuf {
+        self.dir
+            .join(if tls { "nginx-tls.sock" } else { "nginx.sock" })
+    }
+
     pub fn tls_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.tls_port)
     }

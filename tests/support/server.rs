@@ -143,6 +143,46 @@ impl TestServer {
         Self::serve_on(listener, cfg)
     }
 
+    /// Binds `[::1]` on a free port (IPv6 only) and starts serving.
+    pub fn start_v6(cfg: ServerConfig) -> TestServer {
+        let listener = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
+        Self::serve_on(listener, cfg)
+    }
+
+    /// Serves plain HTTP on a Unix domain socket at `path` (its `url`
+    /// still names a TCP address nobody listens on).
+    pub fn start_unix(path: &std::path::Path, cfg: ServerConfig) -> TestServer {
+        let _ = std::fs::remove_file(path);
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind unix socket");
+        let tally = Arc::new(Tally::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let cfg = Arc::new(cfg);
+        let stall = Arc::new(Stall {
+            start: Instant::now(),
+            until: Mutex::new(None),
+        });
+        {
+            let (tally, stop) = (tally.clone(), stop.clone());
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (cfg, tally, stall) = (cfg.clone(), tally.clone(), stall.clone());
+                    thread::spawn(move || serve(PlainUnix(stream), &cfg, &tally, &stall));
+                }
+            });
+        }
+        TestServer {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            scheme: "http",
+            tally,
+            stop,
+            open: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     /// Starts on a given port (to come back after [`kill`](Self::kill)),
     /// retrying while the old listener is still going away.
     pub fn start_on(port: u16, cfg: ServerConfig) -> TestServer {
@@ -371,6 +411,29 @@ impl Write for Plain {
 }
 
 impl Wire for Plain {
+    fn close(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+struct PlainUnix(std::os::unix::net::UnixStream);
+
+impl Read for PlainUnix {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(b)
+    }
+}
+
+impl Write for PlainUnix {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Wire for PlainUnix {
     fn close(&mut self) {
         let _ = self.0.shutdown(Shutdown::Both);
     }

@@ -45,7 +45,8 @@ pub struct Args {
     /// print the report as JSON on stdout instead of text
     #[argh(switch)]
     pub json: bool,
-    /// io_uring level: auto, full, basic or legacy (default auto)
+    /// io_uring level: auto, full, basic or legacy, or epoll (no io_uring);
+    /// auto runs on epoll where io_uring is blocked (default auto)
     #[argh(option)]
     pub io: Option<String>,
     /// wait up to this long to reap completions in batches, e.g. 50us (up
@@ -116,6 +117,13 @@ pub struct Args {
     /// a run's sequence (default: random, printed in the JSON report)
     #[argh(option)]
     pub seed: Option<u64>,
+    /// connect to HOST:PORT instead of the URL's host ([::1]:8080 for
+    /// IPv6); Host, SNI and the certificate check still use the URL's
+    #[argh(option)]
+    pub connect_to: Option<String>,
+    /// connect to this Unix domain socket; the URL gives Host and path
+    #[argh(option)]
+    pub unix_socket: Option<String>,
     /// no live progress on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -154,6 +162,23 @@ fn count(flag: &str, v: &Option<String>) -> Result<Option<u64>, String> {
                 .ok_or_else(|| format!("invalid {flag} '{s}': expected a number such as 50 or 1k"))
         })
         .transpose()
+}
+
+/// `HOST:PORT`, with brackets around an IPv6 address.
+fn host_port(s: &str) -> Result<(String, u16), String> {
+    let bad = || {
+        format!("invalid --connect-to '{s}': expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
 }
 
 fn time(flag: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, String> {
@@ -330,6 +355,10 @@ impl Args {
             cfg = cfg.io(level.parse::<IoLevel>().map_err(|e| e.to_string())?);
         }
         self.tls_options(&mut cfg.tls)?;
+        if let Some(to) = &self.connect_to {
+            cfg.connect_to = Some(host_port(to)?);
+        }
+        cfg.unix_socket = self.unix_socket.as_ref().map(Into::into);
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
     }

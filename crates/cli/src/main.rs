@@ -164,6 +164,9 @@ fn main() -> ExitCode {
         Err(uring_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
         Err(e) => return fail(e),
     };
+    if let Some(why) = plan.fallback_reason() {
+        eprintln!("urk: running on epoll: {why}");
+    }
     if let Some(s) = &mut script {
         if let Err(e) = s.setup(cfg.threads, plan.addr()) {
             return fail(e);

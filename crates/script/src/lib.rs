@@ -126,10 +126,10 @@ impl Script {
     /// Runs `setup(thread)` once per worker thread, in the main state,
     /// before any load; `addr` is where the run connects (each thread's
     /// `thread.addr` until the script sets another).
-    pub fn setup(&mut self, threads: usize, addr: SocketAddr) -> Result<(), ScriptError> {
+    pub fn setup(&mut self, threads: usize, addr: Option<SocketAddr>) -> Result<(), ScriptError> {
         *lock(&self.inner.threads) = vec![
             ThreadSeed {
-                addr: Some(addr),
+                addr,
                 ..ThreadSeed::default()
             };
             threads
@@ -181,7 +181,7 @@ impl RequestScript for EngineScript {
     fn for_worker(
         &self,
         index: usize,
-        addr: SocketAddr,
+        addr: Option<SocketAddr>,
     ) -> Result<Box<dyn WorkerScript>, ScriptError> {
         worker::LuaWorker::new(self.0.clone(), index, addr).map(|w| Box::new(w) as Box<_>)
     }

@@ -31,11 +31,11 @@ impl LuaWorker {
     pub(crate) fn new(
         inner: Arc<Inner>,
         index: usize,
-        addr: SocketAddr,
+        addr: Option<SocketAddr>,
     ) -> Result<LuaWorker, ScriptError> {
         let lua = wrk::new_state(&inner).map_err(ScriptError)?;
         let seed = lock(&inner.threads).get(index).cloned().unwrap_or_default();
-        let addr = seed.addr.or(Some(addr));
+        let addr = seed.addr.or(addr);
         let stop = Rc::new(Cell::new(false));
         let init = || -> mlua::Result<()> {
             let g = lua.globals();

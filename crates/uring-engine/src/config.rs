@@ -24,6 +24,9 @@ pub enum IoLevel {
     /// Multishot recv on the provided buffer ring: one SQE per connection
     /// for its whole life (6.0+).
     Full,
+    /// No io_uring: nonblocking sockets on epoll, for where io_uring is
+    /// blocked (container seccomp profiles, `kernel.io_uring_disabled`).
+    Epoll,
     /// The best level the kernel supports.
     Auto,
 }
@@ -34,6 +37,7 @@ impl fmt::Display for IoLevel {
             IoLevel::Legacy => "legacy",
             IoLevel::Basic => "basic",
             IoLevel::Full => "full",
+            IoLevel::Epoll => "epoll",
             IoLevel::Auto => "auto",
         })
     }
@@ -47,8 +51,9 @@ impl std::str::FromStr for IoLevel {
             "full" => Ok(IoLevel::Full),
             "basic" => Ok(IoLevel::Basic),
             "legacy" => Ok(IoLevel::Legacy),
+            "epoll" => Ok(IoLevel::Epoll),
             _ => Err(EngineError::Config(format!(
-                "invalid --io '{s}': expected auto, full, basic or legacy"
+                "invalid --io '{s}': expected auto, full, basic, legacy or epoll"
             ))),
         }
     }
@@ -210,6 +215,11 @@ pub struct Config {
     /// Requests made by code as the run goes, instead of `request` or
     /// `targets` (see [`RequestScript`](crate::RequestScript)).
     pub script: Option<Arc<dyn crate::RequestScript>>,
+    /// Connect to this host and port instead of the URL's; `Host`, SNI and
+    /// the certificate check still use the URL's host.
+    pub connect_to: Option<(String, u16)>,
+    /// Connect to this Unix domain socket; the URL gives `Host` and path.
+    pub unix_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -232,6 +242,8 @@ impl Config {
             order: None,
             seed: None,
             script: None,
+            connect_to: None,
+            unix_socket: None,
         })
     }
 
@@ -381,6 +393,9 @@ impl Config {
             return bad("-n must be at least 1".into());
         }
         self.request.encode()?;
+        if self.connect_to.is_some() && self.unix_socket.is_some() {
+            return bad("connect_to and unix_socket cannot be combined".into());
+        }
         if self.script.is_some() && !self.targets.is_empty() {
             return bad(
                 "a script and a targets file cannot be combined: the script makes the requests"

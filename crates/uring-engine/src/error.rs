@@ -109,6 +109,9 @@ pub enum Unavailable {
     NotInKernel,
     /// The kernel has io_uring but lacks operations urk needs (before 5.10).
     TooOld,
+    /// `io_uring_setup` answered ENOMEM: before 5.12 rings are charged to
+    /// the locked-memory limit (`RLIMIT_MEMLOCK`).
+    LockedMemory,
 }
 
 impl fmt::Display for EngineError {
@@ -174,6 +177,11 @@ impl fmt::Display for Unavailable {
             Unavailable::NotInKernel => write!(
                 f,
                 "this kernel has no io_uring (io_uring_setup: not implemented); urk needs Linux 5.10 or newer"
+            ),
+            Unavailable::LockedMemory => write!(
+                f,
+                "io_uring_setup ran out of locked memory (RLIMIT_MEMLOCK, charged for rings before Linux 5.12); \
+                 raise it with ulimit -l (e.g. ulimit -l unlimited, or docker run --ulimit memlock=-1)"
             ),
             Unavailable::TooOld => write!(
                 f,

@@ -24,9 +24,11 @@
 //! # Ok::<(), uring_engine::EngineError>(())
 //! ```
 
+mod backend;
 mod bufring;
 mod config;
 mod conn;
+mod endpoint;
 mod error;
 mod histogram_b64;
 mod limits;
@@ -44,12 +46,13 @@ mod transport;
 pub mod units;
 mod worker;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Barrier, OnceLock};
 use std::time::Instant;
 
 pub use config::{Config, IoLevel, Order, TlsOptions, TlsVersion};
+pub use endpoint::Endpoint;
 pub use error::{EngineError, TlsFailure, TlsProblem, Unavailable};
 pub use probe::KernelSupport;
 /// The request and response layer (no I/O): targets files and templates
@@ -92,7 +95,9 @@ pub struct Plan {
     cfg: Config,
     support: KernelSupport,
     level: IoLevel,
-    addr: SocketAddr,
+    /// Why `auto` fell back to epoll.
+    fallback: Option<Unavailable>,
+    endpoint: Endpoint,
     tls: Option<transport::TlsSetup>,
     source: source::Prepared,
 }
@@ -101,14 +106,26 @@ impl Plan {
     /// Checks everything that can be checked before the load starts.
     pub fn new(cfg: &Config) -> Result<Plan, EngineError> {
         cfg.validate()?;
-        let support = KernelSupport::probe()?;
-        let level = support.resolve(cfg.io)?;
-        let addr = resolve(&cfg.request.target)?;
+        let (support, level, fallback) = match cfg.io {
+            IoLevel::Epoll => (KernelSupport::without_uring(), IoLevel::Epoll, None),
+            asked => match KernelSupport::probe() {
+                Ok(s) => {
+                    let level = s.resolve(asked)?;
+                    (s, level, None)
+                }
+                // Where io_uring is blocked, `auto` runs on epoll and says why.
+                Err(EngineError::IoUringUnavailable(u)) if asked == IoLevel::Auto => {
+                    (KernelSupport::without_uring(), IoLevel::Epoll, Some(u))
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let endpoint = Endpoint::find(cfg)?;
         limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
         let tls = match cfg.request.target.tls {
             true => {
                 let setup = transport::TlsSetup::new(&cfg.tls, &cfg.request.target.host)?;
-                setup.probe(addr, cfg.timeout)?;
+                setup.probe(&endpoint, cfg.timeout)?;
                 Some(setup)
             }
             false => None,
@@ -121,20 +138,32 @@ impl Plan {
             cfg: cfg.clone(),
             support,
             level,
-            addr,
+            fallback,
+            endpoint,
             tls,
             source,
         })
     }
 
-    /// The io_uring level the run will use.
+    /// The io_uring level the run will use (`Epoll` without io_uring).
     pub fn level(&self) -> IoLevel {
         self.level
     }
 
-    /// The address connections go to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// Why `IoLevel::Auto` is running on epoll: io_uring is unavailable
+    /// here, for this reason (whose text says how to get it back).
+    pub fn fallback_reason(&self) -> Option<&Unavailable> {
+        self.fallback.as_ref()
+    }
+
+    /// The TCP address connections go to (`None` for a Unix socket).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.endpoint.tcp()
+    }
+
+    /// Where connections go.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// Runs the load; see [`run_until`].
@@ -149,7 +178,7 @@ impl Plan {
     }
 
     fn run_inner(&self, stop: &AtomicBool, live: Option<&Live>) -> Result<Report, EngineError> {
-        let (cfg, support, level, addr) = (&self.cfg, &self.support, self.level, self.addr);
+        let (cfg, support, level) = (&self.cfg, &self.support, self.level);
         let seq = std::sync::atomic::AtomicU64::new(0);
         let halt = AtomicBool::new(false);
         let shared = Shared {
@@ -160,7 +189,7 @@ impl Plan {
             head_request: self.source.all_head(&cfg.request),
             tracked: self.source.tracked(),
             halt: &halt,
-            addr,
+            endpoint: &self.endpoint,
             level,
             use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
             delay_acks: support.ring_sockopt,
@@ -191,18 +220,18 @@ impl Plan {
                     std::thread::Builder::new()
                         .name(format!("urk-worker-{i}"))
                         .spawn_scoped(s, move || {
-                            let worker = Worker::new(shared, i, conns, base, quota);
-                            if worker.is_err() {
-                                abort.store(true, std::sync::atomic::Ordering::SeqCst);
+                            let place = Place {
+                                index: i,
+                                conns,
+                                base,
+                                quota,
+                            };
+                            match level {
+                                IoLevel::Epoll => {
+                                    work::<backend::Epoll>(shared, place, ready, start, abort)
+                                }
+                                _ => work::<backend::Uring>(shared, place, ready, start, abort),
                             }
-                            ready.wait();
-                            let worker = worker?;
-                            if abort.load(std::sync::atomic::Ordering::SeqCst) {
-                                return Err(EngineError::Config(
-                                    "another worker failed to start".into(),
-                                ));
-                            }
-                            worker.run(*start.get_or_init(Instant::now))
                         })
                         .map_err(|source| EngineError::Setup {
                             what: "starting a worker thread",
@@ -254,6 +283,7 @@ impl Plan {
         let first = first.ok_or_else(|| EngineError::Config("no worker ran".into()))?;
         let io = IoInfo {
             level,
+            fallback_reason: self.fallback.as_ref().map(|u| u.to_string()),
             kernel: support.release.clone(),
             setup_flags: first.setup_flags.iter().map(|f| f.to_string()).collect(),
             ext_arg: shared.use_ext_arg,
@@ -296,6 +326,35 @@ impl Plan {
     }
 }
 
+/// A worker's share of the run.
+struct Place {
+    index: usize,
+    conns: usize,
+    base: usize,
+    quota: Option<u64>,
+}
+
+/// One worker's life on its thread, on backend `B`: made, lined up with
+/// the others, run.
+fn work<B: backend::Backend>(
+    shared: &Shared<'_>,
+    p: Place,
+    ready: &Barrier,
+    start: &OnceLock<Instant>,
+    abort: &AtomicBool,
+) -> Result<Outcome, EngineError> {
+    let worker = Worker::<B>::new(shared, p.index, p.conns, p.base, p.quota);
+    if worker.is_err() {
+        abort.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    ready.wait();
+    let worker = worker?;
+    if abort.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(EngineError::Config("another worker failed to start".into()));
+    }
+    worker.run(*start.get_or_init(Instant::now))
+}
+
 /// Running totals of a run in progress, updated by the workers every
 /// 100 ms, read by whoever shows progress.
 #[derive(Debug, Default)]
@@ -316,16 +375,4 @@ impl Live {
         self.requests.fetch_add(requests, Relaxed);
         self.errors.fetch_add(errors, Relaxed);
     }
-}
-
-fn resolve(t: &proto::Target) -> Result<SocketAddr, EngineError> {
-    let fail = |reason: String| EngineError::Resolve {
-        host: t.host.clone(),
-        reason,
-    };
-    (t.host.as_str(), t.port)
-        .to_socket_addrs()
-        .map_err(|e| fail(e.to_string()))?
-        .next()
-        .ok_or_else(|| fail("no addresses found".into()))
 }

@@ -93,6 +93,24 @@ impl KernelSupport {
     }
 
     /// Turns `auto` into a concrete level, or refuses a level the kernel lacks.
+    /// What is known without io_uring: the kernel release, no feature.
+    pub fn without_uring() -> KernelSupport {
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        KernelSupport {
+            version: parse_release(&release),
+            release,
+            buf_ring: false,
+            buf_ring_inc: false,
+            recv_multishot: false,
+            ext_arg: false,
+            min_timeout: false,
+            ring_sockopt: false,
+            best: IoLevel::Epoll,
+        }
+    }
+
     pub fn resolve(&self, asked: IoLevel) -> Result<IoLevel, EngineError> {
         let refuse = |needs| {
             Err(EngineError::IoLevelUnsupported {
@@ -129,6 +147,7 @@ pub(crate) fn unavailable(e: io::Error) -> EngineError {
             })
         }
         Some(libc::ENOSYS) => EngineError::IoUringUnavailable(Unavailable::NotInKernel),
+        Some(libc::ENOMEM) => EngineError::IoUringUnavailable(Unavailable::LockedMemory),
         _ => EngineError::Setup {
             what: "io_uring_setup",
             source: e,

@@ -265,8 +265,12 @@ pub struct RateSummary {
 /// The io_uring setup a run used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IoInfo {
-    /// The level used (never `auto`).
+    /// The level used (never `auto`); `epoll` without io_uring.
     pub level: IoLevel,
+    /// Why `auto` ran on epoll: io_uring was unavailable, and how to get
+    /// it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
     /// The kernel release.
     pub kernel: String,
     /// Setup flags the kernel accepted.

@@ -254,7 +254,7 @@ pub(crate) struct SourceArgs<'a> {
     pub seq: &'a AtomicU64,
     pub index: usize,
     pub workers: usize,
-    pub addr: SocketAddr,
+    pub addr: Option<SocketAddr>,
 }
 
 impl<'a> WorkerSource<'a> {

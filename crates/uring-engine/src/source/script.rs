@@ -27,7 +27,7 @@ use std::sync::Arc;
 ///     fn hooks(&self) -> Hooks {
 ///         Hooks { dynamic: true, ..Hooks::default() }
 ///     }
-///     fn for_worker(&self, _index: usize, _addr: SocketAddr) -> Result<Box<dyn WorkerScript>, ScriptError> {
+///     fn for_worker(&self, _index: usize, _addr: Option<SocketAddr>) -> Result<Box<dyn WorkerScript>, ScriptError> {
 ///         Ok(Box::new(PagesOnThread(0)))
 ///     }
 /// }
@@ -47,12 +47,12 @@ pub trait RequestScript: Send + Sync + fmt::Debug {
     /// Which hooks the script has; asked once, before the run.
     fn hooks(&self) -> Hooks;
     /// Makes worker `index`'s side, on that worker's thread, before its
-    /// connections open; `addr` is where they would connect. An error
-    /// stops the run before any load.
+    /// connections open; `addr` is where they would connect (`None`: a
+    /// Unix socket). An error stops the run before any load.
     fn for_worker(
         &self,
         index: usize,
-        addr: SocketAddr,
+        addr: Option<SocketAddr>,
     ) -> Result<Box<dyn WorkerScript>, ScriptError>;
 }
 

@@ -11,7 +11,10 @@
 //! record) touches nothing else.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+
+use crate::Endpoint;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,7 +142,7 @@ impl TlsSetup {
     /// One blocking handshake before any load, so that an untrusted or
     /// mismatched certificate stops the run with its reason instead of
     /// turning every connection into a counted error.
-    pub(crate) fn probe(&self, addr: SocketAddr, timeout: Duration) -> Result<(), EngineError> {
+    pub(crate) fn probe(&self, addr: &Endpoint, timeout: Duration) -> Result<(), EngineError> {
         let fail = |problem, detail: String| {
             EngineError::Tls(TlsFailure {
                 server: format!("{addr} ({})", self.name.to_str()),
@@ -147,10 +150,8 @@ impl TlsSetup {
                 detail,
             })
         };
-        let mut sock = TcpStream::connect_timeout(&addr, timeout)
+        let mut sock = ProbeStream::connect(addr, timeout)
             .map_err(|e| fail(TlsProblem::Connect, e.to_string()))?;
-        let _ = sock.set_read_timeout(Some(timeout));
-        let _ = sock.set_write_timeout(Some(timeout));
         let mut conn = ClientConnection::new(Arc::new(self.base.clone()), self.name.clone())
             .map_err(|e| fail(TlsProblem::Other, e.to_string()))?;
         while conn.is_handshaking() {
@@ -434,5 +435,62 @@ fn cause(e: &rustls::Error) -> TlsCause {
         }
         rustls::Error::AlertReceived(_) => TlsCause::Alert,
         _ => TlsCause::Protocol,
+    }
+}
+
+/// The probe handshake's connection: TCP, or a Unix socket.
+enum ProbeStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl ProbeStream {
+    fn connect(to: &Endpoint, timeout: Duration) -> io::Result<ProbeStream> {
+        let s = match to {
+            Endpoint::Tcp(a) => {
+                let s = TcpStream::connect_timeout(a, timeout)?;
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))?;
+                ProbeStream::Tcp(s)
+            }
+            Endpoint::Unix(p) => {
+                let s = UnixStream::connect(p)?;
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))?;
+                ProbeStream::Unix(s)
+            }
+        };
+        Ok(s)
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            ProbeStream::Tcp(s) => s.set_read_timeout(t),
+            ProbeStream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+impl io::Read for ProbeStream {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ProbeStream::Tcp(s) => s.read(b),
+            ProbeStream::Unix(s) => s.read(b),
+        }
+    }
+}
+
+impl io::Write for ProbeStream {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            ProbeStream::Tcp(s) => s.write(b),
+            ProbeStream::Unix(s) => s.write(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ProbeStream::Tcp(s) => s.flush(),
+            ProbeStream::Unix(s) => s.flush(),
+        }
     }
 }

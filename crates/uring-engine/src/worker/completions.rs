@@ -2,24 +2,16 @@
 
 use super::*;
 
-impl Worker<'_> {
+impl<B: Backend> Worker<'_, B> {
     pub(super) fn reap(&mut self, now: u64) {
         let mut cqes = std::mem::take(&mut self.cqes);
-        {
-            let mut cq = self.ring.completion();
-            cq.sync();
-            cqes.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
-        }
+        self.io.reap(&mut cqes);
         self.stats.completions += cqes.len() as u64;
         for &(data, res, flags) in &cqes {
             let Some(t) = Token::decode(data) else {
                 continue;
             };
             let i = t.conn as usize;
-            if t.op == Op::Timer {
-                self.timer_armed = false;
-                continue;
-            }
             if t.op == Op::Cancel || i >= self.conns.len() || self.conns[i].gen != t.gen {
                 continue;
             }
@@ -38,9 +30,7 @@ impl Worker<'_> {
         }
         cqes.clear();
         self.cqes = cqes;
-        if let Some(b) = &mut self.bufs {
-            b.publish();
-        }
+        self.io.publish();
     }
 
     pub(super) fn on_connect(&mut self, i: usize, res: i32, now: u64) {
@@ -175,8 +165,8 @@ impl Worker<'_> {
         } else {
             self.frame(i, bid, res as usize, now)
         };
-        if let (Some(b), Some(bid)) = (&mut self.bufs, bid) {
-            b.settle(bid, res, flags);
+        if let Some(bid) = bid {
+            self.io.settle(bid, res, flags);
         }
         if draining {
             return self.release_if_idle(i, now);
@@ -327,7 +317,7 @@ impl Worker<'_> {
     ) -> Result<(), Fault> {
         let Worker {
             conns,
-            bufs,
+            io,
             stats,
             in_flight,
             interval,
@@ -352,10 +342,7 @@ impl Worker<'_> {
             capture,
             ..
         } = &mut conns[i];
-        let data: &[u8] = match (bufs.as_ref(), bid) {
-            (Some(b), Some(bid)) => b.get(bid, len),
-            _ => &buf[..len.min(buf.len())],
-        };
+        let data: &[u8] = io.data(bid, len, buf);
         let mut conn = Framing {
             framer,
             life,

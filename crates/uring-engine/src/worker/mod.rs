@@ -7,21 +7,16 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use hdrhistogram::serialization::Serializer;
 use hdrhistogram::Histogram;
-use io_uring::types::{Fixed, SubmitArgs, Timespec};
-use io_uring::{cqueue, opcode, squeue, IoUring};
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage,
-};
+use io_uring::cqueue;
+use nix::sys::socket::{AddressFamily, SockaddrStorage};
 use proto::Response;
 
-use crate::bufring::BufRing;
+use crate::backend::{Backend, RecvHow};
 use crate::conn::{Conn, Life, Ops, Phase, Recv};
 use crate::report::StopCause;
 use crate::schedule::Schedule;
@@ -31,7 +26,7 @@ use crate::stats::{Fault, Interval, WorkerStats};
 use crate::token::{Op, Token};
 use crate::transport::{TlsCause, TlsClient, TlsSetup};
 use crate::ResponseUse;
-use crate::{ring, EngineError, IoLevel};
+use crate::{EngineError, IoLevel};
 
 mod completions;
 mod pacing;
@@ -109,7 +104,8 @@ pub(crate) struct Shared<'a> {
     pub tracked: usize,
     /// Set by the first worker whose script failed: every worker stops.
     pub halt: &'a AtomicBool,
-    pub addr: SocketAddr,
+    /// Where connections go (a script may send a worker elsewhere).
+    pub endpoint: &'a crate::Endpoint,
     pub level: IoLevel,
     pub use_ext_arg: bool,
     /// Turn off quick ACKs on each new connection (through the ring).
@@ -162,12 +158,10 @@ pub(crate) struct Outcome {
     pub script_error: Option<crate::ScriptError>,
 }
 
-pub(crate) struct Worker<'a> {
+pub(crate) struct Worker<'a, B: Backend> {
     /// Declared first so it is dropped first: the kernel lets go of every
     /// buffer below before they are freed.
-    ring: IoUring,
-    setup_flags: &'static [&'static str],
-    bufs: Option<BufRing>,
+    io: B,
     conns: Vec<Conn>,
     /// This worker's side of the request source: its copy of the fixed
     /// request (plain sends point into it), or what picks and fills
@@ -180,10 +174,7 @@ pub(crate) struct Worker<'a> {
     sockaddr: Box<SockaddrStorage>,
     family: AddressFamily,
     shared: &'a Shared<'a>,
-    pending: Vec<squeue::Entry>,
     cqes: Vec<(u64, i32, u32)>,
-    timer: Box<Timespec>,
-    timer_armed: bool,
     stats: WorkerStats,
     start: Instant,
     quota: Option<u64>,
@@ -223,48 +214,23 @@ pub(crate) struct Worker<'a> {
     interval_errors: u64,
 }
 
-impl<'a> Worker<'a> {
-    /// Builds the ring and its resources. Runs on the worker's own thread
-    /// (SINGLE_ISSUER wants the creator to be the submitter).
+impl<'a, B: Backend> Worker<'a, B> {
+    /// Builds the backend (ring or epoll) and its resources. Runs on the
+    /// worker's own thread (SINGLE_ISSUER wants the creator to be the
+    /// submitter; a script's state is made on the thread that runs it).
     pub(crate) fn new(
         shared: &'a Shared<'a>,
         index: usize,
         connections: usize,
         conn_base: usize,
         quota: Option<u64>,
-    ) -> Result<Worker<'a>, EngineError> {
+    ) -> Result<Worker<'a, B>, EngineError> {
         let n = connections;
-        let sq = (2 * n + 16).next_power_of_two().clamp(64, 32_768) as u32;
-        let cq = (4 * n + 64).next_power_of_two().clamp(128, 65_536) as u32;
-        let ring::Ring { ring, flags } = ring::build(sq, cq)?;
-        let table = vec![-1; n];
-        ring.submitter()
-            .register_files(&table)
-            .map_err(|source| EngineError::Setup {
-                what: "registering the connection file table",
-                source,
-            })?;
-        let (bufs, legacy_buf) = match shared.level {
-            IoLevel::Legacy => (None, if n > 1000 { 4096 } else { 16 * 1024 }),
-            _ => {
-                // Without incremental consumption every receive takes a
-                // whole buffer, however few bytes it brings: one small
-                // buffer per connection (up to 2048 shared by more). With
-                // it, receives pack into a few large buffers.
-                let inc = shared.incremental_buffers;
-                let (count, size) = if inc {
-                    ((n / 8).next_power_of_two().clamp(16, 256), 64 * 1024)
-                } else {
-                    (n.next_power_of_two().clamp(64, 2048), 8 * 1024)
-                };
-                let b = BufRing::new(&ring.submitter(), count as u16, size, 0, inc).map_err(
-                    |source| EngineError::Setup {
-                        what: "registering the provided buffer ring",
-                        source,
-                    },
-                )?;
-                (Some(b), 0)
-            }
+        let io = B::new(shared, n)?;
+        let legacy_buf = match shared.level {
+            IoLevel::Legacy if n > 1000 => 4096,
+            IoLevel::Legacy => 16 * 1024,
+            _ => 0,
         };
         let mut source = WorkerSource::new(
             shared.source,
@@ -273,7 +239,7 @@ impl<'a> Worker<'a> {
                 seq: shared.seq,
                 index,
                 workers: shared.threads,
-                addr: shared.addr,
+                addr: shared.endpoint.tcp(),
             },
         )?;
         // A response hook that takes headers or the body gets the
@@ -287,29 +253,21 @@ impl<'a> Worker<'a> {
                 c
             })
             .collect();
-        let addr = source
-            .script()
-            .and_then(|s| s.addr())
-            .unwrap_or(shared.addr);
-        let family = match addr {
-            SocketAddr::V4(_) => AddressFamily::Inet,
-            SocketAddr::V6(_) => AddressFamily::Inet6,
+        let endpoint = match source.script().and_then(|s| s.addr()) {
+            Some(a) => crate::Endpoint::Tcp(a),
+            None => shared.endpoint.clone(),
         };
+        let (sockaddr, family) = endpoint.sockaddr()?;
         Ok(Worker {
-            ring,
-            setup_flags: flags,
-            bufs,
+            io,
             conns,
             source,
             tls: shared.tls.as_ref().map(|t| t.for_worker(n)),
             scratch: vec![0; if shared.tls.is_some() { TLS_SCRATCH } else { 0 }].into_boxed_slice(),
-            sockaddr: Box::new(SockaddrStorage::from(addr)),
+            sockaddr: Box::new(sockaddr),
             family,
             shared,
-            pending: Vec::with_capacity(2 * n + 16),
-            cqes: Vec::with_capacity(cq as usize),
-            timer: Box::new(Timespec::new()),
-            timer_armed: false,
+            cqes: Vec::with_capacity(4 * n + 64),
             stats: WorkerStats::with_targets(shared.tracked),
             start: Instant::now(),
             quota,
@@ -387,22 +345,19 @@ impl<'a> Worker<'a> {
             let _ = self.stats.uncorrected.add(&self.stats.latency);
         }
         let clean = self.shutdown();
+        let info = self.io.info();
         let script_error = self.source.script().and_then(|s| {
             s.finish();
             s.error.take()
         });
-        let buffers = self.bufs.as_ref().map_or(0, |b| u32::from(b.count()));
-        let incremental_buffers = self.bufs.as_ref().is_some_and(|b| b.incremental());
-        let buffer_size = self
-            .bufs
-            .as_ref()
-            .map_or(self.conns.first().map_or(0, |c| c.buf.len() as u32), |b| {
-                b.buf_size()
-            });
+        let buffer_size = match info.buffer_size {
+            0 => self.conns.first().map_or(0, |c| c.buf.len() as u32),
+            n => n,
+        };
         if !clean {
             // The kernel still holds operations that point into these
             // buffers; leaking them is the only safe choice.
-            std::mem::forget(self.bufs.take());
+            self.io.abandon();
             std::mem::forget(std::mem::take(&mut self.conns));
             std::mem::forget(std::mem::replace(
                 &mut self.source,
@@ -416,10 +371,10 @@ impl<'a> Worker<'a> {
             window,
             stats: std::mem::replace(&mut self.stats, WorkerStats::new()),
             ended_us,
-            setup_flags: self.setup_flags,
-            buffers,
+            setup_flags: info.setup_flags,
+            buffers: info.buffers,
             buffer_size,
-            incremental_buffers,
+            incremental_buffers: info.incremental_buffers,
             script_error,
         })
     }

@@ -40,7 +40,7 @@ impl Pacer {
     }
 }
 
-impl Worker<'_> {
+impl<B: Backend> Worker<'_, B> {
     /// Submits what is queued and waits for completions, until the next
     /// slot, the end of the window or a tick, whichever comes first.
     pub(super) fn sleep(&mut self) -> Result<(), EngineError> {
@@ -58,7 +58,7 @@ impl Worker<'_> {
                 // timed when it arrives, not when the slot comes.
                 self.submit_only()?;
                 let mut t = self.now();
-                while t < due && self.ring.completion().is_empty() {
+                while t < due && !self.io.has_completions() {
                     std::hint::spin_loop();
                     t = self.now();
                 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Worker<'_> {
+impl<B: Backend> Worker<'_, B> {
     pub(super) fn can_issue(&self) -> bool {
         self.stop.is_none()
             && self
@@ -131,12 +131,14 @@ impl Worker<'_> {
             },
             Some(t) => &t.tx[from..to],
         };
-        let e = opcode::Send::new(Fixed(i as u32), bytes.as_ptr(), bytes.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(Token::new(Op::Send, i, c.gen).encode());
+        let token = Token::new(Op::Send, i, c.gen).encode();
+        // SAFETY: the bytes are the worker's fixed request (never changed
+        // during the run), or the connection's outbox or TLS buffer, which
+        // are not written again until this send's completion is reaped
+        // (`life.send` is set until then), and outlive it: the connection
+        // is only released once nothing is in flight.
+        unsafe { self.io.send(i, token, bytes.as_ptr(), bytes.len() as u32) };
         c.life.send = Some(from as u32);
-        self.pending.push(e);
     }
 
     /// A new connection starts in quick-ACK mode: its first 16 responses
@@ -146,45 +148,31 @@ impl Worker<'_> {
     /// most of them; loopback runs the server's side of every ACK on this
     /// core too. Setting `TCP_QUICKACK` to 0 (pingpong mode) saves them.
     pub(super) fn delay_acks(&mut self, i: usize) {
-        static OFF: libc::c_int = 0;
         let c = &mut self.conns[i];
-        c.life.ops.insert(Ops::SOCKOPT);
-        // `OFF` is static, so the pointer is valid whenever the kernel
-        // reads it (see the SAFETY note in `flush`).
-        let e = opcode::SetSockOpt::new(
-            Fixed(i as u32),
-            libc::IPPROTO_TCP as u32,
-            libc::TCP_QUICKACK as u32,
-            &OFF as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as u32,
-        )
-        .build()
-        .user_data(Token::new(Op::SockOpt, i, c.gen).encode());
-        self.pending.push(e);
+        let token = Token::new(Op::SockOpt, i, c.gen).encode();
+        if self.io.quickack_off(i, token) {
+            c.life.ops.insert(Ops::SOCKOPT);
+        }
     }
 
     pub(super) fn arm_recv(&mut self, i: usize) {
         let c = &mut self.conns[i];
-        let fd = Fixed(i as u32);
         let token = Token::new(Op::Recv, i, c.gen).encode();
         // With long bodies only the head is worth reading: a short one-shot
         // receive, then `skip` for the rest.
         let large = c.life.large;
-        let cap = if large { HEAD_PEEK } else { u32::MAX };
-        let multishot = self.bufs.is_some() && self.shared.level == IoLevel::Full && !large;
-        let e = match &self.bufs {
-            Some(b) if multishot => opcode::RecvMulti::new(fd, b.bgid()).build(),
-            Some(b) => opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size().min(cap))
-                .buf_group(b.bgid())
-                .build()
-                .flags(squeue::Flags::BUFFER_SELECT),
-            None => {
-                opcode::Recv::new(fd, c.buf.as_mut_ptr(), (c.buf.len() as u32).min(cap)).build()
-            }
+        let multishot = self.io.multishot() && !large;
+        let how = match (multishot, large) {
+            (true, _) => RecvHow::Multishot,
+            (false, true) => RecvHow::Once { cap: HEAD_PEEK },
+            (false, false) => RecvHow::Once { cap: u32::MAX },
         };
+        // SAFETY: the connection's buffer lives as long as the connection
+        // (kept, or leaked at an unclean shutdown) and is read only after
+        // the receive completes.
+        unsafe { self.io.recv(i, token, how, &mut c.buf) };
         c.life.recv = Recv::Armed { multishot };
         self.stats.recv_arms += 1;
-        self.pending.push(e.user_data(token));
     }
 
     /// Queues a receive that consumes up to `rest` body bytes without
@@ -193,35 +181,17 @@ impl Worker<'_> {
     pub(super) fn skip(&mut self, i: usize, rest: u64) {
         let c = &mut self.conns[i];
         let len = rest.min(SKIP_MAX) as u32;
-        // SAFETY: no buffer is lent: with MSG_TRUNC a TCP receive consumes
-        // the bytes without writing to the (null) address, so nothing is
-        // owned by the kernel until the completion arrives.
-        let e = opcode::Recv::new(Fixed(i as u32), std::ptr::null_mut(), len)
-            // No MSG_WAITALL: io_uring retries a short read by the amount the
-            // buffer advanced, and a discarding read advances nothing, so
-            // the retry never ends. A short skip completes and goes again.
-            .flags(libc::MSG_TRUNC)
-            .build()
-            .user_data(Token::new(Op::Skip, i, c.gen).encode());
+        self.io
+            .skip(i, Token::new(Op::Skip, i, c.gen).encode(), len);
         c.life.recv = Recv::Discarding;
         self.stats.skips += 1;
-        self.pending.push(e);
     }
 
     /// Opens a socket into the connection's fixed slot and queues the connect.
     pub(super) fn connect(&mut self, i: usize, now: u64) {
-        let opened = socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-            .and_then(|fd| {
-                socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
-                self.ring
-                    .submitter()
-                    .register_files_update(i as u32, &[fd.as_raw_fd()])
-                    .map_err(|e| {
-                        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-                    })?;
-                Ok(())
-                // `fd` closes here; the fixed slot keeps the socket open.
-            });
+        let opened = self
+            .io
+            .open(i, self.family, self.family != AddressFamily::Unix);
         let c = &mut self.conns[i];
         if let Err(errno) = opened {
             if !c.tried {
@@ -236,17 +206,17 @@ impl Worker<'_> {
             };
             return;
         }
-        let addr = &*self.sockaddr;
-        let e = opcode::Connect::new(Fixed(i as u32), addr.as_ptr(), addr.len())
-            .build()
-            .user_data(Token::new(Op::Connect, i, c.gen).encode());
+        let token = Token::new(Op::Connect, i, c.gen).encode();
+        // SAFETY: the socket address is boxed in the worker, unmoved and
+        // unchanged for the whole run.
+        unsafe { self.io.connect(i, token, &self.sockaddr) };
+        let c = &mut self.conns[i];
         c.phase = Phase::Connecting {
             since: now,
             throttled: true,
         };
         self.connecting += 1;
         c.life.ops.insert(Ops::CONNECT);
-        self.pending.push(e);
     }
 
     /// Ends the connection on `fault`: counts the fault in its error class
@@ -311,11 +281,8 @@ impl Worker<'_> {
     pub(super) fn cancel(&mut self, i: usize, op: Op) {
         let gen = self.conns[i].gen;
         let target = Token::new(op, i, gen).encode();
-        self.pending.push(
-            opcode::AsyncCancel::new(target)
-                .build()
-                .user_data(Token::new(Op::Cancel, i, gen).encode()),
-        );
+        self.io
+            .cancel(target, Token::new(Op::Cancel, i, gen).encode());
     }
 
     pub(super) fn release_if_idle(&mut self, i: usize, now: u64) {
@@ -330,7 +297,7 @@ impl Worker<'_> {
             // Close the socket now, not at the next connect into this
             // slot. At shutdown (`then` is MAX) one `unregister_files`
             // closes every slot instead of a syscall per connection.
-            let _ = self.ring.submitter().register_files_update(i as u32, &[-1]);
+            self.io.release(i);
         }
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.framer.reset();

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Worker<'_> {
+impl<B: Backend> Worker<'_, B> {
     /// Ends the window at the duration, or at the caller's stop, before
     /// anything is reaped: a response reaped at or after the end is in the
     /// grace, not in the window.
