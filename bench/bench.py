@@ -109,9 +109,16 @@ def urk_flags(extra):
     return list(extra[:extra.index("--fixed")]) if "--fixed" in extra else list(extra)
 
 
-def tools_for(pipeline, extra):
+# Scenarios that also run urk on its epoll backend ("urk-epoll"), the one
+# it uses where io_uring is blocked.
+EPOLL_SCENARIOS = {"c50", "c50-veth", "c1000", "pipeline16-c50", "https-c50"}
+
+
+def tools_for(pipeline, extra, name=""):
     if varied(extra):
         return ["urk", "wrk", "urk-fixed"]
+    if name in EPOLL_SCENARIOS:
+        return ["urk", "wrk", "urk-epoll", *tools_for(pipeline, extra)[2:]]
     peers = [t for t in PEERS if t == "urk-base"
              or (pipeline == 1 and not (t == "h2load" and closing(extra)))]
     return ["urk", "wrk", *peers]
@@ -315,6 +322,8 @@ def process_cpu_s(pid):
 def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()):
     if tool == "urk":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, urk_flags(extra)), parse_urk
+    elif tool == "urk-epoll":
+        cmd, parse = urk_cmd(url, conns, pipeline, seconds, ["--io", "epoll", *extra]), parse_urk
     elif tool == "urk-fixed":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, fixed_equivalent(extra)), parse_urk
     elif tool == "urk-base":
@@ -353,7 +362,12 @@ def syscalls(tool, url, conns, pipeline):
     Under strace, opening 10000 connections takes seconds (wrk completed no
     request at all in 2 s), so large connection counts get a longer run."""
     seconds = 2 if conns < 1000 else 8
-    cmd = urk_cmd(url, conns, pipeline, seconds) if tool == "urk" else wrk_cmd(url, conns, pipeline, seconds)
+    if tool == "urk":
+        cmd = urk_cmd(url, conns, pipeline, seconds)
+    elif tool == "urk-epoll":
+        cmd = urk_cmd(url, conns, pipeline, seconds, ["--io", "epoll"])
+    else:
+        cmd = wrk_cmd(url, conns, pipeline, seconds)
     with tempfile.NamedTemporaryFile("r", suffix=".strace") as f:
         out = subprocess.run(
             ["taskset", "-c", "0", "strace", "-c", "-f", "-o", f.name] + cmd,
@@ -361,7 +375,7 @@ def syscalls(tool, url, conns, pipeline):
             text=True,
         ).stdout
         table = f.read()
-    reqs = (parse_urk if tool == "urk" else parse_wrk)(out)[0]
+    reqs = (parse_urk if tool.startswith("urk") else parse_wrk)(out)[0]
     calls = {}
     for line in table.splitlines():
         parts = line.split()
@@ -454,7 +468,7 @@ def main():
                 continue
             pid, host, tls_host, prefix = srv
             url = f"https://{tls_host}{path}" if https(name) else f"http://{host}{path}"
-            tools = tools_for(pipeline, extra)
+            tools = tools_for(pipeline, extra, name)
             runs = {t: [] for t in tools}
             for r in range(args.rounds):
                 # Strictly alternating: a tool never follows itself, so
@@ -491,11 +505,16 @@ def main():
                      for t in tools if t not in ("urk", "wrk")}
             # The spread says how far a single round can be trusted.
             ratio["rps_range"] = [min(rps_ratios), max(rps_ratios)] if rps_ratios else None
+            if "urk-epoll" in runs:
+                ratio["epoll_cpu_us_per_req"] = median([e["cpu_us_per_req"] / w["cpu_us_per_req"]
+                                                        for e, w in zip(runs["urk-epoll"], runs["wrk"])
+                                                        if e["cpu_us_per_req"] and w["cpu_us_per_req"]])
             entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
                      "network": net, "runs": runs, "median": summary, "urk_over_wrk": ratio,
                      "urk_over_peers_cpu_us_per_req": peers}
             if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50", "https-c50"):
-                entry["syscalls"] = {t: syscalls(t, url, conns, pipeline) for t in ("urk", "wrk")}
+                entry["syscalls"] = {t: syscalls(t, url, conns, pipeline)
+                                     for t in ("urk", "wrk", *(["urk-epoll"] if "urk-epoll" in tools else []))}
             results.append(entry)
             print(f"== {name}: urk/wrk cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
 
@@ -618,6 +637,10 @@ def targets(results):
     def line(ok, text):
         out.append(f"- {'met' if ok else 'NOT met'}: {text}")
 
+    for name in ("c50", "c50-veth"):
+        r = by.get(name, {}).get("urk_over_wrk", {}).get("epoll_cpu_us_per_req")
+        if r is not None:
+            line(r <= 0.95, f"{name} urk --io epoll / wrk CPU-us/req {r:.2f} (target <= 0.95)")
     for name, limit in SCRIPT_TARGETS.items():
         r = by.get(name, {}).get("urk_over_wrk", {}).get("cpu_us_per_req")
         if r is not None:

@@ -11,17 +11,17 @@ use std::time::Duration;
 
 fn main() {
     let server = server::TestServer::start(server::ServerConfig::default());
-    let cfg = uring_engine::Config::new(&server.url("/"))
+    let cfg = urk_engine::Config::new(&server.url("/"))
         .expect("the demo URL is valid")
         .threads(1)
         .connections(50)
         .duration(Duration::from_secs(5));
-    print!("{}", uring_engine::banner(&cfg));
-    match uring_engine::run(&cfg) {
+    print!("{}", urk_engine::banner(&cfg));
+    match urk_engine::run(&cfg) {
         Ok(report) => {
             print!(
                 "{}",
-                report.to_text(uring_engine::TextOptions {
+                report.to_text(urk_engine::TextOptions {
                     latency: true,
                     uncorrected: false
                 })

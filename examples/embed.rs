@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use uring_engine::{run, Config, EngineError};
+use urk_engine::{run, Config, EngineError};
 
 fn main() -> Result<(), EngineError> {
     let url = std::env::args()

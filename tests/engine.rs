@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::server::{ServerConfig, TestServer};
-use uring_engine::{run, Config, IoLevel, Report};
+use urk_engine::{run, Config, IoLevel, Report};
 
 const LEVELS: [IoLevel; 4] = [
     IoLevel::Full,
@@ -171,7 +171,7 @@ fn changing_body_sizes_switch_between_copying_and_discarding() {
 /// round the ring must all come out byte-exact.
 #[test]
 fn incremental_buffers_split_and_pack_responses_exactly() {
-    let k = uring_engine::KernelSupport::probe().unwrap();
+    let k = urk_engine::KernelSupport::probe().unwrap();
     let sc = ServerConfig {
         body: vec![b'z'; 3001],
         close_every: 7,
@@ -378,7 +378,7 @@ fn refused_connections_are_counted_without_a_hot_loop() {
 
 #[test]
 fn forced_levels_match_the_kernel() {
-    let k = uring_engine::KernelSupport::probe().unwrap();
+    let k = urk_engine::KernelSupport::probe().unwrap();
     for level in LEVELS {
         let ok = match level {
             IoLevel::Full => k.recv_multishot,

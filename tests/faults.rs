@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::fault::{Fault, FaultServer};
 use support::server::{ServerConfig, TestServer};
-use uring_engine::{run, Config, Errors, IoLevel, Report};
+use urk_engine::{run, Config, Errors, IoLevel, Report};
 
 const LEVELS: [IoLevel; 4] = [
     IoLevel::Full,
@@ -221,7 +221,7 @@ fn a_full_backlog_is_a_connect_timeout() {
         r.connect_errors
     );
     // The text report says what the connect errors were.
-    let text = r.to_text(uring_engine::TextOptions::default());
+    let text = r.to_text(urk_engine::TextOptions::default());
     let line = format!("Connects timed out: {};", r.connect_errors.timed_out);
     assert!(text.contains(&line), "{text}");
 }

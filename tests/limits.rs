@@ -198,9 +198,15 @@ fn a_second_ctrl_c_exits_at_once() {
 
 #[test]
 fn sigterm_prints_the_report_so_far() {
+    for io in ["auto", "epoll"] {
+        sigterm_at(io);
+    }
+}
+
+fn sigterm_at(io: &str) {
     let server = TestServer::start(ServerConfig::default());
     let child = urk()
-        .args(["-t1", "-c4", "-d30s", &server.url("/")])
+        .args(["--io", io, "-t1", "-c4", "-d30s", &server.url("/")])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -256,16 +262,26 @@ fn a_100_mb_body_streams_through_without_growing_memory() {
         body: vec![b'z'; 100 << 20],
         ..Default::default()
     });
-    let (out, peak_kib) =
-        peak_rss(urk().args(["-t1", "-c2", "-n", "4", "--json", &server.url("/")]));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["requests"], 4);
-    assert!(v["bytes_read"].as_u64().unwrap() > 400 << 20);
-    assert!(
-        peak_kib < 32 * 1024,
-        "peak RSS {peak_kib} KiB while framing 100 MB bodies"
-    );
+    for io in ["auto", "epoll"] {
+        let (out, peak_kib) = peak_rss(urk().args([
+            "--io",
+            io,
+            "-t1",
+            "-c2",
+            "-n",
+            "4",
+            "--json",
+            &server.url("/"),
+        ]));
+        assert_eq!(out.status.code(), Some(0), "{io}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["requests"], 4, "{io}");
+        assert!(v["bytes_read"].as_u64().unwrap() > 400 << 20, "{io}");
+        assert!(
+            peak_kib < 32 * 1024,
+            "{io}: peak RSS {peak_kib} KiB while framing 100 MB bodies"
+        );
+    }
 }
 
 #[test]
@@ -273,13 +289,27 @@ fn ten_thousand_connections_stay_under_64_mb() {
     let Some(nginx) = support::nginx::Nginx::start("c10k") else {
         return;
     };
-    let (out, peak_kib) =
-        peak_rss(urk().args(["-t1", "-c10000", "-d2s", "--json", &nginx.url("/")]));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["requests"].as_u64().unwrap() > 10_000, "{v}");
-    assert_eq!(v["errors"]["connect"], 0, "{v}");
-    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB at -c 10000");
+    for io in ["auto", "epoll"] {
+        let (out, peak_kib) = peak_rss(urk().args([
+            "--io",
+            io,
+            "-t1",
+            "-c10000",
+            "-d2s",
+            "--json",
+            &nginx.url("/"),
+        ]));
+        assert_eq!(out.status.code(), Some(0), "{io}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["requests"].as_u64().unwrap() > 10_000, "{io}: {v}");
+        assert_eq!(v["errors"]["connect"], 0, "{io}: {v}");
+        assert!(
+            peak_kib < 64 * 1024,
+            "{io}: peak RSS {peak_kib} KiB at -c 10000"
+        );
+        // Let nginx close the last run's connections before the next.
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Local ports run out: in a network namespace of its own with only 10

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::nginx::Nginx;
 
-use uring_engine::{run, Config, IoLevel};
+use urk_engine::{run, Config, IoLevel};
 
 const LEVELS: [IoLevel; 4] = [
     IoLevel::Full,
@@ -172,9 +172,9 @@ fn https_counts_match_the_access_log() {
     total += 500;
     assert_eq!(nginx.logged(), BTreeMap::from([(200, total)]));
     // The system's roots do not know the test CA: refused before any load.
-    let err = uring_engine::Plan::new(&cfg(&url, IoLevel::Auto).requests(10)).unwrap_err();
+    let err = urk_engine::Plan::new(&cfg(&url, IoLevel::Auto).requests(10)).unwrap_err();
     assert!(
-        matches!(&err, uring_engine::EngineError::Tls(t) if t.problem == uring_engine::TlsProblem::Untrusted),
+        matches!(&err, urk_engine::EngineError::Tls(t) if t.problem == urk_engine::TlsProblem::Untrusted),
         "{err}"
     );
     assert_eq!(nginx.logged(), BTreeMap::from([(200, total)]));

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use support::server::{ServerConfig, TestServer};
-use uring_engine::{run, Config, IoLevel};
+use urk_engine::{run, Config, IoLevel};
 
 /// The pacing test measures wake-ups to the microsecond: it runs alone,
 /// the others (which only need their schedules kept) together.

@@ -285,3 +285,86 @@ fn progress_shows_on_a_terminal_and_not_when_piped() {
         text(&out.stdout)
     );
 }
+
+/// `--start-at`: connections open first, the load waits for the moment,
+/// and the window (and timeline) start there; merges line runs up by it.
+#[test]
+fn start_at_holds_the_load_and_merge_lines_runs_up_by_it() {
+    let server = TestServer::start(ServerConfig::default());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let at = now + 1.5;
+    let began = std::time::Instant::now();
+    let a = json(&urk(&[
+        "-q",
+        "--json",
+        "-t1",
+        "-c4",
+        "-d1s",
+        "--start-at",
+        &format!("{at:.3}"),
+        &server.url("/"),
+    ]));
+    validate(&a);
+    assert!(
+        began.elapsed().as_secs_f64() >= 2.4,
+        "held, then loaded 1 s"
+    );
+    let started = a["started_at"].as_f64().unwrap();
+    assert!(
+        (started - at).abs() < 0.05,
+        "window starts at the moment: {started} vs {at}"
+    );
+    // The hold is not in the window, its rate or its timeline.
+    let d = a["duration_s"].as_f64().unwrap();
+    assert!((d - 1.0).abs() < 0.05, "{d}");
+    assert!(a["timeline"][0]["requests"].as_u64().unwrap() > 0);
+    // A second run 3 s later: its timeline lands 3 s on in the merge, and
+    // the merge says the two did not overlap.
+    let b = json(&urk(&[
+        "-q",
+        "--json",
+        "-t1",
+        "-c4",
+        "-d1s",
+        &server.url("/"),
+    ]));
+    let b_start = b["started_at"].as_f64().unwrap();
+    let dir = std::env::temp_dir();
+    let paths: Vec<_> = [("a", &a), ("b", &b)]
+        .iter()
+        .map(|(n, r)| {
+            let p = dir.join(format!("urk-start-at-{n}-{}.json", std::process::id()));
+            std::fs::write(&p, r.to_string()).unwrap();
+            p
+        })
+        .collect();
+    let out = urk(&[
+        "merge",
+        "--json",
+        paths[0].to_str().unwrap(),
+        paths[1].to_str().unwrap(),
+    ]);
+    let m = json(&out);
+    assert!(
+        text(&out.stderr).contains("did not all overlap"),
+        "{}",
+        text(&out.stderr)
+    );
+    let shift = (b_start - started).round() as usize;
+    let timeline = m["timeline"].as_array().unwrap();
+    assert!(timeline.len() > shift, "{} <= {shift}", timeline.len());
+    // b's first second lands at `shift` (a's last, grace-time responses
+    // may share it); nothing is lost or counted twice.
+    let reqs = |t: &serde_json::Value| t["requests"].as_u64().unwrap();
+    assert!(reqs(&timeline[shift]) >= reqs(&b["timeline"][0]));
+    let total =
+        |r: &serde_json::Value| -> u64 { r["timeline"].as_array().unwrap().iter().map(reqs).sum() };
+    assert_eq!(total(&m), total(&a) + total(&b));
+    assert_eq!(m["started_at"], a["started_at"]);
+    let out = urk(&["--start-at", "soon", &server.url("/")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("RFC 3339"));
+}

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::nginx::Nginx;
-use uring_engine::{run, Config, IoLevel};
+use urk_engine::{run, Config, IoLevel};
 
 fn cfg(url: &str) -> Config {
     Config::new(url).unwrap().io(IoLevel::Auto).threads(2)

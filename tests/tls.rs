@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::cli::{text, urk};
 use support::server::{ServerConfig, TestServer, TlsMode};
 use support::tls::{Leaf, Pki};
-use uring_engine::{run, Config, IoLevel, Report};
+use urk_engine::{run, Config, IoLevel, Report};
 
 fn tls_server(
     pki: &Pki,

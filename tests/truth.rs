@@ -257,14 +257,33 @@ fn merging_unlike_runs_keeps_no_rate_and_says_why() {
     };
     let (closed, paced_a, paced_b) = (path("closed"), path("paced-a"), path("paced-b"));
     let url = server.url("/");
-    for (file, args) in [
+    // The two paced runs go at the same time (one --start-at), as runs
+    // from several machines would; the closed-loop one overlaps them.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.0;
+    let at = format!("{at:.3}");
+    let children: Vec<_> = [
         (&closed, vec!["-t1", "-c4", "-d1s"]),
         (&paced_a, vec!["-t1", "-c4", "-d1s", "-R", "300"]),
         (&paced_b, vec!["-t1", "-c4", "-d1s", "-R", "200"]),
-    ] {
+    ]
+    .into_iter()
+    .map(|(file, args)| {
         let mut a = args.clone();
-        a.extend(["--json", &url]);
-        let out = urk(&a);
+        a.extend(["--start-at", &at, "--json", &url]);
+        let child = support::cli::command()
+            .args(&a)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (file, child)
+    })
+    .collect();
+    for (file, child) in children {
+        let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0));
         std::fs::write(file, &out.stdout).unwrap();
     }

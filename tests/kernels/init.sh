@@ -35,7 +35,7 @@ else
 fi
 
 # every level the kernel supports completes exactly N requests.
-for level in full basic legacy; do
+for level in full basic legacy epoll; do
     case " $lacks " in *" $level "*) continue ;; esac
     /urk -t2 -c8 -n 500 --io "$level" --json "$url" > /tmp/l.json 2> /tmp/l.err
     if [ $? -eq 0 ] && grep -q '"requests": 500,' /tmp/l.json && grep -q '"connect": 0,' /tmp/l.json; then
@@ -51,7 +51,7 @@ done
 i=0
 while [ ! -s /tmp/big.url ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 big=$(head -n 1 /tmp/big.url)
-for level in full basic legacy; do
+for level in full basic legacy epoll; do
     case " $lacks " in *" $level "*) continue ;; esac
     /urk -t1 -c4 -n 200 --io "$level" --json "$big" > /tmp/b.json 2> /tmp/b.err
     if [ $? -eq 0 ] && grep -q '"requests": 200,' /tmp/b.json && grep -q '"bytes_read": 20012200,' /tmp/b.json \

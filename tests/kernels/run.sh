@@ -49,7 +49,7 @@ k510=$(fetch linux-image-5.10.0-)
 k61=$(fetch linux-image-6.1.0-)
 
 cargo build --release -q -p urk
-cargo build --release -q -p uring-engine --example server
+cargo build --release -q -p urk-engine --example server
 work=$(mktemp -d)
 trap '[ -n "${URK_KEEP:-}" ] || rm -rf "$work"' EXIT
 initrd="$work/root"

@@ -2,9 +2,9 @@
 //! plus urk's own, turned into an engine [`Config`].
 
 use argh::FromArgs;
-use uring_engine::proto::{self, targets::TargetEntry, Target};
-use uring_engine::units::{parse_count, parse_duration};
-use uring_engine::{Config, IoLevel, Order, TlsVersion};
+use urk_engine::proto::{self, targets::TargetEntry, Target};
+use urk_engine::units::{parse_count, parse_duration};
+use urk_engine::{Config, IoLevel, Order, TlsVersion};
 
 /// urk: an HTTP/1.1 load generator on io_uring, with wrk's interface.
 #[derive(FromArgs, Debug)]
@@ -117,13 +117,18 @@ pub struct Args {
     /// a run's sequence (default: random, printed in the JSON report)
     #[argh(option)]
     pub seed: Option<u64>,
-    /// connect to HOST:PORT instead of the URL's host ([::1]:8080 for
-    /// IPv6); Host, SNI and the certificate check still use the URL's
+    /// connect to HOST:PORT instead of the URL's host (an IPv6 address in
+    /// brackets); Host, SNI and the certificate check still use the URL's
     #[argh(option)]
     pub connect_to: Option<String>,
     /// connect to this Unix domain socket; the URL gives Host and path
     #[argh(option)]
     pub unix_socket: Option<String>,
+    /// open the connections, then hold the load until this moment: a Unix
+    /// time (1767225600) or an RFC 3339 time (2026-12-01T12:00:00Z), so
+    /// that runs on several machines load together
+    #[argh(option)]
+    pub start_at: Option<String>,
     /// no live progress on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -164,6 +169,31 @@ fn count(flag: &str, v: &Option<String>) -> Result<Option<u64>, String> {
         .transpose()
 }
 
+/// A moment: Unix seconds (fractions allowed), or RFC 3339 with its
+/// offset (`T` or a space between date and time).
+fn moment(s: &str) -> Result<std::time::SystemTime, String> {
+    let bad = || {
+        format!("invalid --start-at '{s}': expected a Unix time such as 1767225600 or an RFC 3339 time such as 2026-12-01T12:00:00Z")
+    };
+    if let Ok(secs) = s.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(bad());
+        }
+        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+    }
+    let mut t = s.to_string();
+    if t.len() > 10 && t.as_bytes()[10] == b' ' {
+        t.replace_range(10..11, "T");
+    }
+    let when = time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    let nanos = when.unix_timestamp_nanos();
+    if nanos < 0 {
+        return Err(bad());
+    }
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos as u64))
+}
+
 /// `HOST:PORT`, with brackets around an IPv6 address.
 fn host_port(s: &str) -> Result<(String, u16), String> {
     let bad = || {
@@ -201,7 +231,7 @@ impl Args {
     pub fn script_args(&self) -> &[String] {
         self.positional.get(1..).unwrap_or(&[])
     }
-    fn tls_options(&self, t: &mut uring_engine::TlsOptions) -> Result<(), String> {
+    fn tls_options(&self, t: &mut urk_engine::TlsOptions) -> Result<(), String> {
         t.insecure = self.insecure;
         t.ca_file = self.cacert.as_ref().map(Into::into);
         t.client_cert = match (&self.cert, &self.key) {
@@ -229,7 +259,7 @@ impl Args {
     }
 
     /// The `--fail-if` thresholds, checked before anything runs.
-    pub fn thresholds(&self) -> Result<Vec<uring_engine::Threshold>, String> {
+    pub fn thresholds(&self) -> Result<Vec<urk_engine::Threshold>, String> {
         self.fail_if.iter().map(|t| t.parse()).collect()
     }
 
@@ -359,6 +389,9 @@ impl Args {
             cfg.connect_to = Some(host_port(to)?);
         }
         cfg.unix_socket = self.unix_socket.as_ref().map(Into::into);
+        if let Some(t) = &self.start_at {
+            cfg.start_at = Some(moment(t)?);
+        }
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
     }
@@ -385,6 +418,21 @@ mod tests {
             (1000, 4, Some(10_000), 16)
         );
         assert_eq!(c.timeout.as_millis(), 500);
+    }
+
+    #[test]
+    fn start_at_takes_unix_and_rfc3339_times() {
+        let at = |s: &str| {
+            moment(s)
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+        };
+        assert_eq!(at("1767225600").as_secs(), 1_767_225_600);
+        assert_eq!(at("1767225600.5").as_millis(), 1_767_225_600_500);
+        assert_eq!(at("2026-01-01T00:00:00Z").as_secs(), 1_767_225_600);
+        assert_eq!(at("2026-01-01 01:00:00+01:00").as_secs(), 1_767_225_600);
+        assert!(moment("tomorrow").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
-use uring_engine::Report;
+use urk_engine::Report;
 
 /// Writes one interval per second of `report.timeline` (values in µs).
 pub fn write(path: &str, report: &Report) -> io::Result<()> {

@@ -54,8 +54,8 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 /// A failed probe handshake, with the flags that fix it.
-fn tls_hint(t: &uring_engine::TlsFailure) -> String {
-    use uring_engine::TlsProblem;
+fn tls_hint(t: &urk_engine::TlsFailure) -> String {
+    use urk_engine::TlsProblem;
     let hint = match t.problem {
         TlsProblem::Untrusted | TlsProblem::Expired => {
             "; trust its CA with --cacert FILE, or skip verification with -k/--insecure"
@@ -70,7 +70,7 @@ fn tls_hint(t: &uring_engine::TlsFailure) -> String {
 }
 
 /// What the errors of a run with no response say, for its one line.
-fn why_none(r: &uring_engine::Report) -> String {
+fn why_none(r: &urk_engine::Report) -> String {
     let e = &r.errors;
     let c = &r.connect_errors;
     if e.total() == 0 {
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
             "urk {} (HTTP/1.1 load generator on io_uring)",
             env!("CARGO_PKG_VERSION")
         );
-        match uring_engine::KernelSupport::probe() {
+        match urk_engine::KernelSupport::probe() {
             Ok(k) => println!("kernel {}: best io level {}", k.release, k.best),
             Err(e) => println!("io_uring: {e}"),
         }
@@ -159,9 +159,9 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let plan = match uring_engine::Plan::new(&cfg) {
+    let plan = match urk_engine::Plan::new(&cfg) {
         Ok(p) => p,
-        Err(uring_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
+        Err(urk_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
         Err(e) => return fail(e),
     };
     if let Some(why) = plan.fallback_reason() {
@@ -174,9 +174,9 @@ fn main() -> ExitCode {
     }
     install_signal_handlers();
     if !args.json {
-        print!("{}", uring_engine::banner(&cfg));
+        print!("{}", urk_engine::banner(&cfg));
     }
-    let live = std::sync::Arc::new(uring_engine::Live::default());
+    let live = std::sync::Arc::new(urk_engine::Live::default());
     let progress = progress::Progress::start(live.clone(), cfg.duration, args.quiet);
     let result = plan.run_watched(&STOP, &live);
     progress.finish();
@@ -190,7 +190,7 @@ fn main() -> ExitCode {
             Err(e) => return fail(e),
         }
     } else {
-        let opts = uring_engine::TextOptions {
+        let opts = urk_engine::TextOptions {
             latency: args.latency,
             uncorrected: args.u_latency,
         };

@@ -25,12 +25,12 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
     let mut reports = Vec::new();
     for f in &args.files {
         let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{f}': {e}"))?;
-        let r: uring_engine::Report = serde_json::from_str(&text)
+        let r: urk_engine::Report = serde_json::from_str(&text)
             .map_err(|e| format!("'{f}' is not an urk --json report: {e}"))?;
         reports.push(r);
     }
-    let merged = uring_engine::Report::merge(&reports).ok_or("nothing to merge")?;
-    let caveats = uring_engine::Report::merge_caveats(&reports);
+    let merged = urk_engine::Report::merge(&reports).ok_or("nothing to merge")?;
+    let caveats = urk_engine::Report::merge_caveats(&reports);
     if args.json {
         for c in &caveats {
             eprintln!("urk merge: {c}");
@@ -49,7 +49,7 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
         let notes: String = caveats.iter().map(|c| format!("Note: {c}\n")).collect();
         Ok(header
             + &notes
-            + &merged.to_text(uring_engine::TextOptions {
+            + &merged.to_text(urk_engine::TextOptions {
                 latency: args.latency,
                 uncorrected: false,
             }))

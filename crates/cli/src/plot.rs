@@ -2,7 +2,7 @@
 //! HdrHistogram's plotter draws it, above requests/s over time.
 
 use plotters::prelude::*;
-use uring_engine::Report;
+use urk_engine::Report;
 
 /// Percentiles on a log axis: x = 1/(1-p), so 90% is 10, 99% is 100, ...
 fn spectrum(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {

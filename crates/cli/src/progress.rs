@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use uring_engine::Live;
+use urk_engine::Live;
 
 pub struct Progress {
     done: Arc<AtomicBool>,

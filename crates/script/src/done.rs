@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods};
 
 /// `summary`: duration (µs), requests, bytes, errors by wrk's classes.
-pub(crate) fn summary(lua: &Lua, r: &uring_engine::Report) -> mlua::Result<Table> {
+pub(crate) fn summary(lua: &Lua, r: &urk_engine::Report) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("duration", (r.duration_s * 1e6).round() as u64)?;
     t.set("requests", r.requests)?;

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use uring_engine::{Config, Plan};
+//! use urk_engine::{Config, Plan};
 //!
 //! let url = "http://127.0.0.1:8080/";
 //! let mut cfg = Config::new(url)?.threads(2).connections(20);
@@ -34,8 +34,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use mlua::{Function, Lua, Value};
-use uring_engine::proto::{RequestSpec, Target};
-use uring_engine::{Hooks, RequestScript, ResponseUse, ScriptError, WorkerScript};
+use urk_engine::proto::{RequestSpec, Target};
+use urk_engine::{Hooks, RequestScript, ResponseUse, ScriptError, WorkerScript};
 
 use value::Owned;
 
@@ -118,7 +118,7 @@ impl Script {
         self.inner.hooks
     }
 
-    /// What goes into [`uring_engine::Config::script`].
+    /// What goes into [`urk_engine::Config::script`].
     pub fn engine_script(&self) -> Arc<dyn RequestScript> {
         Arc::new(EngineScript(self.inner.clone()))
     }
@@ -159,7 +159,7 @@ impl Script {
 
     /// Runs `done(summary, latency, requests)` in the main state, with
     /// wrk's objects made from `report`.
-    pub fn done(&self, report: &uring_engine::Report) -> Result<(), ScriptError> {
+    pub fn done(&self, report: &urk_engine::Report) -> Result<(), ScriptError> {
         let Ok(Value::Function(f)) = self.lua.globals().get::<Value>("done") else {
             return Ok(());
         };

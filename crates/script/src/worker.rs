@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, Table, Value};
-use uring_engine::{ResponseUse, ScriptError, ScriptResponse, WorkerScript};
+use urk_engine::{ResponseUse, ScriptError, ScriptResponse, WorkerScript};
 
 use crate::thread::LocalThread;
 use crate::{lock, one_line, value, wrk, Inner};

@@ -41,8 +41,8 @@ counters! {
     /// fault is counted in [`LostCauses`] and never as completed.
     ///
     /// ```
-    /// let mut e = uring_engine::Errors::default();
-    /// e += uring_engine::Errors { read: 2, timeout: 1, ..Default::default() };
+    /// let mut e = urk_engine::Errors::default();
+    /// e += urk_engine::Errors { read: 2, timeout: 1, ..Default::default() };
     /// assert_eq!(e.total(), 3);
     /// ```
     pub struct Errors {

@@ -10,7 +10,7 @@ impl<B: Backend> Worker<'_, B> {
         if self.stop.is_some() {
             return;
         }
-        let end = self.shared.duration_us;
+        let end = self.end_us();
         if now >= end {
             // Slots that fell due before the end go out first (late, and
             // counted so): the schedule is every slot before the end.
@@ -53,14 +53,16 @@ impl<B: Backend> Worker<'_, B> {
         // accepting the rest and overflow its listen backlog.
         let stalled = now.saturating_sub(self.last_connect_outcome) > WARMUP_STALL_US;
         let cap = WARMUP_MAX_US.min(self.shared.timeout_us);
-        if self.warming && (self.untried == 0 || stalled || now >= cap) {
+        if self.warming && (self.untried == 0 || stalled || now >= cap) && now >= self.load_at_us {
             self.warming = false;
             self.schedule_start = now;
             for i in 0..self.conns.len() {
                 self.try_send(i, now);
             }
         }
-        if self.interval.is_some() && now >= u64::from(self.interval_index + 1) * INTERVAL_US {
+        if self.interval.is_some()
+            && now >= self.load_at_us + u64::from(self.interval_index + 1) * INTERVAL_US
+        {
             self.close_interval();
         }
         if self.stop.is_none() && self.quota.is_some_and(|q| self.stats.requests >= q) {
@@ -69,7 +71,7 @@ impl<B: Backend> Worker<'_, B> {
         // Constant-rate mode: connections whose next slot has come.
         self.send_due(now + 1, now);
         if now >= self.next_sample {
-            if self.stop.is_none() {
+            if self.stop.is_none() && !self.warming {
                 let elapsed = now - (self.next_sample - SAMPLE_US);
                 let n = self.stats.requests - self.sampled_requests;
                 let rate = n * 1_000_000 / elapsed.max(1);
@@ -188,7 +190,11 @@ impl<B: Backend> Worker<'_, B> {
             until = until.min(due);
         }
         if self.stop.is_none() {
-            until = until.min(self.shared.duration_us);
+            until = until.min(self.end_us());
+            if self.warming && self.load_at_us > now {
+                // Held for --start-at: wake at the moment.
+                until = until.min(self.load_at_us);
+            }
         }
         until.saturating_sub(now).max(1)
     }

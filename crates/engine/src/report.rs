@@ -29,6 +29,11 @@ pub struct Report {
     /// What ended the window.
     #[serde(default)]
     pub stopped_by: StopCause,
+    /// When the window started, as a Unix time in seconds (the timeline's
+    /// second 0): what `urk merge` lines the runs of several machines up
+    /// by.
+    #[serde(default)]
+    pub started_at: f64,
     /// Completed responses: fully received, any status; those of the grace
     /// after the window included.
     pub requests: u64,
@@ -380,6 +385,8 @@ pub(crate) struct RunFacts {
     pub requests_asked: Option<u64>,
     pub tls: bool,
     pub io: IoInfo,
+    /// Unix time of the window's start.
+    pub started_at: f64,
     /// What a targets file's lines name, when it was one.
     pub targets: Option<Vec<crate::source::Label>>,
     pub seed: Option<u64>,
@@ -480,6 +487,7 @@ impl Report {
             pipeline: facts.pipeline,
             duration_s: facts.duration_s,
             stopped_by: facts.stopped_by,
+            started_at: facts.started_at,
             requests: s.requests,
             requests_after_stop: s.requests - facts.window_requests,
             grace_s: facts.grace_s,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use uring_engine::{Hooks, RequestScript, ScriptError, WorkerScript};
+/// use urk_engine::{Hooks, RequestScript, ScriptError, WorkerScript};
 ///
 /// /// Every request asks for the next page.
 /// #[derive(Debug)]
@@ -40,8 +40,8 @@ use std::sync::Arc;
 ///     }
 /// }
 ///
-/// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/")?.script(std::sync::Arc::new(Pages));
-/// # Ok::<(), uring_engine::EngineError>(())
+/// let cfg = urk_engine::Config::new("http://127.0.0.1:8080/")?.script(std::sync::Arc::new(Pages));
+/// # Ok::<(), urk_engine::EngineError>(())
 /// ```
 pub trait RequestScript: Send + Sync + fmt::Debug {
     /// Which hooks the script has; asked once, before the run.

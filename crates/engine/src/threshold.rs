@@ -30,9 +30,9 @@ enum Cmp {
 /// `rps<10000`, `non2xx>0`, `mean>=5ms`, `max>1s`.
 ///
 /// ```
-/// let t: uring_engine::Threshold = "p99.9>20ms".parse().unwrap();
+/// let t: urk_engine::Threshold = "p99.9>20ms".parse().unwrap();
 /// assert_eq!(t.to_string(), "p99.9>20ms");
-/// assert!("p99>>20".parse::<uring_engine::Threshold>().is_err());
+/// assert!("p99>>20".parse::<urk_engine::Threshold>().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {

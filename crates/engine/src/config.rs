@@ -113,10 +113,10 @@ impl std::str::FromStr for TlsVersion {
 /// reconnect, as a browser would.
 ///
 /// ```
-/// let mut cfg = uring_engine::Config::new("https://127.0.0.1:8443/")?;
+/// let mut cfg = urk_engine::Config::new("https://127.0.0.1:8443/")?;
 /// cfg.tls.ca_file = Some("ca.pem".into());
 /// cfg.tls.resume = false;
-/// # Ok::<(), uring_engine::EngineError>(())
+/// # Ok::<(), urk_engine::EngineError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
@@ -158,13 +158,13 @@ impl Default for TlsOptions {
 ///
 /// ```
 /// use std::time::Duration;
-/// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/")?
+/// let cfg = urk_engine::Config::new("http://127.0.0.1:8080/")?
 ///     .threads(1)
 ///     .connections(50)
 ///     .duration(Duration::from_secs(5))
 ///     .header("Accept: */*")?;
 /// assert_eq!(cfg.connections, 50);
-/// # Ok::<(), uring_engine::EngineError>(())
+/// # Ok::<(), urk_engine::EngineError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -220,6 +220,10 @@ pub struct Config {
     pub connect_to: Option<(String, u16)>,
     /// Connect to this Unix domain socket; the URL gives `Host` and path.
     pub unix_socket: Option<PathBuf>,
+    /// Open the connections, then hold the load until this moment, so
+    /// that runs started on several machines load together (a moment
+    /// already past starts at once).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Config {
@@ -244,6 +248,7 @@ impl Config {
             script: None,
             connect_to: None,
             unix_socket: None,
+            start_at: None,
         })
     }
 
@@ -323,11 +328,11 @@ impl Config {
     /// request.
     ///
     /// ```
-    /// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/")?;
+    /// let cfg = urk_engine::Config::new("http://127.0.0.1:8080/")?;
     /// let list = proto::targets::parse("/a\n/b\n", Some(&cfg.request.target)).unwrap();
     /// let cfg = cfg.targets(list);
     /// assert_eq!(cfg.targets.len(), 2);
-    /// # Ok::<(), uring_engine::EngineError>(())
+    /// # Ok::<(), urk_engine::EngineError>(())
     /// ```
     pub fn targets(mut self, list: Vec<TargetEntry>) -> Self {
         self.targets = list;

@@ -8,9 +8,9 @@ use std::time::Duration;
 /// wrk accepts for `-c` and `-t`.
 ///
 /// ```
-/// assert_eq!(uring_engine::units::parse_count("1k"), Some(1000));
-/// assert_eq!(uring_engine::units::parse_count("2M"), Some(2_000_000));
-/// assert_eq!(uring_engine::units::parse_count("x"), None);
+/// assert_eq!(urk_engine::units::parse_count("1k"), Some(1000));
+/// assert_eq!(urk_engine::units::parse_count("2M"), Some(2_000_000));
+/// assert_eq!(urk_engine::units::parse_count("x"), None);
 /// ```
 pub fn parse_count(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -31,7 +31,7 @@ pub fn parse_count(s: &str) -> Option<u64> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use uring_engine::units::parse_duration;
+/// use urk_engine::units::parse_duration;
 /// assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
 /// assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
 /// assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));

@@ -13,14 +13,50 @@ impl Report {
     /// `None` for an empty slice.
     ///
     /// ```
-    /// # fn demo(a: uring_engine::Report, b: uring_engine::Report) {
-    /// let all = uring_engine::Report::merge(&[a, b]).unwrap();
+    /// # fn demo(a: urk_engine::Report, b: urk_engine::Report) {
+    /// let all = urk_engine::Report::merge(&[a, b]).unwrap();
     /// println!("p99 over both runs: {} us", all.latency_us.p99);
     /// # }
     /// ```
     pub fn merge(reports: &[Report]) -> Option<Report> {
         let (first, rest) = reports.split_first()?;
+        // Timelines line up by the wall clock: second 0 is the earliest
+        // start (reports without one count as starting with it).
+        let base = reports
+            .iter()
+            .map(|r| r.started_at)
+            .filter(|&t| t > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let offset = |r: &Report| -> usize {
+            if r.started_at > 0.0 && base.is_finite() {
+                (r.started_at - base).round().max(0.0) as usize
+            } else {
+                0
+            }
+        };
         let mut m = first.clone();
+        m.timeline.clear();
+        if base.is_finite() {
+            m.started_at = base;
+        }
+        for r in reports {
+            for e in &r.timeline {
+                let i = e.second as usize + offset(r);
+                while m.timeline.len() <= i {
+                    m.timeline.push(TimelineEntry {
+                        second: m.timeline.len() as u32,
+                        requests: 0,
+                        errors: 0,
+                        p99_us: 0,
+                        histogram: crate::stats::new_latency_histogram(),
+                    });
+                }
+                let t = &mut m.timeline[i];
+                t.requests += e.requests;
+                t.errors += e.errors;
+                let _ = t.histogram.add(&e.histogram);
+            }
+        }
         for r in rest {
             if !m.url.split(" + ").any(|u| u == r.url) {
                 m.url = format!("{} + {}", m.url, r.url);
@@ -65,22 +101,6 @@ impl Report {
             };
             // A closed-loop run has no schedule to add to another's.
             m.rate = m.rate.zip(r.rate).map(|(a, b)| merge_rate(&a, &b));
-            for e in &r.timeline {
-                let i = e.second as usize;
-                while m.timeline.len() <= i {
-                    m.timeline.push(TimelineEntry {
-                        second: m.timeline.len() as u32,
-                        requests: 0,
-                        errors: 0,
-                        p99_us: 0,
-                        histogram: crate::stats::new_latency_histogram(),
-                    });
-                }
-                let t = &mut m.timeline[i];
-                t.requests += e.requests;
-                t.errors += e.errors;
-                let _ = t.histogram.add(&e.histogram);
-            }
             if same_targets(&m.targets, &r.targets) {
                 for (a, b) in m.targets.iter_mut().zip(&r.targets) {
                     a.requests += b.requests;
@@ -114,8 +134,8 @@ impl Report {
     /// empty when the runs are alike.
     ///
     /// ```
-    /// # fn demo(reports: &[uring_engine::Report]) {
-    /// for line in uring_engine::Report::merge_caveats(reports) {
+    /// # fn demo(reports: &[urk_engine::Report]) {
+    /// for line in urk_engine::Report::merge_caveats(reports) {
     ///     eprintln!("note: {line}");
     /// }
     /// # }
@@ -134,6 +154,26 @@ impl Report {
             Some(x) => x,
             None => return out,
         };
+        // Runs that did not overlap in time loaded the server one after
+        // the other: their rates do not add up to one load.
+        let span = |r: &Report| (r.started_at, r.started_at + r.duration_s);
+        let timed: Vec<(f64, f64)> = reports
+            .iter()
+            .filter(|r| r.started_at > 0.0)
+            .map(span)
+            .collect();
+        let apart = timed
+            .iter()
+            .enumerate()
+            .any(|(i, a)| timed[i + 1..].iter().any(|b| a.1 <= b.0 || b.1 <= a.0));
+        if apart {
+            let first_start = timed.iter().map(|t| t.0).fold(f64::INFINITY, f64::min);
+            let last_start = timed.iter().map(|t| t.0).fold(0.0, f64::max);
+            out.push(format!(
+                "the runs did not all overlap in time (starts {:.1} s apart): their rates do not add up to one load; use --start-at to start them together",
+                last_start - first_start
+            ));
+        }
         if rest
             .iter()
             .any(|r| !same_targets(&first.targets, &r.targets))

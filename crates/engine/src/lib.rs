@@ -1,5 +1,6 @@
-//! The io_uring HTTP/1.1 load engine behind `urk`: a [`Config`] in, a
-//! [`Report`] out.
+//! The HTTP/1.1 load engine behind `urk`: a [`Config`] in, a [`Report`]
+//! out. It runs on io_uring, and on epoll where io_uring is blocked
+//! ([`IoLevel::Epoll`], chosen by `Auto` there), with the same report.
 //!
 //! Each worker thread owns one ring and a share of the connections. Per loop
 //! it reaps every completion, advances the connections' state machines,
@@ -13,7 +14,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use uring_engine::{run, Config};
+//! use urk_engine::{run, Config};
 //!
 //! let cfg = Config::new("http://127.0.0.1:8080/")?
 //!     .threads(1)
@@ -21,7 +22,7 @@
 //!     .duration(Duration::from_secs(5));
 //! let report = run(&cfg)?;
 //! println!("{} requests, p99 {} us", report.requests, report.latency_us.p99);
-//! # Ok::<(), uring_engine::EngineError>(())
+//! # Ok::<(), urk_engine::EngineError>(())
 //! ```
 
 mod backend;
@@ -198,6 +199,7 @@ impl Plan {
                 .filter(|&us| us > 0 && support.min_timeout && level != IoLevel::Legacy),
             timeout_us: cfg.timeout.as_micros() as u64,
             duration_us: cfg.duration.as_micros() as u64,
+            start_at: cfg.start_at,
             stop,
             schedule: cfg.rate.map(|r| Schedule::new(r, cfg.connections)),
             live,
@@ -296,12 +298,19 @@ impl Plan {
             skips_per_1000_requests: 0.0,
         };
         let end_us = windows.iter().map(|w| w.end_us).max().unwrap_or(0);
+        let wall = start.get().map_or(std::time::SystemTime::now(), |s| s.1);
+        let load_at = worker::load_at_us(cfg.start_at, wall);
+        let started_at = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+            + load_at as f64 / 1e6;
         let facts = RunFacts {
             url: cfg.request.target.url.clone(),
             threads: cfg.threads,
             connections: cfg.connections,
             pipeline: cfg.pipeline,
-            duration_s: end_us as f64 / 1e6,
+            duration_s: end_us.saturating_sub(load_at) as f64 / 1e6,
+            started_at,
             stopped_by: windows.iter().map(|w| w.cause).max().unwrap_or_default(),
             grace_s: windows
                 .iter()
@@ -340,7 +349,7 @@ fn work<B: backend::Backend>(
     shared: &Shared<'_>,
     p: Place,
     ready: &Barrier,
-    start: &OnceLock<Instant>,
+    start: &OnceLock<(Instant, std::time::SystemTime)>,
     abort: &AtomicBool,
 ) -> Result<Outcome, EngineError> {
     let worker = Worker::<B>::new(shared, p.index, p.conns, p.base, p.quota);
@@ -352,7 +361,7 @@ fn work<B: backend::Backend>(
     if abort.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(EngineError::Config("another worker failed to start".into()));
     }
-    worker.run(*start.get_or_init(Instant::now))
+    worker.run(*start.get_or_init(|| (Instant::now(), std::time::SystemTime::now())))
 }
 
 /// Running totals of a run in progress, updated by the workers every

@@ -116,6 +116,9 @@ pub(crate) struct Shared<'a> {
     pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
     pub duration_us: u64,
+    /// Hold the load until this wall-clock moment (connections open
+    /// first), so that runs started on several machines load together.
+    pub start_at: Option<std::time::SystemTime>,
     pub stop: &'a AtomicBool,
     /// Constant-rate mode (`-R`).
     pub schedule: Option<Schedule>,
@@ -204,6 +207,9 @@ pub(crate) struct Worker<'a, B: Backend> {
     last_connect_outcome: u64,
     /// Constant-rate mode: when the schedule's slot 0 is due (end of warm-up).
     schedule_start: u64,
+    /// The load is held until then (`--start-at`), µs since the start; the
+    /// window starts there.
+    load_at_us: u64,
     /// Global index of this worker's first connection (for the schedule).
     conn_base: usize,
     /// Constant-rate mode: connections waiting for their next slot.
@@ -287,6 +293,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             untried: n,
             last_connect_outcome: 0,
             schedule_start: 0,
+            load_at_us: 0,
             conn_base,
             due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
             interval: shared.intervals.then(crate::stats::new_latency_histogram),
@@ -301,8 +308,14 @@ impl<'a, B: Backend> Worker<'a, B> {
     }
 
     /// Runs the load until the stop, then closes everything.
-    pub(crate) fn run(mut self, start: Instant) -> Result<Outcome, EngineError> {
+    /// Runs from `start` (`wall`: the same moment on the wall clock).
+    pub(crate) fn run(
+        mut self,
+        (start, wall): (Instant, std::time::SystemTime),
+    ) -> Result<Outcome, EngineError> {
         self.start = start;
+        self.load_at_us = load_at_us(self.shared.start_at, wall);
+        self.next_sample = self.load_at_us + SAMPLE_US;
         if self.shared.schedule.is_some() {
             // Slots are due to the microsecond: a wait that takes the
             // thread's timer slack (50 µs by default) would add it to every
@@ -389,9 +402,25 @@ impl<'a, B: Backend> Worker<'a, B> {
             requests: self.stats.requests,
             bytes_read: self.stats.bytes_read,
             cpu_s,
-            busy: (cpu_s * 1e6 / now.max(1) as f64).min(1.0),
+            busy: (cpu_s * 1e6 / now.saturating_sub(self.load_at_us).max(1) as f64).min(1.0),
         }
     }
+
+    /// When the window ends, in µs since the start.
+    fn end_us(&self) -> u64 {
+        self.load_at_us + self.shared.duration_us
+    }
+}
+
+/// How long after the start (at `wall`) the load is held, in µs: until
+/// `start_at`, if that is still to come.
+pub(crate) fn load_at_us(
+    start_at: Option<std::time::SystemTime>,
+    wall: std::time::SystemTime,
+) -> u64 {
+    start_at
+        .and_then(|t| t.duration_since(wall).ok())
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// User plus system time of the calling thread.

@@ -10,11 +10,11 @@ use crate::{Config, Report, StopCause};
 /// count says so, with its duration as the bound.
 ///
 /// ```
-/// let cfg = uring_engine::Config::new("http://127.0.0.1:8080/").unwrap().threads(1).connections(50);
+/// let cfg = urk_engine::Config::new("http://127.0.0.1:8080/").unwrap().threads(1).connections(50);
 /// let cfg = cfg.duration(std::time::Duration::from_secs(5));
-/// assert_eq!(uring_engine::banner(&cfg),
+/// assert_eq!(urk_engine::banner(&cfg),
 ///     "Running 5s test @ http://127.0.0.1:8080/\n  1 threads and 50 connections\n");
-/// assert!(uring_engine::banner(&cfg.requests(3000))
+/// assert!(urk_engine::banner(&cfg.requests(3000))
 ///     .starts_with("Running 3000 requests (within 5s) @ "));
 /// ```
 pub fn banner(cfg: &Config) -> String {
