@@ -39,7 +39,7 @@ fn fixed_service_time_is_the_corrected_median() {
         let r = run(&cfg).unwrap();
         let p50 = r.latency_us.p50;
         assert!((10_000..=12_000).contains(&p50), "{level}: p50 {p50} us");
-        let rate = r.rate.unwrap();
+        let rate = r.rate.clone().unwrap();
         assert!(rate.kept, "{level}: {rate:?}");
         assert!(
             (r.requests as f64 - 1000.0).abs() <= 20.0,
@@ -148,7 +148,7 @@ fn falling_behind_is_reported() {
         .connections(2)
         .duration(Duration::from_secs(1)))
     .unwrap();
-    let rate = r.rate.unwrap();
+    let rate = r.rate.clone().unwrap();
     assert!(!rate.kept, "{rate:?}");
     assert!(rate.behind as f64 > 0.5 * rate.scheduled as f64, "{rate:?}");
     let text = r.to_text(Default::default());
@@ -179,7 +179,7 @@ fn pacing_wakes_on_time_and_a_kept_schedule_is_not_behind() {
             .connections(5)
             .duration(Duration::from_secs(2)))
         .unwrap();
-        let rate = r.rate.unwrap();
+        let rate = r.rate.clone().unwrap();
         // Every slot before the end of the window went out.
         assert!(rate.kept, "{rate:?}");
         assert_eq!(rate.behind, 0, "{rate:?}");
@@ -196,4 +196,65 @@ fn pacing_wakes_on_time_and_a_kept_schedule_is_not_behind() {
         ));
     }
     panic!("late sends in every try (mean lag µs, p50, uncorrected p50): {seen:?}");
+}
+
+/// A linear ramp: each second's offered rate is the ramp's, and what
+/// completed follows it, within 2% per second; latency still counts from
+/// each request's intended send time.
+#[test]
+fn a_ramp_offers_and_achieves_its_rate_each_second() {
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
+    let server = TestServer::start(ServerConfig::default());
+    let plan = urk_engine::RatePlan::ramp(400.0, 1200.0, Duration::from_secs(4));
+    let cfg = config(&server, 1.0)
+        .connections(20)
+        .rate_plan(plan.clone())
+        .duration(Duration::from_secs(4))
+        .intervals(true);
+    let r = run(&cfg).unwrap();
+    let rate = r.rate.clone().unwrap();
+    assert_eq!(rate.plan.as_ref(), Some(&plan));
+    assert_eq!(rate.behind, 0, "{rate:?}");
+    // The ramp's mean over 4 s is 800/s.
+    assert!((rate.requested - 800.0).abs() < 16.0, "{rate:?}");
+    for (i, e) in r.timeline.iter().take(4).enumerate() {
+        // The integral of the ramp over second i.
+        let want = 400.0 + 200.0 * (i as f64 + 0.5);
+        let offered = e.offered.unwrap();
+        assert!(
+            (offered - want).abs() <= 0.02 * want,
+            "second {i}: offered {offered}, want {want}"
+        );
+        let got = e.requests as f64;
+        assert!(
+            (got - want).abs() <= 0.02 * want,
+            "second {i}: achieved {got}, want {want}"
+        );
+    }
+    // Stages: 300/s for 1 s, then up to 900/s over 1 s.
+    let stages = urk_engine::RatePlan::stages(&[
+        (300.0, Duration::from_secs(1)),
+        (900.0, Duration::from_secs(1)),
+    ]);
+    let cfg = config(&server, 1.0)
+        .connections(20)
+        .rate_plan(stages)
+        .duration(Duration::from_secs(2))
+        .intervals(true);
+    let r = run(&cfg).unwrap();
+    let t: Vec<f64> = r
+        .timeline
+        .iter()
+        .take(2)
+        .map(|e| e.offered.unwrap())
+        .collect();
+    assert!(
+        (t[0] - 300.0).abs() < 6.0 && (t[1] - 600.0).abs() < 12.0,
+        "{t:?}"
+    );
+    let text = r.to_text(Default::default());
+    assert!(
+        text.contains("Offered rate: 300..300 over 1") && text.contains(", 300..900 over 1"),
+        "{text}"
+    );
 }

@@ -44,6 +44,12 @@ pub struct ServerConfig {
     pub tls: Option<TlsMode>,
     /// Keep every request seen ([`TestServer::seen`]).
     pub record: bool,
+    /// A known capacity: one request at a time across all connections,
+    /// each taking this long (so at most 1/this per second).
+    pub service_time: Option<Duration>,
+    /// Answer 503 to requests beyond this many per second (counted in
+    /// 100 ms windows).
+    pub limit_rps: Option<u64>,
     /// Answer requests whose path starts with the first with the second
     /// status instead of `status`.
     pub status_by_path: Vec<(String, u16)>,
@@ -74,6 +80,10 @@ struct Tally {
     answered: AtomicU64,
     written: AtomicU64,
     seen: Mutex<Vec<Seen>>,
+    /// `service_time`: the one request being served.
+    busy: Mutex<()>,
+    /// `limit_rps`: the current 100 ms window and its count.
+    window: Mutex<(u64, u64)>,
 }
 
 /// The server's TLS side and how it misbehaves. Counts in `*_after` are
@@ -122,6 +132,8 @@ impl Default for ServerConfig {
             tls: None,
             record: false,
             status_by_path: Vec::new(),
+            service_time: None,
+            limit_rps: None,
         }
     }
 }
@@ -572,11 +584,27 @@ fn serve(mut stream: impl Wire, cfg: &ServerConfig, tally: &Tally, stall: &Stall
                     body: buf[head_len..head_len + body_len].to_vec(),
                 });
             }
-            let status = cfg
+            let mut status = cfg
                 .status_by_path
                 .iter()
                 .find(|(p, _)| path.starts_with(p.as_str()))
                 .map_or(cfg.status, |&(_, s)| s);
+            if let Some(limit) = cfg.limit_rps {
+                let tenth = stall.start.elapsed().as_millis() as u64 / 100;
+                let mut w = tally.window.lock().unwrap();
+                if w.0 != tenth {
+                    *w = (tenth, 0);
+                }
+                w.1 += 1;
+                if w.1 > limit / 10 {
+                    status = 503;
+                }
+            }
+            if let Some(t) = cfg.service_time {
+                // FIFO enough: one at a time, each the same time.
+                let _one = tally.busy.lock().unwrap();
+                thread::sleep(t);
+            }
             buf.copy_within(head_len + body_len..have, 0);
             have -= head_len + body_len;
             served += 1;

@@ -55,9 +55,14 @@ pub struct Args {
     #[argh(option)]
     pub batch_wait: Option<String>,
     /// constant rate: total requests per second (latency then counts from
-    /// each request's intended send time)
+    /// each request's intended send time); A..B with --ramp for a linear
+    /// ramp, or stages RATE:TIME,RATE:TIME,... (each from the rate before)
     #[argh(option, short = 'R')]
     pub rate: Option<String>,
+    /// with -R A..B: how long the rate takes to go from A to B (B is held
+    /// after it)
+    #[argh(option)]
+    pub ramp: Option<String>,
     /// with -R: also print the uncorrected latency distribution
     #[argh(switch, short = 'U')]
     pub u_latency: bool,
@@ -68,8 +73,21 @@ pub struct Args {
     /// errors>0, rps<10000, non2xx>0 (repeatable)
     #[argh(option)]
     pub fail_if: Vec<String>,
+    /// find the highest constant rate at which EXPR holds, e.g. p99<50ms,
+    /// errors<0.1%, non2xx=0 (repeatable: all must hold); -d is the
+    /// search's time budget (default 60s)
+    #[argh(option)]
+    pub find_max: Vec<String>,
+    /// with --find-max: stop when the answer is known to within this share
+    /// (default 5%)
+    #[argh(option)]
+    pub precision: Option<String>,
+    /// with --find-max: length of each step, warm-up included (default: long
+    /// enough for the objectives' percentiles, 2 to 11 s)
+    #[argh(option)]
+    pub step_duration: Option<String>,
     /// draw the latency percentile spectrum and requests/s over time into
-    /// this SVG file
+    /// this SVG file (with --find-max: latency against offered rate)
     #[argh(option)]
     pub plot: Option<String>,
     /// https: accept any server certificate (self-signed test servers);
@@ -194,6 +212,48 @@ fn moment(s: &str) -> Result<std::time::SystemTime, String> {
     Ok(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos as u64))
 }
 
+/// What `-R` asks for.
+enum Paced {
+    Constant(f64),
+    Plan(urk_engine::RatePlan),
+}
+
+/// `-R N`, `-R A..B` (with `--ramp`), or `-R RATE:TIME,RATE:TIME,...`.
+fn rate_spec(s: &str, ramp: Option<std::time::Duration>) -> Result<Paced, String> {
+    let number = |v: &str| {
+        parse_count(v)
+            .map(|n| n as f64)
+            .ok_or_else(|| format!("invalid -R '{s}': '{v}' is not a rate such as 5000 or 20k"))
+    };
+    if let Some((a, b)) = s.split_once("..") {
+        let d = ramp.ok_or_else(|| format!("-R {s} needs --ramp DURATION, e.g. --ramp 60s"))?;
+        return Ok(Paced::Plan(urk_engine::RatePlan::ramp(
+            number(a)?,
+            number(b)?,
+            d,
+        )));
+    }
+    if ramp.is_some() {
+        return Err("--ramp needs -R A..B, e.g. -R 1000..20000 --ramp 60s".into());
+    }
+    if s.contains(':') {
+        let stages = s
+            .split(',')
+            .map(|st| {
+                let (r, d) = st.split_once(':').ok_or_else(|| {
+                    format!("invalid -R stage '{st}': expected RATE:TIME such as 5000:30s")
+                })?;
+                let d = parse_duration(d).ok_or_else(|| {
+                    format!("invalid -R stage '{st}': '{d}' is not a time such as 30s")
+                })?;
+                Ok((number(r)?, d))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        return Ok(Paced::Plan(urk_engine::RatePlan::stages(&stages)));
+    }
+    Ok(Paced::Constant(number(s)?))
+}
+
 /// `HOST:PORT`, with brackets around an IPv6 address.
 fn host_port(s: &str) -> Result<(String, u16), String> {
     let bad = || {
@@ -256,6 +316,43 @@ impl Args {
         }
         t.resume = !self.no_tls_resume;
         Ok(())
+    }
+
+    /// The `--find-max` search these flags describe, if any.
+    pub fn search(&self) -> Result<Option<urk_engine::Search>, String> {
+        if self.find_max.is_empty() {
+            if self.precision.is_some() || self.step_duration.is_some() {
+                return Err("--precision and --step-duration need --find-max".into());
+            }
+            return Ok(None);
+        }
+        if self.rate.is_some() || self.requests.is_some() {
+            return Err("--find-max chooses the rates itself: drop -R and -n".into());
+        }
+        let objectives = self
+            .find_max
+            .iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|e: String| e.replace("--fail-if", "--find-max"))
+            })
+            .collect::<Result<Vec<urk_engine::Threshold>, String>>()?;
+        let budget = time("-d", &self.duration)?.unwrap_or(std::time::Duration::from_secs(60));
+        let mut s = urk_engine::Search::new(objectives, budget);
+        if let Some(p) = &self.precision {
+            let v = match p.strip_suffix('%') {
+                Some(pct) => pct.parse::<f64>().map(|v| v / 100.0),
+                None => p.parse::<f64>(),
+            }
+            .ok()
+            .filter(|v| *v > 0.0 && *v < 1.0)
+            .ok_or_else(|| {
+                format!("invalid --precision '{p}': expected a share such as 5% or 0.05")
+            })?;
+            s.precision = v;
+        }
+        s.step = time("--step-duration", &self.step_duration)?;
+        Ok(Some(s))
     }
 
     /// The `--fail-if` thresholds, checked before anything runs.
@@ -345,8 +442,20 @@ impl Args {
         if let Some(n) = count("-n", &self.requests)? {
             cfg = cfg.requests(n);
         }
-        if let Some(r) = count("-R", &self.rate)? {
-            cfg = cfg.rate(r as f64);
+        if let Some(spec) = &self.rate {
+            let ramp = time("--ramp", &self.ramp)?;
+            match rate_spec(spec, ramp)? {
+                Paced::Constant(r) => cfg = cfg.rate(r),
+                Paced::Plan(plan) => {
+                    if self.duration.is_none() {
+                        // The plan's length, unless -d says otherwise.
+                        cfg = cfg.duration(plan.length());
+                    }
+                    cfg = cfg.rate_plan(plan);
+                }
+            }
+        } else if self.ramp.is_some() {
+            return Err("--ramp needs -R A..B, e.g. -R 1000..20000 --ramp 60s".into());
         }
         if self.hdr_log.is_some() || self.json || self.plot.is_some() {
             cfg = cfg.intervals(true);
@@ -418,6 +527,30 @@ mod tests {
             (1000, 4, Some(10_000), 16)
         );
         assert_eq!(c.timeout.as_millis(), 500);
+    }
+
+    #[test]
+    fn rates_ramps_and_stages() {
+        let c = parse("-R 1k..5k --ramp 30s http://a/").unwrap();
+        let plan = c.rate_plan.unwrap();
+        assert_eq!((plan.stages[0].from, plan.stages[0].to), (1000.0, 5000.0));
+        assert_eq!(
+            c.duration.as_secs(),
+            30,
+            "the ramp's length when -d is not given"
+        );
+        let c = parse("-R 100:10s,200:5s -d 1m http://a/").unwrap();
+        assert_eq!(c.rate_plan.unwrap().stages.len(), 2);
+        assert_eq!(c.duration.as_secs(), 60);
+        assert_eq!(parse("-R 300 http://a/").unwrap().rate, Some(300.0));
+        for bad in [
+            "-R 1..2 http://a/",
+            "--ramp 5s http://a/",
+            "-R 5:xs http://a/",
+            "-R 0..10 --ramp 1s http://a/",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

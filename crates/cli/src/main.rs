@@ -116,6 +116,50 @@ fn merge_main(argv: &[String]) -> ExitCode {
     }
 }
 
+/// `--find-max`: the answer first, then the steps; the exit status says
+/// whether any rate met the objectives.
+fn search_main(args: &Args, cfg: &urk_engine::Config, search: &urk_engine::Search) -> ExitCode {
+    if !args.json {
+        println!(
+            "Finding the max rate under {} @ {} (within {})",
+            search
+                .objectives
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            cfg.request.target.url,
+            urk_engine::units::format_time_s(search.budget.as_secs_f64())
+        );
+        println!(
+            "  {} threads and {} connections",
+            cfg.threads, cfg.connections
+        );
+    }
+    let (found, merged) = match urk_engine::find_max(cfg, search, &STOP) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&merged) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(e),
+        }
+    } else {
+        print!("{}", found.to_text());
+    }
+    if let Some(path) = &args.plot {
+        if let Err(e) = plot::write_search(path, &found) {
+            return fail(format!("cannot write --plot '{path}': {e}"));
+        }
+    }
+    if found.rate.is_none() {
+        eprintln!("urk: no rate met the objectives");
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let argv = unglue(std::env::args().skip(1));
     if argv.first().map(String::as_str) == Some("merge") {
@@ -159,6 +203,10 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
+    let search = match args.search() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let plan = match urk_engine::Plan::new(&cfg) {
         Ok(p) => p,
         Err(urk_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
@@ -173,6 +221,9 @@ fn main() -> ExitCode {
         }
     }
     install_signal_handlers();
+    if let Some(search) = search {
+        return search_main(&args, &cfg, &search);
+    }
     if !args.json {
         print!("{}", urk_engine::banner(&cfg));
     }

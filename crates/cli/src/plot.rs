@@ -101,3 +101,69 @@ pub fn write(path: &str, r: &Report) -> Result<(), String> {
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
+
+/// `--find-max` with `--plot`: latency percentiles against offered rate,
+/// one point per step, so the knee shows.
+pub fn write_search(path: &str, s: &urk_engine::SearchReport) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut steps = s.steps.clone();
+    steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let x_max = steps.iter().map(|t| t.rate).fold(1.0, f64::max) * 1.05;
+    let y_max = steps
+        .iter()
+        .map(|t| t.latency_us.p99_9 as f64 / 1000.0)
+        .fold(0.001, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Latency against offered rate ({})", s.objectives.join(", ")),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("offered rate (requests/s)")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+    type Pick = fn(&urk_engine::LatencySummary) -> u64;
+    let lines: [(&str, Pick, RGBColor); 3] = [
+        ("p50", |l| l.p50, GREEN),
+        ("p99", |l| l.p99, BLUE),
+        ("p99.9", |l| l.p99_9, RED),
+    ];
+    for (name, pick, color) in lines {
+        let pts: Vec<(f64, f64)> = steps
+            .iter()
+            .map(|t| (t.rate, pick(&t.latency_us) as f64 / 1000.0))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color))
+            .map_err(|e| err(&e))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    if let Some(r) = s.rate {
+        chart
+            .draw_series(LineSeries::new([(r, 0.0), (r, y_max)], BLACK))
+            .map_err(|e| err(&e))?
+            .label(format!("max rate {r:.0}/s"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}

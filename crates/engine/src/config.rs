@@ -196,6 +196,9 @@ pub struct Config {
     /// the connections; latency is measured from each request's intended
     /// send time (see [`Report::latency_us`](crate::Report::latency_us)).
     pub rate: Option<f64>,
+    /// Rate ramps or stages instead of one constant `rate` (open-model
+    /// load); latency still counts from each request's intended send time.
+    pub rate_plan: Option<crate::RatePlan>,
     /// Keep one latency histogram per second of the run, for
     /// [`Report::timeline`](crate::Report::timeline) and HdrHistogram
     /// interval logs.
@@ -240,6 +243,7 @@ impl Config {
             io: IoLevel::Auto,
             batch_wait: Duration::from_micros(50),
             rate: None,
+            rate_plan: None,
             intervals: false,
             tls: TlsOptions::default(),
             targets: Vec::new(),
@@ -304,6 +308,20 @@ impl Config {
     pub fn rate(mut self, per_sec: f64) -> Self {
         self.rate = Some(per_sec);
         self
+    }
+
+    /// Switches to an open-model load whose rate follows `plan` (ramps,
+    /// stages).
+    pub fn rate_plan(mut self, plan: crate::RatePlan) -> Self {
+        self.rate_plan = Some(plan);
+        self
+    }
+
+    /// The offered rate over the run, if the load is paced.
+    pub fn plan(&self) -> Option<crate::RatePlan> {
+        self.rate_plan
+            .clone()
+            .or_else(|| self.rate.map(crate::RatePlan::constant))
     }
 
     /// Keeps per-second interval histograms.
@@ -381,9 +399,9 @@ impl Config {
         if !(1..=64).contains(&self.pipeline) {
             return bad("-p must be between 1 and 64".into());
         }
-        if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0 && r <= 1e9) {
-                return bad("-R must be a rate above 0 requests per second".into());
+        if let Some(plan) = self.plan() {
+            if let Err(why) = plan.check() {
+                return bad(format!("-R: {why}"));
             }
             if self.pipeline > 1 {
                 return bad(

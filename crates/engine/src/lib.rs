@@ -38,6 +38,9 @@ mod probe;
 mod report;
 mod ring;
 mod schedule;
+mod search;
+pub use schedule::{RatePlan, Stage};
+pub use search::{find_max, Search, SearchReport, SearchStep};
 mod source;
 mod stats;
 mod text;
@@ -201,7 +204,7 @@ impl Plan {
             duration_us: cfg.duration.as_micros() as u64,
             start_at: cfg.start_at,
             stop,
-            schedule: cfg.rate.map(|r| Schedule::new(r, cfg.connections)),
+            schedule: cfg.plan().map(|p| Schedule::new(&p, cfg.connections)),
             live,
             intervals: cfg.intervals,
             tls: self.tls.clone(),
@@ -323,7 +326,8 @@ impl Plan {
             window_bytes: windows.iter().map(|w| w.bytes_read).sum(),
             generator_cpu_s: windows.iter().map(|w| w.cpu_s).sum(),
             busiest: windows.iter().map(|w| w.busy).fold(0.0, f64::max),
-            rate: cfg.rate,
+            rate: cfg.plan(),
+            schedule_offset_us: first.schedule_start_us.saturating_sub(load_at),
             requests_asked: cfg.requests,
             tls: self.tls.is_some(),
             io,

@@ -48,12 +48,16 @@ impl Report {
                         requests: 0,
                         errors: 0,
                         p99_us: 0,
+                        offered: None,
                         histogram: crate::stats::new_latency_histogram(),
                     });
                 }
                 let t = &mut m.timeline[i];
                 t.requests += e.requests;
                 t.errors += e.errors;
+                if let Some(o) = e.offered {
+                    t.offered = Some(t.offered.unwrap_or(0.0) + o);
+                }
                 let _ = t.histogram.add(&e.histogram);
             }
         }
@@ -100,7 +104,11 @@ impl Report {
                 (a, b) => a.or_else(|| b.clone()),
             };
             // A closed-loop run has no schedule to add to another's.
-            m.rate = m.rate.zip(r.rate).map(|(a, b)| merge_rate(&a, &b));
+            m.rate = m
+                .rate
+                .take()
+                .zip(r.rate.as_ref())
+                .map(|(a, b)| merge_rate(&a, b));
             if same_targets(&m.targets, &r.targets) {
                 for (a, b) in m.targets.iter_mut().zip(&r.targets) {
                     a.requests += b.requests;
@@ -209,5 +217,6 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
         mean_lag_us: (a.mean_lag_us * a.sent as f64 + b.mean_lag_us * b.sent as f64)
             / sent.max(1) as f64,
         kept: behind <= (scheduled / 100).max(1),
+        plan: a.plan.clone().or_else(|| b.plan.clone()),
     }
 }

@@ -110,6 +110,10 @@ pub struct Report {
     pub io: IoInfo,
     /// The run was stopped early (Ctrl-C, or the caller's stop flag).
     pub interrupted: bool,
+    /// A capacity search (`find_max`): its answer and steps. The rest of
+    /// the report is every step's load together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_max: Option<crate::SearchReport>,
     /// A script hook failed during the run, which stopped it: the error,
     /// with the script's file and line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +208,7 @@ pub struct TlsReport {
 }
 
 /// How a constant-rate run kept its schedule.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RateReport {
     /// Requests per second asked for.
     pub requested: f64,
@@ -222,6 +226,10 @@ pub struct RateReport {
     pub mean_lag_us: f64,
     /// True when at most 1% of the schedule (and at least one request) was missed.
     pub kept: bool,
+    /// Ramps and stages: the offered rate's plan (`requested` is then its
+    /// mean over the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::RatePlan>,
 }
 
 /// One second of the run.
@@ -235,6 +243,9 @@ pub struct TimelineEntry {
     pub errors: u64,
     /// 99th percentile latency of this second's responses, µs.
     pub p99_us: u64,
+    /// Paced runs: requests the schedule offered in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<f64>,
     /// This second's latencies (corrected), µs (V2, base64).
     #[serde(rename = "histogram_v2", with = "crate::histogram_b64")]
     pub histogram: Histogram<u64>,
@@ -381,7 +392,9 @@ pub(crate) struct RunFacts {
     pub generator_cpu_s: f64,
     /// The busiest worker's share of its window (0 to 1).
     pub busiest: f64,
-    pub rate: Option<f64>,
+    pub rate: Option<crate::RatePlan>,
+    /// When the schedule started, µs after the window's start.
+    pub schedule_offset_us: u64,
     pub requests_asked: Option<u64>,
     pub tls: bool,
     pub io: IoInfo,
@@ -420,6 +433,23 @@ fn targets(labels: &[crate::source::Label], s: &WorkerStats) -> Vec<TargetReport
         .collect()
 }
 
+/// Fills in each second's offered requests from the rate plan (the
+/// schedule started `offset_us` into the window).
+fn offered(
+    mut t: Vec<TimelineEntry>,
+    plan: Option<&crate::RatePlan>,
+    connections: usize,
+    offset_us: u64,
+) -> Vec<TimelineEntry> {
+    let Some(plan) = plan else { return t };
+    let s = crate::schedule::Schedule::new(plan, connections);
+    let at = |sec: usize| s.slots_at((sec as f64 * 1e6 - offset_us as f64).max(0.0));
+    for (i, e) in t.iter_mut().enumerate() {
+        e.offered = Some(at(i + 1) - at(i));
+    }
+    t
+}
+
 fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
     let mut out: Vec<TimelineEntry> = Vec::new();
     let mut decoder = hdrhistogram::serialization::Deserializer::new();
@@ -431,6 +461,7 @@ fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
                 requests: 0,
                 errors: 0,
                 p99_us: 0,
+                offered: None,
                 histogram: crate::stats::new_latency_histogram(),
             });
         }
@@ -462,14 +493,19 @@ impl Report {
             .sum();
         let secs = facts.duration_s.max(1e-9);
         let window_rate = facts.window_requests as f64 / secs;
-        let rate = facts.rate.map(|r| {
+        let rate = facts.rate.clone().map(|plan| {
             let mut scheduled = s.scheduled;
             if let Some(n) = facts.requests_asked {
                 scheduled = scheduled.min(n);
             }
             let behind = scheduled.saturating_sub(s.sent);
+            let constant = plan.is_constant();
             RateReport {
-                requested: r,
+                requested: if constant {
+                    plan.rate_at(std::time::Duration::ZERO)
+                } else {
+                    scheduled as f64 / secs
+                },
                 achieved: window_rate,
                 scheduled,
                 sent: s.sent,
@@ -477,6 +513,7 @@ impl Report {
                 max_lag_us: s.max_lag_us,
                 mean_lag_us: s.lag_sum_us as f64 / s.sent.max(1) as f64,
                 kept: behind <= (scheduled / 100).max(1),
+                plan: (!constant).then_some(plan),
             }
         });
         Report {
@@ -525,7 +562,12 @@ impl Report {
             }),
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
             seed: facts.seed,
-            timeline: timeline(s),
+            timeline: offered(
+                timeline(s),
+                facts.rate.as_ref(),
+                facts.connections,
+                facts.schedule_offset_us,
+            ),
             thread_requests_per_sec: RateSummary::of(&s.rate),
             io: IoInfo {
                 enters_per_1000_requests: per_1000(s.enters, s.requests),
@@ -536,6 +578,7 @@ impl Report {
             },
             interrupted: facts.stopped_by == StopCause::Interrupted,
             script_error: facts.script_error,
+            find_max: None,
             generator_cpu_s: facts.generator_cpu_s,
             generator_busy_pct: 100.0 * facts.busiest,
             generator_bound: facts.busiest >= 0.9 && facts.duration_s >= MIN_JUDGED_S,

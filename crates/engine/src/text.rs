@@ -167,6 +167,70 @@ fn targets(out: &mut String, targets: &[crate::TargetReport]) {
     }
 }
 
+impl crate::SearchReport {
+    /// The answer first, then a table of steps.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let goals = self.objectives.join(", ");
+        match self.rate {
+            Some(r) => {
+                let _ = writeln!(out, "Max rate under {goals}: {} req/s", thousands(r));
+            }
+            None => {
+                let _ = writeln!(out, "No rate met {goals}");
+            }
+        }
+        if self.limited_by_generator {
+            out.push_str("  urk could not go higher: the step above was bound by urk's own CPU, not by the server (add threads, -t)\n");
+        }
+        let _ = writeln!(
+            out,
+            "  closed-loop probe: {} req/s; steps of {}, the first {} discarded as warm-up",
+            thousands(self.probe_rps),
+            format_time_s(self.step_s),
+            format_time_s(self.warmup_s)
+        );
+        let _ = writeln!(
+            out,
+            "  {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}  result",
+            "rate", "achieved", "p50", "p99", "p99.9", "errors"
+        );
+        for s in &self.steps {
+            let l = &s.latency_us;
+            let _ = writeln!(
+                out,
+                "  {:>10} {:>10}{}{}{} {:>8}  {}",
+                thousands(s.rate),
+                thousands(s.achieved),
+                pad_units(&format_time_us(l.p50 as f64), 11),
+                pad_units(&format_time_us(l.p99 as f64), 11),
+                pad_units(&format_time_us(l.p99_9 as f64), 11),
+                s.errors + s.non_2xx_3xx,
+                if s.pass {
+                    "pass".to_string()
+                } else {
+                    format!("fail: {}", s.failed.join(", "))
+                }
+            );
+        }
+        out
+    }
+}
+
+/// A rate with thousands separators: 9450 -> "9,450".
+fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl Report {
     /// Everything wrk prints after the run, plus urk's additions.
     pub fn to_text(&self, opts: TextOptions) -> String {
@@ -330,11 +394,36 @@ impl Report {
             let _ = writeln!(out, "  Non-2xx or 3xx responses: {}", self.non_2xx_3xx);
         }
         if let Some(r) = &self.rate {
-            let _ = writeln!(
-                out,
-                "  Requested rate: {:.2} req/s, achieved {:.2} req/s",
-                r.requested, r.achieved
-            );
+            match &r.plan {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  Requested rate: {:.2} req/s, achieved {:.2} req/s",
+                        r.requested, r.achieved
+                    );
+                }
+                Some(plan) => {
+                    let stages: Vec<String> = plan
+                        .stages
+                        .iter()
+                        .map(|s| {
+                            format!(
+                                "{}..{} over {}",
+                                s.from,
+                                s.to,
+                                format_time_s(s.duration.as_secs_f64())
+                            )
+                        })
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "  Offered rate: {} req/s (mean {:.2}), achieved {:.2} req/s",
+                        stages.join(", "),
+                        r.requested,
+                        r.achieved
+                    );
+                }
+            }
             if !r.kept {
                 let _ = writeln!(
                     out,

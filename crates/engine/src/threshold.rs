@@ -15,6 +15,10 @@ enum Metric {
     MaxLatency,
     Errors,
     Non2xx,
+    /// Errors as a share of requests and errors, in percent.
+    ErrorsPct,
+    /// Non-2xx/3xx responses as a share of responses, in percent.
+    Non2xxPct,
     Rps,
 }
 
@@ -24,10 +28,13 @@ enum Cmp {
     Ge,
     Lt,
     Le,
+    Eq,
 }
 
-/// A condition that fails the run, e.g. `p99>20ms`, `errors>0`,
-/// `rps<10000`, `non2xx>0`, `mean>=5ms`, `max>1s`.
+/// A condition on a run's figures, e.g. `p99>20ms`, `errors>0`,
+/// `errors<0.1%`, `rps<10000`, `non2xx=0`, `mean>=5ms`, `max>1s`: with
+/// `--fail-if` one that holds fails the run; with `--find-max` every one
+/// must hold for a rate to pass.
 ///
 /// ```
 /// let t: urk_engine::Threshold = "p99.9>20ms".parse().unwrap();
@@ -51,17 +58,23 @@ impl std::str::FromStr for Threshold {
             format!("invalid --fail-if '{s}': {why} (e.g. p99>20ms, errors>0, rps<10000, non2xx>0)")
         };
         let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        let at = t.find(['<', '>']).ok_or_else(|| bad("no < or >"))?;
+        let at = t.find(['<', '>', '=']).ok_or_else(|| bad("no <, > or ="))?;
         let (name, rest) = t.split_at(at);
         let (cmp, value) = match rest.as_bytes() {
             [b'>', b'=', ..] => (Cmp::Ge, &rest[2..]),
             [b'<', b'=', ..] => (Cmp::Le, &rest[2..]),
             [b'>', ..] => (Cmp::Gt, &rest[1..]),
+            [b'=', b'=', ..] => (Cmp::Eq, &rest[2..]),
+            [b'=', ..] => (Cmp::Eq, &rest[1..]),
             _ => (Cmp::Lt, &rest[1..]),
         };
+        let pct = value.ends_with('%');
+        let value = value.trim_end_matches('%');
         let metric = match name {
             "mean" | "avg" => Metric::MeanLatency,
             "max" => Metric::MaxLatency,
+            "errors" if pct => Metric::ErrorsPct,
+            "non2xx" if pct => Metric::Non2xxPct,
             "errors" => Metric::Errors,
             "non2xx" => Metric::Non2xx,
             "rps" => Metric::Rps,
@@ -116,25 +129,51 @@ impl Threshold {
             Metric::MaxLatency => r.latency_us.max as f64,
             Metric::Errors => r.errors.total() as f64,
             Metric::Non2xx => r.non_2xx_3xx as f64,
+            Metric::ErrorsPct => {
+                let e = r.errors.total() as f64;
+                100.0 * e / (e + r.requests as f64).max(1.0)
+            }
+            Metric::Non2xxPct => 100.0 * r.non_2xx_3xx as f64 / (r.requests as f64).max(1.0),
             Metric::Rps => r.requests_per_sec,
+        }
+    }
+
+    /// Whether the condition holds for the report (for an objective: it
+    /// is met).
+    pub fn holds(&self, r: &Report) -> bool {
+        let v = self.measure(r);
+        match self.cmp {
+            Cmp::Gt => v > self.value,
+            Cmp::Ge => v >= self.value,
+            Cmp::Lt => v < self.value,
+            Cmp::Le => v <= self.value,
+            Cmp::Eq => v == self.value,
+        }
+    }
+
+    /// The figure the condition looks at, as a user reads it.
+    pub fn shown(&self, r: &Report) -> String {
+        let v = self.measure(r);
+        match self.metric {
+            Metric::Percentile(_) | Metric::MeanLatency | Metric::MaxLatency => format_time_us(v),
+            Metric::Rps => format!("{v:.2}"),
+            Metric::ErrorsPct | Metric::Non2xxPct => format!("{v:.3}%"),
+            _ => format!("{v:.0}"),
+        }
+    }
+
+    /// The latency percentile it looks at, if any (0..=100).
+    pub fn percentile(&self) -> Option<f64> {
+        match self.metric {
+            Metric::Percentile(q) => Some(q),
+            _ => None,
         }
     }
 
     /// `Some(message)` when the report breaks this threshold.
     pub fn broken(&self, r: &Report) -> Option<String> {
-        let v = self.measure(r);
-        let hit = match self.cmp {
-            Cmp::Gt => v > self.value,
-            Cmp::Ge => v >= self.value,
-            Cmp::Lt => v < self.value,
-            Cmp::Le => v <= self.value,
-        };
-        let shown = match self.metric {
-            Metric::Percentile(_) | Metric::MeanLatency | Metric::MaxLatency => format_time_us(v),
-            Metric::Rps => format!("{v:.2}"),
-            _ => format!("{v:.0}"),
-        };
-        hit.then(|| format!("threshold broken: {} (was {shown})", self.text))
+        self.holds(r)
+            .then(|| format!("threshold broken: {} (was {})", self.text, self.shown(r)))
     }
 }
 
@@ -153,6 +192,8 @@ mod tests {
             "errors>0",
             "rps<10000",
             "non2xx>=1",
+            "non2xx=0",
+            "errors<0.1%",
         ] {
             assert!(ok.parse::<Threshold>().is_ok(), "{ok}");
         }

@@ -159,6 +159,8 @@ pub(crate) struct Outcome {
     pub incremental_buffers: bool,
     /// The first failure of this worker's script hooks.
     pub script_error: Option<crate::ScriptError>,
+    /// Constant-rate mode: when the schedule started, µs since the start.
+    pub schedule_start_us: u64,
 }
 
 pub(crate) struct Worker<'a, B: Backend> {
@@ -389,6 +391,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             buffer_size,
             incremental_buffers: info.incremental_buffers,
             script_error,
+            schedule_start_us: self.schedule_start,
         })
     }
 
