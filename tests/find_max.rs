@@ -80,7 +80,7 @@ fn an_errors_objective_finds_a_rate_limit() {
     let f = search(&[
         "-t1",
         "-c10",
-        "-d30s",
+        "-d45s",
         "--step-duration",
         "2s",
         "--find-max",

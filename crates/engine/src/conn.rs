@@ -128,6 +128,8 @@ pub(crate) struct Conn {
     pub k: u64,
     /// Constant-rate mode: waiting in the worker's due queue.
     pub queued: bool,
+    /// A capacity search: the step its `k` counts slots of.
+    pub step: u64,
     /// Its first connect has had an outcome (the warm-up waits for all).
     pub tried: bool,
     /// Consecutive failed connects, for backoff.
@@ -152,6 +154,7 @@ impl Conn {
             gen: 0,
             k: 0,
             queued: false,
+            step: 0,
             tried: false,
             failures: 0,
             buf: vec![0; buf_size].into_boxed_slice(),

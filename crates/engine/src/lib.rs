@@ -172,16 +172,35 @@ impl Plan {
 
     /// Runs the load; see [`run_until`].
     pub fn run_until(&self, stop: &AtomicBool) -> Result<Report, EngineError> {
-        self.run_inner(stop, None)
+        self.run_inner(stop, None, None, None)
     }
 
     /// Like [`Plan::run_until`], publishing running totals into `live`
     /// every 100 ms (for a progress display; never per request).
     pub fn run_watched(&self, stop: &AtomicBool, live: &Live) -> Result<Report, EngineError> {
-        self.run_inner(stop, Some(live))
+        self.run_inner(stop, Some(live), None, None)
     }
 
-    fn run_inner(&self, stop: &AtomicBool, live: Option<&Live>) -> Result<Report, EngineError> {
+    /// Runs a capacity search's steps on one set of connections:
+    /// `control` runs on this thread while the workers load, publishing
+    /// steps into `steps` and reading the seconds they close; when it
+    /// returns, the run stops.
+    pub(crate) fn run_steps(
+        &self,
+        stop: &AtomicBool,
+        steps: &search::LiveSteps,
+        control: &mut StepControl<'_>,
+    ) -> Result<Report, EngineError> {
+        self.run_inner(stop, None, Some(steps), Some(control))
+    }
+
+    fn run_inner(
+        &self,
+        stop: &AtomicBool,
+        live: Option<&Live>,
+        steps: Option<&search::LiveSteps>,
+        control: Option<&mut StepControl<'_>>,
+    ) -> Result<Report, EngineError> {
         let (cfg, support, level) = (&self.cfg, &self.support, self.level);
         let seq = std::sync::atomic::AtomicU64::new(0);
         let halt = AtomicBool::new(false);
@@ -204,7 +223,12 @@ impl Plan {
             duration_us: cfg.duration.as_micros() as u64,
             start_at: cfg.start_at,
             stop,
-            schedule: cfg.plan().map(|p| Schedule::new(&p, cfg.connections)),
+            schedule: match steps {
+                Some(_) => None,
+                None => cfg.plan().map(|p| Schedule::new(&p, cfg.connections)),
+            },
+            steps,
+            connections: cfg.connections,
             live,
             intervals: cfg.intervals,
             tls: self.tls.clone(),
@@ -244,6 +268,9 @@ impl Plan {
                         })
                 })
                 .collect();
+            if let Some(control) = control {
+                control(&start);
+            }
             handles
                 .into_iter()
                 .map(|h| match h {
@@ -339,6 +366,13 @@ impl Plan {
     }
 }
 
+/// When the run started (set by the first worker, on the clock and on the
+/// wall clock).
+type RunStart = OnceLock<(Instant, std::time::SystemTime)>;
+
+/// What a capacity search runs on the calling thread during its run.
+type StepControl<'a> = dyn FnMut(&RunStart) + 'a;
+
 /// A worker's share of the run.
 struct Place {
     index: usize,
@@ -353,7 +387,7 @@ fn work<B: backend::Backend>(
     shared: &Shared<'_>,
     p: Place,
     ready: &Barrier,
-    start: &OnceLock<(Instant, std::time::SystemTime)>,
+    start: &RunStart,
     abort: &AtomicBool,
 ) -> Result<Outcome, EngineError> {
     let worker = Worker::<B>::new(shared, p.index, p.conns, p.base, p.quota);

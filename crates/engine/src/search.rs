@@ -5,20 +5,23 @@
 //! A short closed-loop probe gives the throughput to start from. Steps then
 //! bracket the answer (up by a quarter while they pass, down by half while
 //! they fail) and bisect it to within the precision, inside a time budget.
-//! Each step is a constant-rate run whose first part is discarded as
-//! warm-up, long enough for the objective's percentile to rest on about
-//! 100 samples beyond it. A step fails when an objective breaks or when
+//! Every step runs on one set of connections, kept open between steps:
+//! a constant rate whose first second is discarded as warm-up, long
+//! enough for the objective's percentile to rest on about 100 samples
+//! beyond it. A step fails when an objective breaks or when
 //! urk could not keep the schedule (it fell behind, or its busiest thread
 //! was busy 90% of the step): then the answer is "urk could not go
 //! higher", never a server limit.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::report::LatencySummary;
+use crate::threshold::Figures;
 use crate::{Config, EngineError, Plan, Report, Threshold};
 
 /// What to search for, and within what.
@@ -99,6 +102,44 @@ pub struct SearchStep {
     pub failed: Vec<String>,
     /// urk could not keep the schedule.
     pub generator_bound: bool,
+    /// 2xx/3xx responses per second after the warm-up: where a failing
+    /// step says the limit is.
+    #[serde(skip)]
+    pub good_rps: f64,
+}
+
+/// The search's steps as the workers see them while one run goes on: the
+/// current step (published by the search, picked up by each worker at its
+/// next tick), and each worker's closed seconds (for the search to judge
+/// steps while the connections stay open).
+#[derive(Debug, Default)]
+pub(crate) struct LiveSteps {
+    pub version: AtomicU64,
+    pub step: Mutex<Option<StepPlan>>,
+    pub seconds: Mutex<Vec<Second>>,
+}
+
+/// One step of the run: `rate` requests/s from `start_us` to `end_us` (µs
+/// since the run's start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct StepPlan {
+    pub start_us: u64,
+    pub end_us: u64,
+    pub rate: f64,
+}
+
+/// One worker's closed second.
+#[derive(Debug)]
+pub(crate) struct Second {
+    pub worker: usize,
+    pub index: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub non_2xx_3xx: u64,
+    /// The thread's CPU time within the second, seconds.
+    pub cpu_s: f64,
+    /// The second's latencies (V2).
+    pub encoded: Vec<u8>,
 }
 
 /// Samples wanted beyond an objective's percentile.
@@ -114,6 +155,12 @@ pub fn find_max(
     if search.objectives.is_empty() {
         return Err(EngineError::Config(
             "find_max needs at least one objective".into(),
+        ));
+    }
+    if cfg.start_at.is_some() {
+        return Err(EngineError::Config(
+            "find_max and start_at cannot be combined: the search decides when each step starts"
+                .into(),
         ));
     }
     let began = Instant::now();
@@ -155,61 +202,126 @@ pub fn find_max(
         (measure + Duration::from_secs(1), Duration::from_secs(1))
     };
 
+    // Every step on one set of connections, kept open between steps: the
+    // search below publishes each step and judges it from the seconds the
+    // workers close, while the run goes on.
+    let mut run_cfg = cfg.clone();
+    run_cfg.rate = None;
+    run_cfg.rate_plan = None;
+    run_cfg.requests = None;
+    run_cfg.intervals = true;
+    run_cfg.duration = search.budget.saturating_sub(began.elapsed()) + Duration::from_secs(5);
+    let plan = Plan::new(&run_cfg)?;
+    let live = LiveSteps::default();
+    let done = AtomicBool::new(false);
     let mut steps: Vec<SearchStep> = Vec::new();
     let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
     let mut hi_generator = false;
-    let mut rate = probe_rps * 0.8;
     let (mut step_s, mut warmup_s) = (0.0, 0.0);
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if let (Some(l), Some(h)) = (lo, hi) {
-            if (h - l) / h <= search.precision {
+    let workers = cfg.threads;
+    let mut control = |start: &std::sync::OnceLock<(Instant, std::time::SystemTime)>| {
+        let t0 = loop {
+            if let Some(s) = start.get() {
+                break s.0;
+            }
+            if stop.load(Ordering::Relaxed) {
+                done.store(true, Ordering::Relaxed);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let mut rate = probe_rps * 0.8;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let (Some(l), Some(h)) = (lo, hi) {
+                if (h - l) / h <= search.precision {
+                    break;
+                }
+            }
+            let (len, warm) = step_for(rate);
+            // Each step costs its length and a second for the responses
+            // still in flight at its end.
+            if len + Duration::from_millis(1500) > left() {
+                break;
+            }
+            step_s = len.as_secs_f64();
+            warmup_s = warm.as_secs_f64();
+            // Steps start on a whole second of the timeline, at least
+            // 200 ms (and, for the first, the connects) from now.
+            let now = t0.elapsed().as_micros() as u64;
+            let first = u64::from(steps.is_empty()) * 1_000_000;
+            let begin_s = (now + 200_000 + first).div_ceil(1_000_000);
+            let end_s = begin_s + len.as_secs().max(1);
+            *live.step.lock().unwrap_or_else(|e| e.into_inner()) = Some(StepPlan {
+                start_us: begin_s * 1_000_000,
+                end_us: end_s * 1_000_000,
+                rate,
+            });
+            live.version.fetch_add(1, Ordering::AcqRel);
+            // Wait for every worker's seconds through the one after the
+            // step (its last responses), bounded.
+            let deadline = t0 + Duration::from_secs(end_s + 4);
+            loop {
+                let have = {
+                    let secs = live.seconds.lock().unwrap_or_else(|e| e.into_inner());
+                    (0..workers).all(|w| {
+                        secs.iter()
+                            .any(|x| x.worker == w && u64::from(x.index) >= end_s)
+                    })
+                };
+                if have || Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let secs = live.seconds.lock().unwrap_or_else(|e| e.into_inner());
+            let step = judge_seconds(
+                &secs,
+                rate,
+                (begin_s, begin_s + warm.as_secs(), end_s),
+                &search.objectives,
+            );
+            drop(secs);
+            if step.pass {
+                lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
+            } else if hi.is_none_or(|h| rate < h) {
+                hi = Some(rate);
+                hi_generator = step.generator_bound;
+            }
+            steps.push(step);
+            let good = steps.last().map_or(0.0, |s| s.good_rps);
+            rate = match (lo, hi) {
+                (Some(l), Some(h)) => (l + h) / 2.0,
+                (Some(l), None) => l * 1.25,
+                // Down by half, or to just under what the failing step
+                // still served well, if that is lower (a probe far above
+                // a rate limit).
+                (None, Some(h)) if good >= 1.0 => (h * 0.5).min(good * 0.9),
+                (None, Some(h)) => h * 0.5,
+                (None, None) => rate,
+            };
+            if rate < 1.0 {
                 break;
             }
         }
-        let (len, warm) = step_for(rate);
-        if len > left() {
-            break;
-        }
-        step_s = len.as_secs_f64();
-        warmup_s = warm.as_secs_f64();
-        let mut step_cfg = cfg.clone();
-        step_cfg.rate = Some(rate);
-        step_cfg.rate_plan = None;
-        step_cfg.requests = None;
-        step_cfg.intervals = true;
-        step_cfg.duration = len;
-        let r = Plan::new(&step_cfg)?.run_until(stop)?;
-        let step = judge(&r, rate, warm, &search.objectives);
-        let passed = step.pass;
-        if passed {
-            lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
-        } else if hi.is_none_or(|h| rate < h) {
-            hi = Some(rate);
-            hi_generator = step.generator_bound;
-        }
-        steps.push(step);
-        all.push(r);
-        rate = match (lo, hi) {
-            (Some(l), Some(h)) => (l + h) / 2.0,
-            (Some(l), None) => l * 1.25,
-            (None, Some(h)) => h * 0.5,
-            (None, None) => rate,
-        };
-        if rate < 1.0 {
-            break;
-        }
-    }
-    // The steps ran one after another: their counts and histograms add,
-    // but not their rates.
+        done.store(true, Ordering::Relaxed);
+    };
+    let run = plan.run_steps(&done, &live, &mut control)?;
+    all.push(run);
+    // The probe and the steps ran one after another: their counts and
+    // histograms add, but not their rates.
     for r in &mut all {
         r.started_at = 0.0;
     }
     let mut merged =
         Report::merge(&all).ok_or_else(|| EngineError::Config("no step ran".into()))?;
     merged.rate = None;
+    merged.interrupted = stop.load(Ordering::Relaxed);
+    if !merged.interrupted {
+        merged.stopped_by = crate::StopCause::Duration;
+    }
     let report = SearchReport {
         rate: lo,
         limited_by_generator: hi_generator,
@@ -223,48 +335,78 @@ pub fn find_max(
     Ok((report, merged))
 }
 
-/// A step's figures after its warm-up, held against the objectives.
-fn judge(r: &Report, rate: f64, warm: Duration, objectives: &[Threshold]) -> SearchStep {
-    let skip = warm.as_secs_f64().round() as usize;
+/// A step judged from the workers' seconds: latency and rate after its
+/// warm-up (through the second after it, where its last responses land),
+/// faults over all of it, and each thread's CPU within it.
+fn judge_seconds(
+    secs: &[Second],
+    rate: f64,
+    (begin, measured_from, end): (u64, u64, u64),
+    objectives: &[Threshold],
+) -> SearchStep {
     let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
         .expect("static histogram bounds are valid");
-    let mut requests = 0;
-    let kept: Vec<_> = r.timeline.iter().skip(skip).collect();
-    for e in &kept {
-        let _ = h.add(&e.histogram);
-        requests += e.requests;
+    let mut decoder = hdrhistogram::serialization::Deserializer::new();
+    let (mut requests, mut errors, mut non2xx, mut bad_after) = (0, 0, 0, 0);
+    let mut busy: std::collections::BTreeMap<usize, f64> = Default::default();
+    for s in secs {
+        let i = u64::from(s.index);
+        if i < begin || i > end {
+            continue;
+        }
+        errors += s.errors;
+        non2xx += s.non_2xx_3xx;
+        if i < end {
+            *busy.entry(s.worker).or_default() += s.cpu_s;
+        }
+        if i >= measured_from {
+            requests += s.requests;
+            bad_after += s.non_2xx_3xx;
+            if let Ok(x) = decoder.deserialize::<u64, _>(&mut s.encoded.as_slice()) {
+                let _ = h.add(&x);
+            }
+        }
     }
-    let secs = (r.duration_s - skip as f64).max(1e-3);
-    // The figures the objectives look at: after the warm-up for latency
-    // and rate, over the whole step for faults.
-    let mut after = r.clone();
-    after.latency_histogram = h.clone();
-    after.latency_us = LatencySummary::of(&h);
-    after.requests_per_sec = requests as f64 / secs;
+    let measured = (end - measured_from).max(1) as f64;
+    let figures = Figures {
+        latency: &h,
+        errors,
+        non_2xx_3xx: non2xx,
+        requests,
+        rps: requests as f64 / measured,
+    };
     let mut failed: Vec<String> = objectives
         .iter()
-        .filter(|o| !o.holds(&after))
-        .map(|o| format!("{o} (was {})", o.shown(&after)))
+        .filter(|o| !o.holds_for(&figures))
+        .map(|o| format!("{o} (was {})", o.shown_for(&figures)))
         .collect();
-    let fell_behind = r.rate.as_ref().is_some_and(|k| !k.kept);
-    // Its busiest thread busy 90% of the step, or the schedule not kept
-    // while urk was mostly busy: urk, not the server, set the limit (a
-    // slow server leaves urk idle while its sends wait for responses).
-    let generator_bound = r.generator_bound || (fell_behind && r.generator_busy_pct >= 75.0);
+    let busiest = busy.values().fold(0.0, |a: f64, &b| a.max(b)) / (end - begin).max(1) as f64;
+    // Fewer responses than the schedule offered: the rate was not kept.
+    let fell_behind = figures.rps < rate * 0.97;
+    // Its busiest thread busy 90% of the step, or a failing step while
+    // urk was busy three quarters of it (its own late sends then add to
+    // the latency): urk, not the server, set the limit. A slow server
+    // leaves urk idle while its sends wait for responses.
+    let failing = fell_behind || !failed.is_empty();
+    let generator_bound = busiest >= 0.9 || (failing && busiest >= 0.75);
     if generator_bound {
         failed.push("urk could not keep the schedule".into());
     } else if fell_behind {
-        failed.push("the schedule was not kept".into());
+        failed.push(format!(
+            "the schedule was not kept ({:.0} of {rate:.0} req/s)",
+            figures.rps
+        ));
     }
     SearchStep {
         rate,
-        achieved: after.requests_per_sec,
-        latency_us: after.latency_us,
+        achieved: figures.rps,
+        latency_us: LatencySummary::of(&h),
         requests,
-        errors: r.errors.total(),
-        non_2xx_3xx: r.non_2xx_3xx,
+        errors,
+        non_2xx_3xx: non2xx,
         pass: failed.is_empty(),
         failed,
         generator_bound,
+        good_rps: requests.saturating_sub(bad_after) as f64 / measured,
     }
 }

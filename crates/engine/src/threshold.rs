@@ -121,27 +121,53 @@ impl fmt::Display for Threshold {
     }
 }
 
+/// The figures a threshold can look at: a whole report's, or one search
+/// step's.
+pub(crate) struct Figures<'a> {
+    pub latency: &'a hdrhistogram::Histogram<u64>,
+    pub errors: u64,
+    pub non_2xx_3xx: u64,
+    pub requests: u64,
+    pub rps: f64,
+}
+
+impl<'a> Figures<'a> {
+    fn of(r: &'a Report) -> Figures<'a> {
+        Figures {
+            latency: &r.latency_histogram,
+            errors: r.errors.total(),
+            non_2xx_3xx: r.non_2xx_3xx,
+            requests: r.requests,
+            rps: r.requests_per_sec,
+        }
+    }
+}
+
 impl Threshold {
-    fn measure(&self, r: &Report) -> f64 {
+    fn measure(&self, f: &Figures<'_>) -> f64 {
         match self.metric {
-            Metric::Percentile(q) => r.latency_histogram.value_at_quantile(q / 100.0) as f64,
-            Metric::MeanLatency => r.latency_us.mean,
-            Metric::MaxLatency => r.latency_us.max as f64,
-            Metric::Errors => r.errors.total() as f64,
-            Metric::Non2xx => r.non_2xx_3xx as f64,
+            Metric::Percentile(q) => f.latency.value_at_quantile(q / 100.0) as f64,
+            Metric::MeanLatency => f.latency.mean(),
+            Metric::MaxLatency => f.latency.max() as f64,
+            Metric::Errors => f.errors as f64,
+            Metric::Non2xx => f.non_2xx_3xx as f64,
             Metric::ErrorsPct => {
-                let e = r.errors.total() as f64;
-                100.0 * e / (e + r.requests as f64).max(1.0)
+                let e = f.errors as f64;
+                100.0 * e / (e + f.requests as f64).max(1.0)
             }
-            Metric::Non2xxPct => 100.0 * r.non_2xx_3xx as f64 / (r.requests as f64).max(1.0),
-            Metric::Rps => r.requests_per_sec,
+            Metric::Non2xxPct => 100.0 * f.non_2xx_3xx as f64 / (f.requests as f64).max(1.0),
+            Metric::Rps => f.rps,
         }
     }
 
     /// Whether the condition holds for the report (for an objective: it
     /// is met).
     pub fn holds(&self, r: &Report) -> bool {
-        let v = self.measure(r);
+        self.holds_for(&Figures::of(r))
+    }
+
+    pub(crate) fn holds_for(&self, f: &Figures<'_>) -> bool {
+        let v = self.measure(f);
         match self.cmp {
             Cmp::Gt => v > self.value,
             Cmp::Ge => v >= self.value,
@@ -153,7 +179,11 @@ impl Threshold {
 
     /// The figure the condition looks at, as a user reads it.
     pub fn shown(&self, r: &Report) -> String {
-        let v = self.measure(r);
+        self.shown_for(&Figures::of(r))
+    }
+
+    pub(crate) fn shown_for(&self, f: &Figures<'_>) -> String {
+        let v = self.measure(f);
         match self.metric {
             Metric::Percentile(_) | Metric::MeanLatency | Metric::MaxLatency => format_time_us(v),
             Metric::Rps => format!("{v:.2}"),

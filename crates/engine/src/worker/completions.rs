@@ -258,7 +258,7 @@ impl<B: Backend> Worker<'_, B> {
     /// Books a response completed outside `frame` (by a discarding
     /// receive, or by the close), and hands it to the script.
     pub(super) fn book_response(&mut self, i: usize, r: Response, now: u64) -> Result<(), Fault> {
-        let rate_mode = self.shared.schedule.is_some();
+        let rate_mode = self.shared.paced();
         let Worker {
             conns,
             stats,
@@ -330,7 +330,7 @@ impl<B: Backend> Worker<'_, B> {
             stats,
             interval,
             in_flight,
-            rate_mode: shared.schedule.is_some(),
+            rate_mode: shared.paced(),
             now,
         };
         let Conn {

@@ -122,12 +122,24 @@ pub(crate) struct Shared<'a> {
     pub stop: &'a AtomicBool,
     /// Constant-rate mode (`-R`).
     pub schedule: Option<Schedule>,
+    /// A capacity search: steps of constant rates decided as the run goes.
+    pub steps: Option<&'a crate::search::LiveSteps>,
+    /// Connections over all workers (a step's slots interleave over them).
+    pub connections: usize,
     /// Keep per-second interval histograms.
     pub intervals: bool,
     /// Running totals for a progress display.
     pub live: Option<&'a crate::Live>,
     /// `https://`: the checked TLS settings each worker makes its client from.
     pub tls: Option<TlsSetup>,
+}
+
+impl Shared<'_> {
+    /// Requests go out on a schedule (`-R`, ramps, search steps): latency
+    /// counts from each one's intended send time.
+    pub(crate) fn paced(&self) -> bool {
+        self.schedule.is_some() || self.steps.is_some()
+    }
 }
 
 /// The end of a worker's measured window: when and why its load stopped,
@@ -212,6 +224,14 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// The load is held until then (`--start-at`), µs since the start; the
     /// window starts there.
     load_at_us: u64,
+    /// A capacity search: the step in force and its version.
+    step: Option<crate::search::StepPlan>,
+    step_version: u64,
+    /// This thread's CPU time and non-2xx count when the last second closed.
+    interval_cpu: f64,
+    interval_non2xx: u64,
+    /// Which worker this is.
+    index: usize,
     /// Global index of this worker's first connection (for the schedule).
     conn_base: usize,
     /// Constant-rate mode: connections waiting for their next slot.
@@ -296,8 +316,13 @@ impl<'a, B: Backend> Worker<'a, B> {
             last_connect_outcome: 0,
             schedule_start: 0,
             load_at_us: 0,
+            step: None,
+            step_version: 0,
+            interval_cpu: 0.0,
+            interval_non2xx: 0,
+            index,
             conn_base,
-            due: BinaryHeap::with_capacity(if shared.schedule.is_some() { n } else { 0 }),
+            due: BinaryHeap::with_capacity(if shared.paced() { n } else { 0 }),
             interval: shared.intervals.then(crate::stats::new_latency_histogram),
             interval_index: 0,
             interval_requests: 0,
@@ -318,13 +343,14 @@ impl<'a, B: Backend> Worker<'a, B> {
         self.start = start;
         self.load_at_us = load_at_us(self.shared.start_at, wall);
         self.next_sample = self.load_at_us + SAMPLE_US;
-        if self.shared.schedule.is_some() {
+        if self.shared.paced() {
             // Slots are due to the microsecond: a wait that takes the
             // thread's timer slack (50 µs by default) would add it to every
             // corrected latency (see `pacing`). A failure costs precision.
             let _ = nix::sys::prctl::set_timerslack(1);
         }
         self.cpu_at_start = thread_cpu_seconds();
+        self.interval_cpu = self.cpu_at_start;
         loop {
             let now = self.now();
             self.check_stop(now);
@@ -354,7 +380,7 @@ impl<'a, B: Backend> Worker<'a, B> {
         if self.interval.is_some() {
             self.close_interval();
         }
-        if self.shared.schedule.is_none() {
+        if !self.shared.paced() {
             // Closed loop: every request is sent when it is due, so the
             // two distributions are one (see `WorkerStats::response`).
             let _ = self.stats.uncorrected.add(&self.stats.latency);

@@ -41,7 +41,34 @@ impl<B: Backend> Worker<'_, B> {
             self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
             self.stats.lag_sum_us += now - due;
         }
-        if self.shared.schedule.is_none() && self.source.hooks().delay {
+        if let Some(st) = self.step {
+            // A search step: the connections' slots interleave at the
+            // step's rate from its start; past its end they wait for the
+            // next step.
+            let c = &mut self.conns[i];
+            if c.step != self.step_version {
+                c.step = self.step_version;
+                c.k = 0;
+            }
+            let slot = (self.conn_base + i) as u64 + c.k * self.shared.connections as u64;
+            let due = st.start_us + (slot as f64 * 1e6 / st.rate) as u64;
+            if due >= st.end_us {
+                return;
+            }
+            if due > now {
+                if !c.queued {
+                    c.queued = true;
+                    self.due.push(Reverse((due, i as u32)));
+                }
+                return;
+            }
+            c.k += 1;
+            intended = due;
+        } else if self.shared.steps.is_some() {
+            // Between steps: nothing goes out.
+            return;
+        }
+        if !self.shared.paced() && self.source.hooks().delay {
             // A script's delay() holds the request back, on the ring's
             // timers (the worker's due queue), not by sleeping.
             let c = &mut self.conns[i];

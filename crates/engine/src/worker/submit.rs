@@ -21,7 +21,7 @@ impl<B: Backend> Worker<'_, B> {
         self.stats.enters += 1;
         let mut want = 1;
         let mut min_wait = None;
-        if let (Some(us), None) = (self.shared.batch_wait_us, &self.shared.schedule) {
+        if let (Some(us), false) = (self.shared.batch_wait_us, self.shared.paced()) {
             // Wait for half the busy connections, but at most `us` before
             // settling for one completion: fewer wake-ups, bigger batches,
             // bounded reaping delay. With many requests queued at the

@@ -69,6 +69,16 @@ impl<B: Backend> Worker<'_, B> {
             self.stop = Some(self.window_until(now, now, StopCause::Requests));
         }
         // Constant-rate mode: connections whose next slot has come.
+        if let Some(live) = self.shared.steps {
+            let v = live.version.load(Ordering::Acquire);
+            if v != self.step_version {
+                self.step = *live.step.lock().unwrap_or_else(|e| e.into_inner());
+                self.step_version = v;
+                for i in 0..self.conns.len() {
+                    self.try_send(i, now);
+                }
+            }
+        }
         self.send_due(now + 1, now);
         if now >= self.next_sample {
             if self.stop.is_none() && !self.warming {
@@ -177,6 +187,34 @@ impl<B: Backend> Worker<'_, B> {
             errors: errors - self.interval_errors,
             encoded,
         });
+        if let Some(live) = self.shared.steps {
+            // The search judges steps from these while the run goes on.
+            let cpu = thread_cpu_seconds();
+            let non2xx: u64 = self
+                .stats
+                .status
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| !(200..400).contains(c))
+                .map(|(_, n)| n)
+                .sum();
+            let last = self.stats.intervals.last().expect("just pushed");
+            let second = crate::search::Second {
+                worker: self.index,
+                index: last.index,
+                requests: last.requests,
+                errors: last.errors,
+                non_2xx_3xx: non2xx - self.interval_non2xx,
+                cpu_s: (cpu - self.interval_cpu).max(0.0),
+                encoded: last.encoded.clone(),
+            };
+            self.interval_cpu = cpu;
+            self.interval_non2xx = non2xx;
+            live.seconds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(second);
+        }
         self.interval_requests = self.stats.requests;
         self.interval_errors = errors;
         self.interval_index += 1;
