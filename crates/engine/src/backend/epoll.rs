@@ -11,7 +11,7 @@
 //! apart. Reads land in a per-worker buffer that lives until the worker
 //! has framed them (`publish`).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll as EpollFd, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -82,10 +82,10 @@ impl Epoll {
             if !self.slots[i].writable {
                 return false;
             }
-            let res = match socket::getsockopt(
-                &self.slots[i].fd.as_ref().unwrap().as_fd(),
-                sockopt::SocketError,
-            ) {
+            // SAFETY: `raw` is this slot's socket, open for the whole call
+            // (the slot keeps its `OwnedFd` until `release`).
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+            let res = match socket::getsockopt(&fd, sockopt::SocketError) {
                 Ok(0) => 0,
                 Ok(e) => -e,
                 Err(e) => -(e as i32),

@@ -181,12 +181,7 @@ impl<B: Backend> Worker<'_, B> {
         let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut encoded);
         h.reset();
         let errors = self.stats.errors.total();
-        self.stats.intervals.push(Interval {
-            index: self.interval_index,
-            requests: self.stats.requests - self.interval_requests,
-            errors: errors - self.interval_errors,
-            encoded,
-        });
+        let requests = self.stats.requests - self.interval_requests;
         if let Some(live) = self.shared.steps {
             // The search judges steps from these while the run goes on.
             let cpu = thread_cpu_seconds();
@@ -198,15 +193,14 @@ impl<B: Backend> Worker<'_, B> {
                 .filter(|(c, _)| !(200..400).contains(c))
                 .map(|(_, n)| n)
                 .sum();
-            let last = self.stats.intervals.last().expect("just pushed");
             let second = crate::search::Second {
                 worker: self.index,
-                index: last.index,
-                requests: last.requests,
-                errors: last.errors,
+                index: self.interval_index,
+                requests,
+                errors: errors - self.interval_errors,
                 non_2xx_3xx: non2xx - self.interval_non2xx,
                 cpu_s: (cpu - self.interval_cpu).max(0.0),
-                encoded: last.encoded.clone(),
+                encoded: encoded.clone(),
             };
             self.interval_cpu = cpu;
             self.interval_non2xx = non2xx;
@@ -215,6 +209,12 @@ impl<B: Backend> Worker<'_, B> {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(second);
         }
+        self.stats.intervals.push(Interval {
+            index: self.interval_index,
+            requests,
+            errors: errors - self.interval_errors,
+            encoded,
+        });
         self.interval_requests = self.stats.requests;
         self.interval_errors = errors;
         self.interval_index += 1;
