@@ -27,25 +27,12 @@ impl<B: Backend> Worker<'_, B> {
         };
         let c = &mut self.conns[i];
         let mut intended = now;
-        if let Some(s) = &self.shared.schedule {
-            let due = self.schedule_start + s.due_us(self.conn_base + i, c.k);
-            if due > now {
-                if !c.queued {
-                    c.queued = true;
-                    self.due.push(Reverse((due, i as u32)));
-                }
-                return;
-            }
-            c.k += 1;
-            intended = due;
-            self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
-            self.stats.lag_sum_us += now - due;
-        }
-        if let Some(st) = self.step {
-            // A search step: the connections' slots interleave at the
-            // step's rate from its start; past its end they wait for the
-            // next step.
-            let c = &mut self.conns[i];
+        // Paced: the connection's next slot, of the schedule (-R, ramps) or
+        // of a search step (whose slots interleave at the step's rate from
+        // its start; past its end they wait for the next step).
+        let slot_due = if let Some(s) = &self.shared.schedule {
+            Some(self.schedule_start + s.due_us(self.conn_base + i, c.k))
+        } else if let Some(st) = self.step {
             if c.step != self.step_version {
                 c.step = self.step_version;
                 c.k = 0;
@@ -55,18 +42,21 @@ impl<B: Backend> Worker<'_, B> {
             if due >= st.end_us {
                 return;
             }
-            if due > now {
-                if !c.queued {
-                    c.queued = true;
-                    self.due.push(Reverse((due, i as u32)));
-                }
-                return;
-            }
-            c.k += 1;
-            intended = due;
+            Some(due)
         } else if self.shared.steps.is_some() {
             // Between steps: nothing goes out.
             return;
+        } else {
+            None
+        };
+        if let Some(due) = slot_due {
+            if due > now {
+                return self.hold(i, due);
+            }
+            self.conns[i].k += 1;
+            intended = due;
+            self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
+            self.stats.lag_sum_us += now - due;
         }
         if !self.shared.paced() && self.source.hooks().delay {
             // A script's delay() holds the request back, on the ring's
@@ -78,13 +68,8 @@ impl<B: Backend> Worker<'_, B> {
                 None => {
                     let wait = self.source.script().map_or(0, |s| s.delay_us());
                     if wait > 0 {
-                        let c = &mut self.conns[i];
-                        c.life.held_until = Some(now + wait);
-                        if !c.queued {
-                            c.queued = true;
-                            self.due.push(Reverse((now + wait, i as u32)));
-                        }
-                        return;
+                        self.conns[i].life.held_until = Some(now + wait);
+                        return self.hold(i, now + wait);
                     }
                 }
             }
@@ -124,6 +109,16 @@ impl<B: Backend> Worker<'_, B> {
         };
         c.life.batch_len = wire as u32;
         self.push_send_range(i, 0, wire);
+    }
+
+    /// Holds connection `i`'s next request until `at`, in the worker's due
+    /// queue (once: a queued connection is not queued again).
+    fn hold(&mut self, i: usize, at: u64) {
+        let c = &mut self.conns[i];
+        if !c.queued {
+            c.queued = true;
+            self.due.push(Reverse((at, i as u32)));
+        }
     }
 
     /// TLS: sends what rustls has queued (handshake flights, alerts), if
