@@ -20,6 +20,28 @@ impl UserData for Addr {
     }
 }
 
+/// `print` that writes each line in one piece: LuaJIT's writes its
+/// arguments and the newline one by one, so the lines of worker threads
+/// printing at once came out interleaved (`created=1created=2`).
+fn install_print(lua: &Lua) -> mlua::Result<()> {
+    let tostring: mlua::Function = lua.globals().get("tostring")?;
+    let print = lua.create_function(move |_, args: mlua::Variadic<Value>| {
+        let mut line = Vec::new();
+        for (k, v) in args.into_iter().enumerate() {
+            if k > 0 {
+                line.push(b'\t');
+            }
+            let s: mlua::String = tostring.call(v)?;
+            line.extend_from_slice(&s.as_bytes());
+        }
+        line.push(b'\n');
+        use std::io::Write;
+        let _ = std::io::stdout().lock().write_all(&line);
+        Ok(())
+    })?;
+    lua.globals().set("print", print)
+}
+
 /// A new state with every library wrk opens, the `wrk` table, and the
 /// script's top level run (as wrk does, once per state).
 pub(crate) fn new_state(inner: &Inner) -> Result<Lua, String> {
@@ -37,6 +59,7 @@ pub(crate) fn new_state(inner: &Inner) -> Result<Lua, String> {
 }
 
 fn install(lua: &Lua, inner: &Inner) -> mlua::Result<()> {
+    install_print(lua)?;
     let t = &inner.target;
     let wrk = lua.create_table()?;
     wrk.set("scheme", if t.tls { "https" } else { "http" })?;
