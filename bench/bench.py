@@ -72,6 +72,15 @@ SCENARIOS = [
                                        "-H", "Content-Type: application/x-www-form-urlencoded"], "lo"),
     ("script-dynamic-c50", 50, "/", 1, ["-s", os.path.join(ROOT, "bench", "counter.lua")], "lo"),
     ("script-dynamic-c50-veth", 50, "/", 1, ["-s", os.path.join(ROOT, "bench", "counter.lua")], "veth"),
+    # Constant rate (issue 23): urk -R against wrk2 -R and oha -q at the same
+    # offered rate, and urk closed-loop on the same connections
+    # ("urk-closed", at whatever rate the server gives it) in the same
+    # rounds. Above the server's capacity every tool falls behind; the
+    # achieved rate and the send lag say by how much.
+    *[(f"R{r // 1000}k-c{c}{suffix}", c, "/", 1, ["-R", str(r)], net)
+      for suffix, net in (("", "lo"), ("-veth", "veth"))
+      for c in (50, 1000)
+      for r in (20000, 50000, 100000)],
 ]
 
 # The peers a user would pick instead, where installed (oha: cargo install
@@ -105,6 +114,19 @@ def fixed_equivalent(extra):
     return list(extra[extra.index("--fixed") + 1:]) if "--fixed" in extra else []
 
 
+def paced(extra):
+    return "-R" in extra
+
+
+def offered(extra):
+    return extra[extra.index("-R") + 1]
+
+
+def reference(extra):
+    """The tool every urk ratio is taken against: wrk, or wrk2 under -R."""
+    return "wrk2" if paced(extra) else "wrk"
+
+
 def urk_flags(extra):
     return list(extra[:extra.index("--fixed")]) if "--fixed" in extra else list(extra)
 
@@ -115,6 +137,11 @@ EPOLL_SCENARIOS = {"c50", "c50-veth", "c1000", "pipeline16-c50", "https-c50"}
 
 
 def tools_for(pipeline, extra, name=""):
+    if paced(extra):
+        # wrk2 is built from its repository (Debian does not ship it) and
+        # put on PATH as wrk2; oha: cargo install oha.
+        peers = [t for t in ("wrk2", "oha") if shutil.which(t)]
+        return ["urk", *peers, "urk-closed", *(["urk-base"] if BASELINE else [])]
     if varied(extra):
         return ["urk", "wrk", "urk-fixed"]
     if name in EPOLL_SCENARIOS:
@@ -250,8 +277,21 @@ def urk_cmd(url, conns, pipeline, seconds, extra=(), binary=URK):
 
 def oha_cmd(url, conns, seconds, extra=()):
     close = ["--disable-keepalive"] if closing(extra) else []
+    rate = ["-q", offered(extra)] if paced(extra) else []
     return ["oha", "-z", f"{seconds}s", "-c", str(conns), "--no-tui", "--output-format", "json",
-            "--insecure", *close, url]
+            "--insecure", *close, *rate, url]
+
+
+def wrk2_cmd(url, conns, seconds, extra):
+    return ["wrk2", "-t1", f"-c{conns}", f"-d{seconds}s", "-R", offered(extra), "--latency", url]
+
+
+def parse_wrk2(out):
+    reqs, rps, errs, rest = parse_wrk(out)
+    m = re.search(r"^\s*99\.000%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    if m:
+        rest[1]["p99_us"] = float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+    return reqs, rps, errs, rest
 
 
 def h2load_cmd(url, conns, seconds):
@@ -262,7 +302,11 @@ def parse_oha(out):
     r = json.loads(out)
     reqs = sum(r.get("statusCodeDistribution", {}).values())
     errs = sum(r.get("errorDistribution", {}).values())
-    return reqs, r["summary"]["requestsPerSec"], errs, (None, dict(r.get("errorDistribution", {})))
+    kinds = dict(r.get("errorDistribution", {}))
+    p99 = (r.get("latencyPercentiles") or {}).get("p99")
+    if p99 is not None:
+        kinds["p99_us"] = p99 * 1e6
+    return reqs, r["summary"]["requestsPerSec"], errs, (None, kinds)
 
 
 def parse_h2load(out):
@@ -297,6 +341,11 @@ def parse_urk(out):
     requests completed in the grace after it still count for CPU per request."""
     r = json.loads(out)
     kinds = {k: v for k, v in {**r["errors"], **r["connect_errors"]}.items() if v}
+    kinds["p99_us"] = r["latency_us"]["p99"]
+    if r.get("rate"):
+        lag = r["rate"].get("send_lag_us") or {}
+        kinds.update(send_lag_p50_us=lag.get("p50"), send_lag_p99_us=lag.get("p99"),
+                     window_us=r["rate"].get("window_us"), enters_per_1000=r["io"]["enters_per_1000_requests"])
     return r["requests"], r["requests_per_sec"], sum(r["errors"].values()), (r["io"]["level"], kinds)
 
 
@@ -328,6 +377,10 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, fixed_equivalent(extra)), parse_urk
     elif tool == "urk-base":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, extra, BASELINE), parse_urk
+    elif tool == "urk-closed":
+        cmd, parse = urk_cmd(url, conns, pipeline, seconds, [x for x in extra if x not in ("-R", offered(extra))]), parse_urk
+    elif tool == "wrk2":
+        cmd, parse = wrk2_cmd(url, conns, seconds, extra), parse_wrk2
     elif tool == "oha":
         cmd, parse = oha_cmd(url, conns, seconds, extra), parse_oha
     elif tool == "h2load":
@@ -343,7 +396,10 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
     # server is the bottleneck in most scenarios).
     server_cpu = process_cpu_s(server_pid) - server_before
     reqs, rps, errs, (level, kinds) = parse(out)
+    figures = {k: kinds.pop(k) for k in ("p99_us", "send_lag_p50_us", "send_lag_p99_us", "window_us", "enters_per_1000")
+               if k in kinds}
     return {
+        **figures,
         "requests": reqs,
         "rps": rps,
         "cpu_us_per_req": cpu * 1e6 / reqs if reqs else None,
@@ -491,18 +547,23 @@ def main():
                     "server_cpu_us_per_req": median([x.get("server_cpu_us_per_req") for x in rs]),
                     "peak_rss_mb": median([x["peak_rss_kib"] / 1024 for x in rs]),
                     "errors": max(x["errors"] for x in rs),
+                    **{k: median([x.get(k) for x in rs])
+                       for k in ("p99_us", "send_lag_p50_us", "send_lag_p99_us", "window_us", "enters_per_1000")
+                       if any(x.get(k) is not None for x in rs)},
                 }
             # The ratio is the median of per-round ratios: each round's urk
             # and wrk runs sit next to each other in time, so the machine's
             # slow and fast phases cancel out.
+            ref = reference(extra)
+
             def round_ratios(key):
-                return [u[key] / w[key] for u, w in zip(runs["urk"], runs["wrk"]) if u[key] and w[key]]
+                return [u[key] / w[key] for u, w in zip(runs["urk"], runs.get(ref, [])) if u[key] and w[key]]
             ratio = {k: median(round_ratios(k)) for k in ("rps", "cpu_us_per_req")}
             rps_ratios = round_ratios("rps")
             # urk against each peer, the same way (per-round ratios).
             peers = {t: median([u["cpu_us_per_req"] / p["cpu_us_per_req"] for u, p in zip(runs["urk"], runs[t])
                                 if u["cpu_us_per_req"] and p["cpu_us_per_req"]])
-                     for t in tools if t not in ("urk", "wrk")}
+                     for t in tools if t not in ("urk", ref)}
             # The spread says how far a single round can be trusted.
             ratio["rps_range"] = [min(rps_ratios), max(rps_ratios)] if rps_ratios else None
             if "urk-epoll" in runs:
@@ -510,13 +571,14 @@ def main():
                                                         for e, w in zip(runs["urk-epoll"], runs["wrk"])
                                                         if e["cpu_us_per_req"] and w["cpu_us_per_req"]])
             entry = {"scenario": name, "connections": conns, "path": path, "pipeline": pipeline, "urk_flags": extra,
+                     "reference": ref,
                      "network": net, "runs": runs, "median": summary, "urk_over_wrk": ratio,
                      "urk_over_peers_cpu_us_per_req": peers}
             if not args.no_strace and name in ("c50", "c10000", "pipeline16-c50", "https-c50"):
                 entry["syscalls"] = {t: syscalls(t, url, conns, pipeline)
                                      for t in ("urk", "wrk", *(["urk-epoll"] if "urk-epoll" in tools else []))}
             results.append(entry)
-            print(f"== {name}: urk/wrk cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
+            print(f"== {name}: urk/{ref} cpu-us/req {ratio['cpu_us_per_req'] or 0:.2f}, req/s {ratio['rps'] or 0:.2f}", flush=True)
 
         pace = None
         if not only or "pacing" in only:
@@ -588,6 +650,8 @@ def markdown(meta, results, pace=None):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in results:
+        if paced(e["urk_flags"]):
+            continue  # their own table, below
         for tool in e["median"]:
             m = e["median"][tool]
             ratio = e["urk_over_wrk"]
@@ -599,6 +663,7 @@ def markdown(meta, results, pace=None):
             lines.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
                          f"{fmt(m.get('server_cpu_us_per_req'), '.2f')} | "
                          f"{fmt(m['peak_rss_mb'], '.1f')} | {m['errors']} | {extra[0]} | {extra[1]} |")
+    lines += paced_table(results)
     lines += targets(results)
     sc = [e for e in results if "syscalls" in e]
     if sc:
@@ -627,6 +692,42 @@ CPU_TARGETS = {"c50": 0.85, "c10000": 0.6, "pipeline16-c50": 0.8, "16KiB-c50": 0
 VARIED_TARGETS = {"targets-seq-c50": 1.05, "targets-seq-c50-veth": 1.05, "script-static-c50": 1.05}
 # ... and over wrk on the same script.
 SCRIPT_TARGETS = {"script-dynamic-c50": 1.0, "script-dynamic-c50-veth": 1.0}
+
+
+def paced_table(results):
+    """Constant-rate scenarios: what each tool cost and how it kept the
+    schedule, and issue 23's targets."""
+    rows = [e for e in results if paced(e["urk_flags"])]
+    if not rows:
+        return []
+    out = ["", "Constant rate (issue 23): CPU-µs per completed request at the same offered rate; send lag is urk's "
+           "(actual minus intended send, µs); p99 is each tool's corrected p99 (wrk2 and oha count from the intended "
+           "send too); urk-closed is closed-loop on the same connections.", "",
+           "| scenario | tool | achieved req/s | CPU-µs/req | urk/tool CPU-µs/req | p99 µs | send lag p50 / p99 µs | window µs | enters/1000 req |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for e in rows:
+        for tool, m in e["median"].items():
+            r = e["urk_over_peers_cpu_us_per_req"].get(tool) if tool != e["reference"] else e["urk_over_wrk"]["cpu_us_per_req"]
+            lag = (f"{fmt(m.get('send_lag_p50_us'), '.0f')} / {fmt(m.get('send_lag_p99_us'), '.0f')}"
+                   if tool.startswith("urk") and m.get("send_lag_p50_us") is not None else "")
+            out.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
+                       f"{fmt(r, '.2f') if tool != 'urk' else ''} | {fmt(m.get('p99_us'), ',.0f')} | {lag} | "
+                       f"{fmt(m.get('window_us'), '.0f') if tool.startswith('urk') else ''} | "
+                       f"{fmt(m.get('enters_per_1000'), '.0f') if tool.startswith('urk') else ''} |")
+    out += ["", "Targets (issue 23): urk -R no dearer per request than the cheapest of wrk2 and oha, and within 1.3x "
+            "of urk's closed-loop cost on the same connections:", ""]
+    for e in rows:
+        ratios = e["urk_over_peers_cpu_us_per_req"]
+        peers = [ratios.get(t) if t != e["reference"] else e["urk_over_wrk"]["cpu_us_per_req"] for t in ("wrk2", "oha")]
+        peers = [p for p in peers if p is not None]
+        if peers:
+            worst = max(peers)
+            out.append(f"- {'met' if worst <= 1.0 else 'NOT met'}: {e['scenario']} urk/best peer CPU-µs/req {worst:.2f} (target <= 1)")
+        closed = ratios.get("urk-closed")
+        if closed is not None:
+            out.append(f"- {'met' if closed <= 1.3 else 'NOT met'}: {e['scenario']} urk -R / urk closed-loop CPU-µs/req "
+                       f"{closed:.2f} (target <= 1.3)")
+    return out
 
 
 def targets(results):
@@ -677,7 +778,7 @@ def targets(results):
         whi, wlo = by["c10000"]["median"]["wrk"]["cpu_us_per_req"], by["c50"]["median"]["wrk"]["cpu_us_per_req"]
         if hi and lo and whi and wlo:
             line(hi / lo <= 1.25, f"urk CPU-us/req c10000 / c50 = {hi / lo:.2f} (target <= 1.25; wrk's {whi / wlo:.2f})")
-    veth = [e for e in results if e.get("network") == "veth"]
+    veth = [e for e in results if e.get("network") == "veth" and not paced(e["urk_flags"])]
     if veth:
         out += ["", "Each end's receive work on its own core (-veth, diagnostic; the loopback figure in brackets):", ""]
         for e in veth:
