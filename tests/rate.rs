@@ -258,3 +258,88 @@ fn a_ramp_offers_and_achieves_its_rate_each_second() {
         "{text}"
     );
 }
+
+/// Fast schedules share wake-ups (see the engine's `worker/pacing.rs`):
+/// slots wait for the end of a window and go out together. Whatever the
+/// window, no request leaves before its slot (the k-th request the server
+/// reads arrives no earlier than slot k is due), every send's lateness is
+/// in the send-lag histogram, and the corrected latency includes it.
+#[test]
+fn shared_wake_ups_never_send_early_and_account_every_lag() {
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
+    let server = TestServer::start(ServerConfig {
+        record: true,
+        ..Default::default()
+    });
+    let rate = 10_000.0;
+    for level in [IoLevel::Full, IoLevel::Epoll] {
+        let before = server.seen().len();
+        let r = run(&config(&server, rate)
+            .connections(20)
+            .duration(Duration::from_millis(1500))
+            .io(level))
+        .unwrap();
+        let g = r.rate.clone().unwrap();
+        let lag = g.send_lag_us;
+        assert!(
+            g.kept,
+            "{level}: behind {} of {}, lag {lag:?}",
+            g.behind, g.scheduled
+        );
+        assert_eq!(
+            g.send_lag_histogram.len(),
+            g.sent,
+            "{level}: one lag per send"
+        );
+        assert_eq!(lag.max, g.max_lag_us, "{level}");
+        assert!(
+            g.window_us <= 1000,
+            "{level}: the default cap: {}",
+            g.window_us
+        );
+        // Corrected latency counts from the slot: never below the lag.
+        assert!(
+            r.latency_us.p99 >= lag.p50,
+            "{level}: {:?} {lag:?}",
+            r.latency_us
+        );
+        let start = std::time::UNIX_EPOCH + Duration::from_secs_f64(r.started_at);
+        let mut at: Vec<Duration> = server.seen()[before..]
+            .iter()
+            .map(|s| s.at.duration_since(start).unwrap_or_default())
+            .collect();
+        at.sort_unstable();
+        for (k, t) in at.iter().enumerate() {
+            let due = Duration::from_secs_f64(k as f64 / rate);
+            // 200 µs for the two clocks (the report's wall-clock start
+            // against the server's reads).
+            assert!(
+                *t + Duration::from_micros(200) >= due,
+                "{level}: request {k} read at {t:?}, before its slot at {due:?}"
+            );
+        }
+    }
+}
+
+/// `pacing_window` 0: every slot gets its own wake-up, at any rate.
+#[test]
+fn a_zero_pacing_window_keeps_every_slot_on_its_own() {
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
+    let server = TestServer::start(ServerConfig::default());
+    let r = run(&config(&server, 20_000.0)
+        .connections(20)
+        .duration(Duration::from_secs(1))
+        .pacing_window(Duration::ZERO))
+    .unwrap();
+    let g = r.rate.clone().unwrap();
+    assert_eq!(g.window_us, 0, "{:?}", g.send_lag_us);
+    assert_eq!(g.send_lag_histogram.len(), g.sent);
+    let text = r.to_text(urk_engine::TextOptions {
+        latency: true,
+        ..Default::default()
+    });
+    assert!(
+        text.contains("Send lag (after the slot): p50 ") && text.contains("every slot on time"),
+        "{text}"
+    );
+}

@@ -62,6 +62,8 @@ pub struct Seen {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the server had read it whole.
+    pub at: std::time::SystemTime,
 }
 
 impl Seen {
@@ -582,6 +584,7 @@ fn serve(mut stream: impl Wire, cfg: &ServerConfig, tally: &Tally, stall: &Stall
                         })
                         .collect(),
                     body: buf[head_len..head_len + body_len].to_vec(),
+                    at: std::time::SystemTime::now(),
                 });
             }
             let mut status = cfg

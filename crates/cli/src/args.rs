@@ -63,6 +63,12 @@ pub struct Args {
     /// after it)
     #[argh(option)]
     pub ramp: Option<String>,
+    /// with -R: the longest a request may be held after its slot to go out
+    /// with later ones in one wake-up, when slots come faster than
+    /// wake-ups are cheap (its lateness counts in its latency); 0 keeps
+    /// every slot on time at a wake-up's CPU each (default 1ms)
+    #[argh(option)]
+    pub pacing_window: Option<String>,
     /// with -R: also print the uncorrected latency distribution
     #[argh(switch, short = 'U')]
     pub u_latency: bool,
@@ -471,6 +477,9 @@ impl Args {
         }
         if let Some(d) = time("--batch-wait", &self.batch_wait)? {
             cfg = cfg.batch_wait(d);
+        }
+        if let Some(d) = time("--pacing-window", &self.pacing_window)? {
+            cfg = cfg.pacing_window(d);
         }
         if let Some(m) = &self.method {
             cfg = cfg.method(m);

@@ -196,6 +196,16 @@ pub struct Config {
     /// the connections; latency is measured from each request's intended
     /// send time (see [`Report::latency_us`](crate::Report::latency_us)).
     pub rate: Option<f64>,
+    /// Paced runs: the longest a request may be held after its slot so
+    /// that it goes out with the slots after it, sharing one wake-up.
+    /// Slots come faster than wake-ups are cheap only at high rates (the
+    /// pacer learns what a wake-up costs here); below that every slot is
+    /// kept to the microsecond. A held request is late, and its corrected
+    /// latency counts from its slot, so the window can only make latency
+    /// look higher; [`RateReport::send_lag_us`](crate::RateReport::send_lag_us)
+    /// shows by how much. Zero keeps every slot on time at any rate, at the
+    /// CPU cost of a wake-up per slot.
+    pub pacing_window: Duration,
     /// Rate ramps or stages instead of one constant `rate` (open-model
     /// load); latency still counts from each request's intended send time.
     pub rate_plan: Option<crate::RatePlan>,
@@ -243,6 +253,7 @@ impl Config {
             io: IoLevel::Auto,
             batch_wait: Duration::from_micros(50),
             rate: None,
+            pacing_window: Duration::from_millis(1),
             rate_plan: None,
             intervals: false,
             tls: TlsOptions::default(),
@@ -307,6 +318,12 @@ impl Config {
     /// Switches to constant-rate mode at `per_sec` requests per second.
     pub fn rate(mut self, per_sec: f64) -> Self {
         self.rate = Some(per_sec);
+        self
+    }
+
+    /// Sets the pacing window; see [`Config::pacing_window`].
+    pub fn pacing_window(mut self, d: Duration) -> Self {
+        self.pacing_window = d;
         self
     }
 

@@ -227,6 +227,7 @@ impl Plan {
                 Some(_) => None,
                 None => cfg.plan().map(|p| Schedule::new(&p, cfg.connections)),
             },
+            pacing_window_us: cfg.pacing_window.as_micros().min(1_000_000) as u64,
             steps,
             connections: cfg.connections,
             live,

@@ -204,6 +204,8 @@ fn same_targets(a: &[TargetReport], b: &[TargetReport]) -> bool {
 }
 
 fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
+    let mut lag = a.send_lag_histogram.clone();
+    let _ = lag.add(&b.send_lag_histogram);
     let scheduled = a.scheduled + b.scheduled;
     let behind = a.behind + b.behind;
     let sent = a.sent + b.sent;
@@ -216,6 +218,9 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
         max_lag_us: a.max_lag_us.max(b.max_lag_us),
         mean_lag_us: (a.mean_lag_us * a.sent as f64 + b.mean_lag_us * b.sent as f64)
             / sent.max(1) as f64,
+        send_lag_us: LatencySummary::of(&lag),
+        send_lag_histogram: lag,
+        window_us: a.window_us.max(b.window_us),
         kept: behind <= (scheduled / 100).max(1),
         plan: a.plan.clone().or_else(|| b.plan.clone()),
     }

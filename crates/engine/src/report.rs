@@ -208,7 +208,7 @@ pub struct TlsReport {
 }
 
 /// How a constant-rate run kept its schedule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RateReport {
     /// Requests per second asked for.
     pub requested: f64,
@@ -224,12 +224,50 @@ pub struct RateReport {
     pub max_lag_us: u64,
     /// Mean lateness of sends, in µs.
     pub mean_lag_us: f64,
+    /// How late each send went out after its slot (actual minus intended
+    /// send time), in µs: the part of every corrected latency that is
+    /// urk's pacing (a window held for shared wake-ups, a late wake-up)
+    /// or a connection still busy with the response before.
+    #[serde(default)]
+    pub send_lag_us: LatencySummary,
+    /// All send lags (V2, base64), for exact merges.
+    #[serde(
+        default = "crate::stats::new_latency_histogram",
+        rename = "send_lag_histogram_v2",
+        with = "crate::histogram_b64"
+    )]
+    pub send_lag_histogram: Histogram<u64>,
+    /// The longest the pacer held slots to share a wake-up, in µs (0:
+    /// every slot had its own; see
+    /// [`Config::pacing_window`](crate::Config::pacing_window)).
+    #[serde(default)]
+    pub window_us: u64,
     /// True when at most 1% of the schedule (and at least one request) was missed.
     pub kept: bool,
     /// Ramps and stages: the offered rate's plan (`requested` is then its
     /// mean over the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::RatePlan>,
+}
+
+impl std::fmt::Debug for RateReport {
+    /// Every figure but the send-lag histogram's buckets (its summary
+    /// is there), so that a report in a message stays readable.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateReport")
+            .field("requested", &self.requested)
+            .field("achieved", &self.achieved)
+            .field("scheduled", &self.scheduled)
+            .field("sent", &self.sent)
+            .field("behind", &self.behind)
+            .field("max_lag_us", &self.max_lag_us)
+            .field("mean_lag_us", &self.mean_lag_us)
+            .field("send_lag_us", &self.send_lag_us)
+            .field("window_us", &self.window_us)
+            .field("kept", &self.kept)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One second of the run.
@@ -510,8 +548,11 @@ impl Report {
                 scheduled,
                 sent: s.sent,
                 behind,
-                max_lag_us: s.max_lag_us,
-                mean_lag_us: s.lag_sum_us as f64 / s.sent.max(1) as f64,
+                max_lag_us: s.send_lag.max(),
+                mean_lag_us: s.send_lag.mean(),
+                send_lag_us: LatencySummary::of(&s.send_lag),
+                send_lag_histogram: s.send_lag.clone(),
+                window_us: s.pacing_window_us,
                 kept: behind <= (scheduled / 100).max(1),
                 plan: (!constant).then_some(plan),
             }

@@ -245,6 +245,28 @@ impl Schedule {
         seg.slots_before + seg.slots(t_us - seg.start_us)
     }
 
+    /// The rate at `t_us`, in slots per µs over all connections.
+    pub(crate) fn rate_at(&self, t_us: f64) -> f64 {
+        if let Some(rate) = self.constant {
+            return rate / 1e6;
+        }
+        if t_us >= self.tail_start_us {
+            return self.tail;
+        }
+        let seg = self
+            .segs
+            .iter()
+            .rev()
+            .find(|s| s.start_us <= t_us)
+            .unwrap_or(&self.segs[0]);
+        let f = if seg.len_us > 0.0 {
+            ((t_us - seg.start_us) / seg.len_us).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        seg.from + (seg.to - seg.from) * f
+    }
+
     /// When global slot `m` is due, in µs.
     fn time_of_slot(&self, m: f64) -> f64 {
         if let Some(rate) = self.constant {
@@ -330,6 +352,9 @@ mod tests {
         assert!((s.slots_at(2e6) - 4000.0).abs() < 1e-6);
         assert!((s.slots_at(1e6) - 1500.0).abs() < 1e-6);
         assert!((s.slots_at(3e6) - 7000.0).abs() < 1e-6);
+        // The rate follows the ramp, then holds.
+        assert!((s.rate_at(1e6) * 1e6 - 2000.0).abs() < 1e-6);
+        assert!((s.rate_at(5e6) * 1e6 - 3000.0).abs() < 1e-6);
         // Slot times invert the integral, and stay in order.
         for m in [0.0, 1.0, 1499.0, 1500.0, 3999.0, 4000.0, 6999.0] {
             let t = s.time_of_slot(m);

@@ -202,9 +202,10 @@ pub(crate) struct WorkerStats {
     pub unfinished: u64,
     /// Constant-rate mode: slots the schedule had due before the stop.
     pub scheduled: u64,
-    /// Constant-rate mode: how late sends went out against the schedule.
-    pub max_lag_us: u64,
-    pub lag_sum_us: u64,
+    /// Paced runs: how late each send went out after its slot, µs.
+    pub send_lag: Histogram<u64>,
+    /// Paced runs: the longest window the pacer held slots for, µs.
+    pub pacing_window_us: u64,
     /// Per-second intervals, when asked for.
     pub intervals: Vec<Interval>,
     /// Per target of a targets file (the first `MAX_TRACKED`), by index.
@@ -324,8 +325,8 @@ impl WorkerStats {
             scheduled: 0,
             lost: LostCauses::default(),
             unfinished: 0,
-            max_lag_us: 0,
-            lag_sum_us: 0,
+            send_lag: new_latency_histogram(),
+            pacing_window_us: 0,
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],
         }
@@ -368,8 +369,8 @@ impl WorkerStats {
         self.scheduled += o.scheduled;
         self.lost += o.lost;
         self.unfinished += o.unfinished;
-        self.max_lag_us = self.max_lag_us.max(o.max_lag_us);
-        self.lag_sum_us += o.lag_sum_us;
+        let _ = self.send_lag.add(&o.send_lag);
+        self.pacing_window_us = self.pacing_window_us.max(o.pacing_window_us);
         self.intervals.extend(o.intervals.iter().map(|iv| Interval {
             index: iv.index,
             requests: iv.requests,

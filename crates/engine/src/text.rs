@@ -424,6 +424,24 @@ impl Report {
                     );
                 }
             }
+            if latency_distribution && r.sent > 0 {
+                // What of every corrected latency is the send's own lateness.
+                let l = &r.send_lag_us;
+                let held = match r.window_us {
+                    0 => "every slot on time".to_string(),
+                    w => format!(
+                        "slots held up to {} to share wake-ups",
+                        format_time_us(w as f64)
+                    ),
+                };
+                let _ = writeln!(
+                    out,
+                    "  Send lag (after the slot): p50 {}, p99 {}, max {} ({held})",
+                    format_time_us(l.p50 as f64),
+                    format_time_us(l.p99 as f64),
+                    format_time_us(l.max as f64),
+                );
+            }
             if !r.kept {
                 let _ = writeln!(
                     out,

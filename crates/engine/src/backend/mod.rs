@@ -102,9 +102,9 @@ pub(crate) trait Backend: Sized {
     /// without waiting.
     fn flush(&mut self) -> Result<(), EngineError>;
 
-    /// Flushes and waits up to `max_us` for completions (`want` of them
-    /// for at most `min_wait_us`, where the backend can batch). True if
-    /// the wait timed out.
+    /// Flushes and waits up to `max_us` for `want` completions, or (with
+    /// `min_wait_us`) for at most that long before settling for one, where
+    /// the backend can batch. True if the wait timed out.
     fn wait(
         &mut self,
         max_us: u64,

@@ -242,9 +242,7 @@ impl Backend for Uring {
             if let Some(us) = min_wait_us {
                 args = args.min_wait_usec(us);
             }
-            self.ring
-                .submitter()
-                .submit_with_args(if min_wait_us.is_some() { want } else { 1 }, &args)
+            self.ring.submitter().submit_with_args(want, &args)
         } else {
             self.ring.submitter().submit_and_wait(1)
         };

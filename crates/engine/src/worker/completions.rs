@@ -124,7 +124,9 @@ impl<B: Backend> Worker<'_, B> {
 
     pub(super) fn on_send(&mut self, i: usize, res: i32, now: u64) {
         let c = &mut self.conns[i];
-        let done = c.life.send.take().unwrap_or(0);
+        let sent = c.life.send.take();
+        self.sending -= u32::from(sent.is_some());
+        let done = sent.unwrap_or(0);
         if matches!(c.phase, Phase::Draining { .. }) {
             return self.release_if_idle(i, now);
         }

@@ -122,6 +122,9 @@ pub(crate) struct Shared<'a> {
     pub stop: &'a AtomicBool,
     /// Constant-rate mode (`-R`).
     pub schedule: Option<Schedule>,
+    /// The longest a paced slot may be held to share a wake-up with the
+    /// slots after it (see `pacing`), in µs; 0 keeps every slot on time.
+    pub pacing_window_us: u64,
     /// A capacity search: steps of constant rates decided as the run goes.
     pub steps: Option<&'a crate::search::LiveSteps>,
     /// Connections over all workers (a step's slots interleave over them).
@@ -196,6 +199,8 @@ pub(crate) struct Worker<'a, B: Backend> {
     start: Instant,
     quota: Option<u64>,
     in_flight: u64,
+    /// Sends handed to the backend whose completions have not been reaped.
+    sending: u32,
     /// Set once the load stops; the worker then only waits out the grace.
     stop: Option<Window>,
     grace_us: u64,
@@ -236,6 +241,9 @@ pub(crate) struct Worker<'a, B: Backend> {
     conn_base: usize,
     /// Constant-rate mode: connections waiting for their next slot.
     due: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Paced runs whose slots share wake-ups (see `pacing`): slots that
+    /// fall due before this moment wait for it, and go out together.
+    batch_at: u64,
     interval: Option<Histogram<u64>>,
     interval_index: u32,
     interval_requests: u64,
@@ -286,7 +294,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             None => shared.endpoint.clone(),
         };
         let (sockaddr, family) = endpoint.sockaddr()?;
-        Ok(Worker {
+        let mut worker = Worker {
             io,
             conns,
             source,
@@ -300,6 +308,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             start: Instant::now(),
             quota,
             in_flight: 0,
+            sending: 0,
             stop: None,
             grace_us: GRACE_US.min(shared.timeout_us),
             cpu_at_start: 0.0,
@@ -323,11 +332,20 @@ impl<'a, B: Backend> Worker<'a, B> {
             index,
             conn_base,
             due: BinaryHeap::with_capacity(if shared.paced() { n } else { 0 }),
+            batch_at: 0,
             interval: shared.intervals.then(crate::stats::new_latency_histogram),
             interval_index: 0,
             interval_requests: 0,
             interval_errors: 0,
-        })
+        };
+        if shared.paced() {
+            // Slots are due to the microsecond: a wait that takes the
+            // thread's timer slack (50 µs by default) would add it to every
+            // corrected latency (see `pacing`). A failure costs precision.
+            let _ = nix::sys::prctl::set_timerslack(1);
+            worker.calibrate_pacer()?;
+        }
+        Ok(worker)
     }
 
     fn now(&self) -> u64 {
@@ -343,12 +361,6 @@ impl<'a, B: Backend> Worker<'a, B> {
         self.start = start;
         self.load_at_us = load_at_us(self.shared.start_at, wall);
         self.next_sample = self.load_at_us + SAMPLE_US;
-        if self.shared.paced() {
-            // Slots are due to the microsecond: a wait that takes the
-            // thread's timer slack (50 µs by default) would add it to every
-            // corrected latency (see `pacing`). A failure costs precision.
-            let _ = nix::sys::prctl::set_timerslack(1);
-        }
         self.cpu_at_start = thread_cpu_seconds();
         self.interval_cpu = self.cpu_at_start;
         loop {

@@ -50,13 +50,13 @@ impl<B: Backend> Worker<'_, B> {
             None
         };
         if let Some(due) = slot_due {
-            if due > now {
+            if due > now || now < self.batch_at {
+                // Not yet, or not until the window's slots go out together.
                 return self.hold(i, due);
             }
             self.conns[i].k += 1;
             intended = due;
-            self.stats.max_lag_us = self.stats.max_lag_us.max(now - due);
-            self.stats.lag_sum_us += now - due;
+            self.stats.send_lag.saturating_record(now - due);
         }
         if !self.shared.paced() && self.source.hooks().delay {
             // A script's delay() holds the request back, on the ring's
@@ -161,6 +161,7 @@ impl<B: Backend> Worker<'_, B> {
         // is only released once nothing is in flight.
         unsafe { self.io.send(i, token, bytes.as_ptr(), bytes.len() as u32) };
         c.life.send = Some(from as u32);
+        self.sending += 1;
     }
 
     /// A new connection starts in quick-ACK mode: its first 16 responses

@@ -14,6 +14,7 @@ impl<B: Backend> Worker<'_, B> {
         if now >= end {
             // Slots that fell due before the end go out first (late, and
             // counted so): the schedule is every slot before the end.
+            self.batch_at = 0;
             self.send_due(end, now);
             self.stop = Some(self.window_until(end, now, StopCause::Duration));
         } else if self.shared.stop.load(Ordering::Relaxed) {
@@ -79,7 +80,12 @@ impl<B: Backend> Worker<'_, B> {
                 }
             }
         }
-        self.send_due(now + 1, now);
+        if now >= self.batch_at {
+            // The slots due by now go out, and the next ones wait for the
+            // end of the pacer's window (none when slots are sparse).
+            self.send_due(now + 1, now);
+            self.batch_at = now + self.window_us(now);
+        }
         if now >= self.next_sample {
             if self.stop.is_none() && !self.warming {
                 let elapsed = now - (self.next_sample - SAMPLE_US);
@@ -220,12 +226,13 @@ impl<B: Backend> Worker<'_, B> {
         self.interval_index += 1;
     }
 
-    /// How long the next wait may last: until the next slot is due or the
+    /// How long the next wait may last: until the next slot is due (or
+    /// `wake`, where the pacer holds slots for a shared wake-up) or the
     /// window ends, at most a tick.
-    pub(super) fn wait_budget(&self, now: u64) -> u64 {
+    pub(super) fn wait_budget(&self, now: u64, wake: Option<u64>) -> u64 {
         let mut until = now + TICK_US;
-        if let Some(&Reverse((due, _))) = self.due.peek() {
-            until = until.min(due);
+        if let Some(at) = wake.or(self.due.peek().map(|&Reverse((due, _))| due)) {
+            until = until.min(at);
         }
         if self.stop.is_none() {
             until = until.min(self.end_us());
