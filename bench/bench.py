@@ -450,6 +450,7 @@ def pacing(url, rounds, seconds):
         out, cpu, _, _ = timed(["taskset", "-c", "0", URK, "-t1", "-c5", f"-d{seconds}s", "-R", "500", "-q", "--json", url])
         r = json.loads(out)
         runs.append({"mean_lag_us": r["rate"]["mean_lag_us"], "max_lag_us": r["rate"]["max_lag_us"],
+                     "p99_lag_us": (r["rate"].get("send_lag_us") or {}).get("p99"),
                      "behind": r["rate"]["behind"], "p50_us": r["latency_us"]["p50"],
                      "p50_uncorrected_us": r["latency_uncorrected_us"]["p50"], "cpu_s": cpu})
         print(f"pacing: mean lag {runs[-1]['mean_lag_us']:.1f} us, p50 {runs[-1]['p50_us']} us "
@@ -675,7 +676,8 @@ def markdown(meta, results, pace=None):
     if pace:
         m = pace["median"]
         lines += ["", f"Pacing (urk -t1 -c5 -R 500 against idle nginx, medians of {len(pace['runs'])} runs): "
-                  f"mean lag of a send behind its slot {m['mean_lag_us']:.1f} µs (max {m['max_lag_us']:.0f} µs); "
+                  f"mean lag of a send behind its slot {m['mean_lag_us']:.1f} µs (p99 {fmt(m.get('p99_lag_us'), '.0f')} µs, "
+                  f"max {m['max_lag_us']:.0f} µs); "
                   f"corrected p50 {m['p50_us']:.0f} µs, uncorrected p50 {m['p50_uncorrected_us']:.0f} µs; "
                   f"behind {m['behind']:.0f}."]
     return "\n".join(lines) + "\n"
