@@ -60,6 +60,11 @@ SCENARIOS = [
     ("https-16KiB-c50", 50, "/16k", 1, [], "lo"),
     ("https-c50-veth", 50, "/", 1, [], "veth"),
     ("https-close-c20-veth", 20, "/", 1, ["-H", "Connection: close"], "veth"),
+    # The client closes (issue 24): urk --no-keepalive against wrk with
+    # -H 'Connection: close' (the server closes) and oha
+    # --disable-keepalive.
+    ("noka-c20", 20, "/", 1, ["--no-keepalive"], "lo"),
+    ("https-noka-c20", 20, "/", 1, ["--no-keepalive"], "lo"),
     # Request variety (issue 17): a sequence number per request from a
     # targets file, against urk's fixed request in the same rounds
     # ("urk-fixed") and wrk building the same paths in Lua.
@@ -101,7 +106,9 @@ def https(name):
 
 
 def closing(extra):
-    return "Connection: close" in extra
+    """A new connection per request: urk's --no-keepalive, wrk with
+    -H 'Connection: close', oha --disable-keepalive."""
+    return "Connection: close" in extra or "--no-keepalive" in extra
 
 
 def varied(extra):
