@@ -243,3 +243,34 @@ fn base64_decode(s: &str) -> Vec<u8> {
         .decode(s)
         .expect("base64")
 }
+
+/// A run shorter than one 100 ms Req/Sec sample reports its thread's rate
+/// over its window, in the text and the JSON, not zero.
+#[test]
+fn a_short_run_reports_its_threads_rate_not_zero() {
+    let server = TestServer::start(ServerConfig::default());
+    let url = server.url("/");
+    let out = urk(&["-t1", "-c10", "-n", "500", &url]);
+    let s = text(&out.stdout);
+    let line = s
+        .lines()
+        .find(|l| l.trim_start().starts_with("Req/Sec"))
+        .unwrap_or_else(|| panic!("{s}"));
+    let mean: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('k')
+        .parse()
+        .unwrap();
+    assert!(mean > 0.0, "{s}");
+    let out = urk(&["-t1", "-c10", "-n", "500", "--json", &url]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let thread = v["thread_requests_per_sec"]["mean"].as_f64().unwrap();
+    let total = v["requests_per_sec"].as_f64().unwrap();
+    // One thread: its rate is the run's, give or take the sampling.
+    assert!(
+        thread > 0.5 * total && thread < 1.5 * total,
+        "{thread} vs {total}"
+    );
+}

@@ -214,3 +214,122 @@ fn unix_sockets_and_ipv6_count_against_the_log() {
         );
     }
 }
+
+/// `requests_per_conn` (`--requests-per-conn N`, `--no-keepalive` for 1):
+/// the client closes each connection after N responses, whatever the
+/// server says, and opens a new one. nginx's own connection log shows
+/// every connection serving exactly N, and the count is exact, at every
+/// io level, pipelined, over TLS (sessions resumed) and a Unix socket.
+#[test]
+fn connections_are_replaced_after_n_responses() {
+    for (name, level, tls, unix, pipeline, per) in [
+        ("full", IoLevel::Full, false, false, 1, 5u32),
+        ("epoll", IoLevel::Epoll, false, false, 1, 1),
+        ("pipelined", IoLevel::Full, false, false, 2, 4),
+        ("tls", IoLevel::Auto, true, false, 1, 3),
+        ("unix", IoLevel::Epoll, false, true, 1, 1),
+    ] {
+        let Some(nginx) = Nginx::start(&format!("perconn-{name}")) else {
+            return;
+        };
+        let url = if tls {
+            nginx.tls_url("/")
+        } else {
+            nginx.url("/")
+        };
+        let mut c = cfg(&url, level)
+            .threads(1)
+            .connections(4)
+            .pipeline(pipeline)
+            .requests(600)
+            .requests_per_conn(Some(per));
+        if tls {
+            c.tls.ca_file = Some(nginx.pki.ca_file.clone());
+        }
+        if unix {
+            c.unix_socket = Some(nginx.unix_socket(tls));
+        }
+        let r = run(&c).unwrap();
+        assert_eq!(r.requests, 600, "{name}");
+        assert_eq!(r.errors.total(), 0, "{name}: {:?}", r.errors);
+        let conns = nginx.connections();
+        assert_eq!(conns.values().sum::<u64>(), 600, "{name}");
+        // Every connection served its N, but those open when -n ran out
+        // (at most one per connection slot).
+        let short = conns.values().filter(|&&n| n != u64::from(per)).count();
+        assert!(
+            short <= 4 && conns.values().all(|&n| n <= u64::from(per)),
+            "{name}: {short} short: {:?}",
+            conns
+                .values()
+                .filter(|&&n| n != u64::from(per))
+                .collect::<Vec<_>>()
+        );
+        assert!(conns.len() as u64 >= 600 / u64::from(per), "{name}");
+        // Each connection urk opened served requests in nginx's log, but
+        // a last one or two may have found -n used up by the others.
+        let opened = r.connections_opened;
+        assert!(
+            (conns.len() as u64..=conns.len() as u64 + 4).contains(&opened),
+            "{name}: opened {opened}, nginx saw {}",
+            conns.len()
+        );
+        assert!(r.connects_per_sec > 0.0, "{name}");
+        if tls {
+            let t = r.tls.unwrap();
+            assert!(
+                (conns.len() as u64..=opened).contains(&t.handshakes),
+                "{name}: {} handshakes",
+                t.handshakes
+            );
+            assert!(t.resumed > 100, "{name}: {} resumed", t.resumed);
+        }
+    }
+}
+
+/// The self-signed certificate most READMEs make, served by nginx and
+/// given as the CA file: `openssl req -x509` marks it `CA:TRUE`, which
+/// the certificate check refused as a server's own (issue 24); curl and Go
+/// trust it, and so does urk, for the names it carries.
+#[test]
+fn the_usual_self_signed_certificate_is_trusted_when_given() {
+    let dir = std::env::temp_dir().join(format!("urk-selfsigned-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        _ if std::env::var("URK_REQUIRE_NGINX").as_deref() == Ok("1") => {
+            panic!("openssl is required (URK_REQUIRE_NGINX=1): {made:?}")
+        }
+        _ => return eprintln!("skipped: no openssl"),
+    }
+    let Some(nginx) = Nginx::start_with_cert("selfsigned", &cert, &key) else {
+        return;
+    };
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{}/", nginx.tls_port);
+        let mut c = cfg(&url, IoLevel::Auto).requests(200);
+        c.tls.ca_file = Some(cert.clone());
+        let r = run(&c).unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(r.requests, 200, "{host}");
+        assert_eq!(r.errors.total(), 0, "{host}: {:?}", r.errors);
+    }
+    assert_eq!(nginx.logged().values().sum::<u64>(), 400);
+    let _ = std::fs::remove_dir_all(&dir);
+}

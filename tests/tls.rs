@@ -98,9 +98,16 @@ fn https_counts_exactly_at_every_level() {
 fn bad_certificates_stop_the_run_before_any_request() {
     let pki = Pki::new();
     for (leaf, words) in [
-        (Leaf::SelfSigned, "not trusted"),
-        (Leaf::WrongName, "for another name"),
-        (Leaf::Expired, "expired"),
+        (Leaf::SelfSigned, "not trusted: no trusted CA issued it"),
+        (
+            Leaf::WrongName,
+            "for another name (asked for 127.0.0.1, it names elsewhere.example)",
+        ),
+        (Leaf::Expired, "has expired"),
+        (
+            Leaf::SignedCa,
+            "presents a CA certificate (CA:TRUE) as its own",
+        ),
     ] {
         let server = tls_server(&pki, leaf, |_| {}, ServerConfig::default());
         let out = urk(&[
@@ -119,6 +126,13 @@ fn bad_certificates_stop_the_run_before_any_request() {
             "{leaf:?}: {err}"
         );
         assert!(err.contains("-k/--insecure"), "{err}");
+        // Plain words, never rustls's debug text.
+        assert!(
+            !["Other(", "Context", "{", "Error"]
+                .iter()
+                .any(|d| err.contains(d)),
+            "{err}"
+        );
         assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
         assert_eq!(server.settled(), 0, "{leaf:?}");
         // -k accepts it, and counts exactly.
@@ -524,4 +538,59 @@ fn a_client_certificate_is_presented_when_given() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(server.settled(), 100);
+}
+
+/// The self-signed certificate most READMEs make (`openssl req -x509`, so
+/// `CA:TRUE`), given as the CA file, is trusted for the names it carries,
+/// as curl and Go trust it; its name is still checked.
+#[test]
+fn a_self_signed_ca_certificate_given_as_the_ca_file_is_trusted() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, Leaf::SelfSignedCa, |_| {}, ServerConfig::default());
+    let dir = std::env::temp_dir().join(format!("urk-selfca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    pki.write_pem(Leaf::SelfSignedCa, &cert, &key);
+    let cert = cert.display().to_string();
+    let out = urk(&[
+        "-t1",
+        "-c2",
+        "-n",
+        "200",
+        "--cacert",
+        &cert,
+        &server.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.settled(), 200);
+    // Another name: refused, in words.
+    let out = urk(&[
+        "-t1",
+        "-c2",
+        "-n",
+        "10",
+        "--cacert",
+        &cert,
+        "--sni",
+        "elsewhere.example",
+        &server.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("for another name") && !err.contains("Other("),
+        "{err}"
+    );
+    // Not given: an unknown issuer, as before.
+    let out = urk(&[
+        "-t1",
+        "-c2",
+        "-n",
+        "10",
+        "--cacert",
+        &pki.ca(),
+        &server.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }

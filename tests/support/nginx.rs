@@ -27,6 +27,20 @@ impl Nginx {
     /// Starts nginx on a free port, or returns None when it is not installed
     /// (and not required).
     pub fn start(name: &str) -> Option<Nginx> {
+        Nginx::start_with(name, None)
+    }
+
+    /// Like [`Nginx::start`], its https server presenting this certificate
+    /// and key (PEM files) instead of one from its PKI.
+    pub fn start_with_cert(
+        name: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Option<Nginx> {
+        Nginx::start_with(name, Some((cert, key)))
+    }
+
+    fn start_with(name: &str, cert: Option<(&std::path::Path, &std::path::Path)>) -> Option<Nginx> {
         let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .map(PathBuf::from)
@@ -50,6 +64,10 @@ impl Nginx {
         };
         let (port, tls_port) = (free(), free());
         let pki = write_config(&dir, port, tls_port);
+        if let Some((cert, key)) = cert {
+            std::fs::copy(cert, dir.join("cert.pem")).unwrap();
+            std::fs::copy(key, dir.join("key.pem")).unwrap();
+        }
         std::fs::create_dir_all(dir.join("www")).unwrap();
         std::fs::write(dir.join("www/big"), vec![b'b'; BIG_LEN as usize]).unwrap();
         let child = Command::new(bin)
@@ -97,20 +115,43 @@ impl Nginx {
 
     /// Status counts from the access log, once it has stopped growing.
     pub fn logged(&self) -> BTreeMap<u16, u64> {
-        let path = self.dir.join("access.log");
-        let mut last = String::new();
-        for _ in 0..40 {
-            std::thread::sleep(Duration::from_millis(50));
-            let now = std::fs::read_to_string(&path).unwrap_or_default();
-            if now == last {
-                break;
-            }
-            last = now;
-        }
+        let last = settled(&self.dir.join("access.log"));
         let mut m = BTreeMap::new();
         for line in last.lines() {
             *m.entry(line.trim().parse::<u16>().expect("status_only log line"))
                 .or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// A log's text once it has stopped growing.
+fn settled(path: &std::path::Path) -> String {
+    let mut last = String::new();
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+impl Nginx {
+    /// Per nginx connection (its serial number), the requests it served,
+    /// from the connection log (`$connection $connection_requests`), once
+    /// it has stopped growing. Each connection's count is checked to run
+    /// 1, 2, ..., n in the log.
+    pub fn connections(&self) -> BTreeMap<u64, u64> {
+        let mut m: BTreeMap<u64, u64> = BTreeMap::new();
+        for line in settled(&self.dir.join("conn.log")).lines() {
+            let (c, n) = line.split_once(' ').expect("conn log line");
+            let (c, n): (u64, u64) = (c.parse().unwrap(), n.trim().parse().unwrap());
+            let seen = m.entry(c).or_insert(0);
+            assert_eq!(n, *seen + 1, "connection {c}: request {n} after {seen}");
+            *seen = n;
         }
         m
     }

@@ -23,6 +23,12 @@ pub enum Leaf {
     Expired,
     /// Self-signed: no CA vouches for it.
     SelfSigned,
+    /// Self-signed and marked `CA:TRUE`, for localhost and 127.0.0.1: what
+    /// `openssl req -x509` makes; trusted by giving it as the CA file.
+    SelfSignedCa,
+    /// Signed by the test CA, for localhost and 127.0.0.1, but itself a
+    /// CA certificate (`CA:TRUE`).
+    SignedCa,
 }
 
 /// A CA and one leaf of each kind, and the CA's PEM file.
@@ -60,18 +66,28 @@ impl Pki {
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
         let mut leaves = Vec::new();
-        for kind in [Leaf::Good, Leaf::WrongName, Leaf::Expired, Leaf::SelfSigned] {
+        for kind in [
+            Leaf::Good,
+            Leaf::WrongName,
+            Leaf::Expired,
+            Leaf::SelfSigned,
+            Leaf::SelfSignedCa,
+            Leaf::SignedCa,
+        ] {
             let key = KeyPair::generate().unwrap();
             let mut params = match kind {
                 Leaf::WrongName => leaf_params(&["elsewhere.example"]),
                 _ => leaf_params(&["localhost", "127.0.0.1"]),
             };
+            if matches!(kind, Leaf::SelfSignedCa | Leaf::SignedCa) {
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            }
             if kind == Leaf::Expired {
                 params.not_before = rcgen::date_time_ymd(2019, 1, 1);
                 params.not_after = rcgen::date_time_ymd(2020, 1, 1);
             }
             let cert = match kind {
-                Leaf::SelfSigned => params.self_signed(&key).unwrap(),
+                Leaf::SelfSigned | Leaf::SelfSignedCa => params.self_signed(&key).unwrap(),
                 _ => params.signed_by(&key, &ca).unwrap(),
             };
             leaves.push((kind, vec![cert.der().clone()], key.serialize_der()));

@@ -42,6 +42,13 @@ pub struct Args {
     /// requests in flight per connection, 1-64 (default 1)
     #[argh(option, short = 'p')]
     pub pipeline: Option<String>,
+    /// close each connection after its response and open a new one,
+    /// whatever the server's headers say (--requests-per-conn 1)
+    #[argh(switch)]
+    pub no_keepalive: bool,
+    /// close each connection after N responses and open a new one
+    #[argh(option)]
+    pub requests_per_conn: Option<String>,
     /// print the report as JSON on stdout instead of text
     #[argh(switch)]
     pub json: bool,
@@ -468,6 +475,21 @@ impl Args {
         }
         if let Some(n) = count("-p", &self.pipeline)? {
             cfg = cfg.pipeline(u32::try_from(n).map_err(|_| "-p must be between 1 and 64")?);
+        }
+        let per_conn = count("--requests-per-conn", &self.requests_per_conn)?;
+        match (self.no_keepalive, per_conn) {
+            (true, Some(_)) => {
+                return Err("--no-keepalive is --requests-per-conn 1: give one of them".into())
+            }
+            (true, None) => cfg = cfg.requests_per_conn(Some(1)),
+            (false, Some(n)) => {
+                let n = u32::try_from(n)
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or("--requests-per-conn must be between 1 and 4294967295")?;
+                cfg = cfg.requests_per_conn(Some(n));
+            }
+            (false, None) => {}
         }
         if let Some(d) = time("-d", &self.duration)? {
             cfg = cfg.duration(d);

@@ -7,7 +7,7 @@ mod plot;
 mod progress;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use argh::FromArgs;
 
@@ -15,13 +15,44 @@ use args::{unglue, Args};
 
 /// Set by the first Ctrl-C or SIGTERM; the engine stops and reports.
 static STOP: AtomicBool = AtomicBool::new(false);
+/// When the first one came (CLOCK_MONOTONIC, ns; 0: none yet).
+static FIRST_SIGNAL_NS: AtomicU64 = AtomicU64::new(0);
+/// stderr is a terminal: the first Ctrl-C says what a second one does.
+static NOTICE: AtomicBool = AtomicBool::new(false);
+/// A second interrupt quits at once only this long after the first:
+/// GNU `timeout` (and a shell's job control) sends SIGINT to urk and then
+/// to its whole process group, microseconds apart, and that is one
+/// interrupt, not a user pressing Ctrl-C twice.
+const SECOND_SIGNAL_NS: u64 = 500_000_000;
 
 extern "C" fn on_signal(_: libc_int) {
-    if STOP.swap(true, Ordering::SeqCst) {
-        // Second Ctrl-C: the user wants out now.
+    let now = monotonic_ns();
+    let first = FIRST_SIGNAL_NS.load(Ordering::SeqCst);
+    if first == 0 {
+        FIRST_SIGNAL_NS.store(now.max(1), Ordering::SeqCst);
+        STOP.store(true, Ordering::SeqCst);
+        if NOTICE.load(Ordering::SeqCst) {
+            let msg = b"\nurk: stopping; the report follows (Ctrl-C again to quit without it)\n";
+            // SAFETY: write is async-signal-safe; the bytes are static.
+            let _ = unsafe { nix::libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        }
+    } else if now.saturating_sub(first) >= SECOND_SIGNAL_NS {
+        // A second Ctrl-C, after the first's notice: the user wants out now.
         // SAFETY: _exit is async-signal-safe and takes no pointers.
         unsafe { nix::libc::_exit(130) };
     }
+}
+
+/// The monotonic clock, from a signal handler (clock_gettime is
+/// async-signal-safe).
+fn monotonic_ns() -> u64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec on this stack for the call.
+    unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[allow(non_camel_case_types)]
@@ -34,9 +65,13 @@ fn install_signal_handlers() {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
+    NOTICE.store(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        Ordering::SeqCst,
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit, both
-        // async-signal-safe.
+        // SAFETY: the handler only touches atomics and calls clock_gettime,
+        // write and _exit, all async-signal-safe.
         let _ = unsafe { sigaction(sig, &action) };
     }
 }
@@ -57,8 +92,20 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn tls_hint(t: &urk_engine::TlsFailure) -> String {
     use urk_engine::TlsProblem;
     let hint = match t.problem {
-        TlsProblem::Untrusted | TlsProblem::Expired => {
+        TlsProblem::Untrusted => {
             "; trust its CA with --cacert FILE, or skip verification with -k/--insecure"
+        }
+        TlsProblem::Expired => {
+            "; renew the server's certificate, or skip verification with -k/--insecure"
+        }
+        TlsProblem::NotValidYet => {
+            "; check this machine's clock (and the server's), or skip verification with -k/--insecure"
+        }
+        TlsProblem::CaAsServerCert => {
+            "; give that certificate itself with --cacert FILE, or serve a certificate it issued, or skip verification with -k/--insecure"
+        }
+        TlsProblem::UnsupportedSignature => {
+            "; re-issue it with ECDSA, Ed25519 or RSA with SHA-256 or better, or skip verification with -k/--insecure"
         }
         TlsProblem::NameMismatch => {
             "; use the name it was issued for (or --sni NAME), or skip verification with -k/--insecure"
@@ -207,6 +254,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    // Before the checks: a TLS probe can take up to the timeout, and a
+    // Ctrl-C during it should stop the run (and a second one quit).
+    install_signal_handlers();
     let plan = match urk_engine::Plan::new(&cfg) {
         Ok(p) => p,
         Err(urk_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
@@ -220,7 +270,6 @@ fn main() -> ExitCode {
             return fail(e);
         }
     }
-    install_signal_handlers();
     if let Some(search) = search {
         return search_main(&args, &cfg, &search);
     }

@@ -182,6 +182,13 @@ pub struct Config {
     pub timeout: Duration,
     /// Requests in flight per connection, written together.
     pub pipeline: u32,
+    /// Close each connection after this many responses and open a new
+    /// one, whatever the server's headers say (1: no keep-alive, a new
+    /// connection per request, as `oha --disable-keepalive`); `None` keeps
+    /// connections open. Servers that ignore `Connection: close` are
+    /// common, so the client closes. With `pipeline`, a connection's last
+    /// batch is cut to what it has left.
+    pub requests_per_conn: Option<u32>,
     /// Which io_uring features to use.
     pub io: IoLevel,
     /// How long a worker may wait for a batch of completions before it
@@ -250,6 +257,7 @@ impl Config {
             requests: None,
             timeout: Duration::from_secs(2),
             pipeline: 1,
+            requests_per_conn: None,
             io: IoLevel::Auto,
             batch_wait: Duration::from_micros(50),
             rate: None,
@@ -300,6 +308,13 @@ impl Config {
     /// Sets how many requests each connection keeps in flight.
     pub fn pipeline(mut self, n: u32) -> Self {
         self.pipeline = n;
+        self
+    }
+
+    /// Sets how many responses a connection gets before it is closed and
+    /// replaced; see [`Config::requests_per_conn`].
+    pub fn requests_per_conn(mut self, n: Option<u32>) -> Self {
+        self.requests_per_conn = n;
         self
     }
 
@@ -431,6 +446,9 @@ impl Config {
         }
         if self.requests == Some(0) {
             return bad("-n must be at least 1".into());
+        }
+        if self.requests_per_conn == Some(0) {
+            return bad("requests_per_conn must be at least 1".into());
         }
         self.request.encode()?;
         if self.connect_to.is_some() && self.unix_socket.is_some() {

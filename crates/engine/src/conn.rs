@@ -113,6 +113,8 @@ pub(crate) struct Life {
     /// At least one response came on this socket: a fault now is the
     /// server's trouble, not its refusal of the connection.
     pub answered: bool,
+    /// Responses completed on this socket.
+    pub responses: u32,
 }
 
 pub(crate) struct Conn {

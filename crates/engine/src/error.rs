@@ -72,7 +72,8 @@ pub struct TlsFailure {
     pub server: String,
     /// What went wrong, in a class the caller can act on.
     pub problem: TlsProblem,
-    /// rustls's or the socket's own words.
+    /// More about it in a few plain words (the names a certificate is
+    /// for, the socket's error); may be empty.
     pub detail: String,
 }
 
@@ -81,13 +82,24 @@ pub struct TlsFailure {
 #[non_exhaustive]
 pub enum TlsProblem {
     /// The certificate is not signed by a trusted CA (self-signed, or a
-    /// private CA): trust its CA, or turn verification off.
+    /// private CA), or its signature does not verify: trust its CA, or
+    /// turn verification off.
     Untrusted,
     /// The certificate is for another name: connect by the name it was
     /// issued for, or set the server name.
     NameMismatch,
-    /// The certificate has expired (or is not valid yet).
+    /// The certificate has expired.
     Expired,
+    /// The certificate is not valid yet (a clock is wrong, or it was
+    /// issued for later).
+    NotValidYet,
+    /// The server presents a CA certificate (`CA:TRUE`) as its own, and it
+    /// is not itself one of the trusted certificates: trust that
+    /// certificate itself, or serve one issued by it.
+    CaAsServerCert,
+    /// The certificate is signed with an algorithm the provider does not
+    /// verify.
+    UnsupportedSignature,
     /// The TCP connection could not be made.
     Connect,
     /// The handshake did not finish within the timeout.
@@ -149,14 +161,27 @@ impl fmt::Display for EngineError {
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.problem {
-            TlsProblem::Untrusted => "the server's certificate is not trusted",
+            TlsProblem::Untrusted => {
+                "the server's certificate is not trusted: no trusted CA issued it"
+            }
             TlsProblem::NameMismatch => "the server's certificate is for another name",
-            TlsProblem::Expired => "the server's certificate has expired or is not valid yet",
+            TlsProblem::Expired => "the server's certificate has expired",
+            TlsProblem::NotValidYet => "the server's certificate is not valid yet",
+            TlsProblem::CaAsServerCert => {
+                "the server presents a CA certificate (CA:TRUE) as its own, and that certificate is not itself trusted"
+            }
+            TlsProblem::UnsupportedSignature => {
+                "the server's certificate is signed with an algorithm urk cannot verify"
+            }
             TlsProblem::Connect => "the connection failed",
             TlsProblem::Timeout => "the handshake did not finish in time",
             TlsProblem::Other => "the handshake failed",
         };
-        write!(f, "TLS with {}: {what} ({})", self.server, self.detail)
+        write!(f, "TLS with {}: {what}", self.server)?;
+        match self.detail.as_str() {
+            "" => Ok(()),
+            d => write!(f, " ({d})"),
+        }
     }
 }
 

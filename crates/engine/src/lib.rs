@@ -209,6 +209,7 @@ impl Plan {
             seq: &seq,
             threads: cfg.threads,
             pipeline: cfg.pipeline,
+            requests_per_conn: cfg.requests_per_conn,
             head_request: self.source.all_head(&cfg.request),
             tracked: self.source.tracked(),
             halt: &halt,

@@ -89,6 +89,8 @@ impl Report {
             m.non_2xx_3xx += r.non_2xx_3xx;
             m.errors += r.errors;
             m.connect_errors += r.connect_errors;
+            m.connections_opened += r.connections_opened;
+            m.connects_per_sec += r.connects_per_sec;
             let _ = m.latency_histogram.add(&r.latency_histogram);
             let _ = m.uncorrected_histogram.add(&r.uncorrected_histogram);
             let _ = m.rate_histogram.add(&r.rate_histogram);

@@ -81,6 +81,14 @@ pub struct Report {
     pub errors: Errors,
     /// Why connects failed.
     pub connect_errors: ConnectCauses,
+    /// Connections that connected over the run: the first ones, and every
+    /// replacement (after a fault, a server's close, or
+    /// [`Config::requests_per_conn`](crate::Config::requests_per_conn)).
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// `connections_opened` per second of the window.
+    #[serde(default)]
+    pub connects_per_sec: f64,
     /// Latency to the response's last byte, in microseconds: from the
     /// intended send time in constant-rate mode (corrected for coordinated
     /// omission), from the actual send otherwise.
@@ -583,6 +591,8 @@ impl Report {
             non_2xx_3xx,
             errors: s.errors,
             connect_errors: s.connect_causes,
+            connections_opened: s.connects,
+            connects_per_sec: s.connects as f64 / secs,
             latency_us: LatencySummary::of(&s.latency),
             latency_uncorrected_us: LatencySummary::of(&s.uncorrected),
             rate,

@@ -196,6 +196,8 @@ pub(crate) struct WorkerStats {
     pub skips: u64,
     /// Requests written (first byte queued), completed or not.
     pub sent: u64,
+    /// Connections that connected (a TLS one before its handshake).
+    pub connects: u64,
     /// Requests that were sent but lost, by cause.
     pub lost: LostCauses,
     /// Requests still in flight when the run ended.
@@ -322,6 +324,7 @@ impl WorkerStats {
             recv_arms: 0,
             skips: 0,
             sent: 0,
+            connects: 0,
             scheduled: 0,
             lost: LostCauses::default(),
             unfinished: 0,
@@ -366,6 +369,7 @@ impl WorkerStats {
         let _ = self.latency.add(&o.latency);
         let _ = self.uncorrected.add(&o.uncorrected);
         self.sent += o.sent;
+        self.connects += o.connects;
         self.scheduled += o.scheduled;
         self.lost += o.lost;
         self.unfinished += o.unfinished;

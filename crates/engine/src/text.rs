@@ -393,6 +393,15 @@ impl Report {
         if self.non_2xx_3xx > 0 {
             let _ = writeln!(out, "  Non-2xx or 3xx responses: {}", self.non_2xx_3xx);
         }
+        if self.connections_opened > self.connections as u64 {
+            // Connections were replaced: by requests_per_conn, a server's
+            // close or faults. wrk's report has no line for it.
+            let _ = writeln!(
+                out,
+                "  Connections opened: {} ({:.2}/s)",
+                self.connections_opened, self.connects_per_sec
+            );
+        }
         if let Some(r) = &self.rate {
             match &r.plan {
                 None => {

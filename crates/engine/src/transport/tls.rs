@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -104,7 +104,13 @@ impl TlsSetup {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
         } else {
-            builder.with_root_certificates(roots(opts.ca_file.as_deref())?)
+            let (roots, listed) = roots(opts.ca_file.as_deref())?;
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| EngineError::Config(format!("tls certificate check: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Trusted { inner, listed }))
         };
         let mut base = match &opts.client_cert {
             Some((cert, key)) => {
@@ -157,9 +163,7 @@ impl TlsSetup {
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut sock) {
                 let (problem, detail) = match e.get_ref().and_then(|i| i.downcast_ref()) {
-                    Some(rustls::Error::InvalidCertificate(c)) => {
-                        (certificate_problem(c), format!("{c:?}"))
-                    }
+                    Some(rustls::Error::InvalidCertificate(c)) => certificate_problem(c),
                     Some(other) => (TlsProblem::Other, other.to_string()),
                     None if matches!(
                         e.kind(),
@@ -210,40 +214,164 @@ fn files(what: &'static str, path: &Path, reason: String) -> EngineError {
     }
 }
 
-fn certificate_problem(c: &CertificateError) -> TlsProblem {
+/// What was wrong with the server's certificate, in a class the caller
+/// can act on and a few plain words (never rustls's debug text).
+fn certificate_problem(c: &CertificateError) -> (TlsProblem, String) {
+    use CertificateError as E;
+    let words = |s: &str| s.to_string();
     match c {
-        CertificateError::UnknownIssuer | CertificateError::BadSignature => TlsProblem::Untrusted,
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            TlsProblem::NameMismatch
+        E::UnknownIssuer => (TlsProblem::Untrusted, String::new()),
+        E::BadSignature => (
+            TlsProblem::Untrusted,
+            words("its signature does not verify"),
+        ),
+        E::BadEncoding => (TlsProblem::Untrusted, words("it could not be parsed")),
+        E::NotValidForName => (TlsProblem::NameMismatch, String::new()),
+        E::NotValidForNameContext {
+            expected,
+            presented,
+        } => (
+            TlsProblem::NameMismatch,
+            format!(
+                "asked for {}, it names {}",
+                expected.to_str(),
+                match presented.as_slice() {
+                    [] => "no DNS name or address".to_string(),
+                    names => names
+                        .iter()
+                        .map(|n| plain_name(n))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            ),
+        ),
+        E::Expired | E::ExpiredContext { .. } => (TlsProblem::Expired, String::new()),
+        E::NotValidYet | E::NotValidYetContext { .. } => (TlsProblem::NotValidYet, String::new()),
+        E::UnsupportedSignatureAlgorithmContext { .. }
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            (TlsProblem::UnsupportedSignature, String::new())
         }
-        CertificateError::Expired
-        | CertificateError::ExpiredContext { .. }
-        | CertificateError::NotValidYet
-        | CertificateError::NotValidYetContext { .. } => TlsProblem::Expired,
-        _ => TlsProblem::Untrusted,
+        E::Other(o) if is_ca_as_end_entity(o) => (TlsProblem::CaAsServerCert, String::new()),
+        E::Revoked => (TlsProblem::Untrusted, words("it has been revoked")),
+        _ => (
+            TlsProblem::Untrusted,
+            words("the certificate check refused it"),
+        ),
     }
 }
 
-/// The trusted roots: the CA file's, or the system's (Debian's
-/// ca-certificates), read once at start.
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, EngineError> {
+/// A name as webpki lists it (`DnsName("a.example")`, `IpAddress(10.0.0.1)`),
+/// without the wrapping.
+fn plain_name(n: &str) -> &str {
+    n.split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map_or(n, |v| v.trim_matches('"'))
+}
+
+/// webpki refused a CA certificate (`CA:TRUE`) presented as the server's own.
+fn is_ca_as_end_entity(o: &rustls::OtherError) -> bool {
+    matches!(
+        o.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::CaUsedAsEndEntity)
+    )
+}
+
+/// The trusted roots (the CA file's, or the system's: Debian's
+/// ca-certificates), read once at start, and the CA file's certificates
+/// as they were listed.
+fn roots(
+    ca_file: Option<&Path>,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), EngineError> {
     let mut store = RootCertStore::empty();
+    let mut listed = Vec::new();
     match ca_file {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| files("CA file", path, e.to_string()))?;
-            let (added, _) = store.add_parsable_certificates(certs);
+            let (added, _) = store.add_parsable_certificates(certs.iter().cloned());
             if added == 0 {
                 return Err(files("CA file", path, "no usable certificate in it".into()));
             }
+            listed = certs;
         }
         None => {
             let found = rustls_native_certs::load_native_certs();
             store.add_parsable_certificates(found.certs);
         }
     }
-    Ok(store)
+    Ok((store, listed))
+}
+
+/// The usual certificate check, which also trusts a server certificate
+/// that is itself one of the CA file's, as curl and Go do: the
+/// self-signed certificate of most READMEs (`openssl req -x509`) is marked
+/// `CA:TRUE`, and webpki refuses a CA certificate as a server's own even
+/// when it is the very one trusted. Its dates were checked (webpki checks
+/// them before it finds the certificate is a CA's); its name is checked
+/// here.
+#[derive(Debug)]
+struct Trusted {
+    inner: Arc<WebPkiServerVerifier>,
+    /// The CA file's certificates, byte for byte.
+    listed: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Trusted {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(o)))
+                if is_ca_as_end_entity(&o)
+                    && self
+                        .listed
+                        .iter()
+                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                let bad = |c| rustls::Error::InvalidCertificate(c);
+                webpki::EndEntityCert::try_from(end_entity)
+                    .map_err(|_| bad(CertificateError::BadEncoding))?
+                    .verify_is_valid_for_subject_name(server_name)
+                    .map_err(|_| bad(CertificateError::NotValidForName))?;
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate (`insecure`), still checking that the server

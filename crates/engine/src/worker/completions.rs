@@ -63,6 +63,7 @@ impl<B: Backend> Worker<'_, B> {
             let at = now + c.backoff_us();
             return self.close(i, at, now);
         }
+        self.stats.connects += 1;
         if self.shared.delay_acks {
             self.delay_acks(i);
         }
@@ -231,9 +232,9 @@ impl<B: Backend> Worker<'_, B> {
     }
 
     /// After received bytes were framed: a fault (a framing error, a
-    /// response nobody asked for) and the server's announced close end the
-    /// connection; a finished batch lets the next one go. False if the
-    /// connection was failed.
+    /// response nobody asked for), the server's announced close and the
+    /// last of `requests_per_conn` end the connection; a finished batch
+    /// lets the next one go. False if the connection was ended.
     pub(super) fn carry_on(&mut self, i: usize, framed: Result<(), Fault>, now: u64) -> bool {
         if let Err(fault) = framed {
             self.fail(i, now, fault);
@@ -252,6 +253,16 @@ impl<B: Backend> Worker<'_, B> {
             return false;
         }
         if l.outstanding == 0 {
+            if self
+                .shared
+                .requests_per_conn
+                .is_some_and(|n| l.responses >= n)
+            {
+                // Its share is done: the client closes (the server may
+                // not), and a new connection takes its place at once.
+                self.close(i, now, now);
+                return false;
+            }
             self.try_send(i, now);
         }
         true
@@ -472,6 +483,7 @@ impl Books<'_> {
         l.last = !r.keep_alive;
         l.large = can_discard && r.body_len.is_some_and(|n| n >= SKIP_MIN);
         l.answered = true;
+        l.responses += 1;
         Ok(())
     }
 }

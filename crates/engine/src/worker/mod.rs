@@ -97,6 +97,8 @@ pub(crate) struct Shared<'a> {
     pub seq: &'a AtomicU64,
     pub threads: usize,
     pub pipeline: u32,
+    /// Responses a connection gets before it is replaced (`None`: kept).
+    pub requests_per_conn: Option<u32>,
     /// Every response answers a `HEAD` (`Some(true)`) or none does;
     /// `None`: mixed, the framer is told per response.
     pub head_request: Option<bool>,
@@ -380,6 +382,15 @@ impl<'a, B: Backend> Worker<'a, B> {
             None => self.window_until(ended_us, ended_us, StopCause::Duration),
         };
         self.stats.unfinished = self.in_flight;
+        let span = window.end_us.saturating_sub(self.load_at_us);
+        if self.stats.rate.is_empty() && span > 0 {
+            // A window shorter than one Req/Sec sample (`-n 5000` can take
+            // 34 ms): the thread's rate over its window is its one sample,
+            // not a claim of zero.
+            self.stats
+                .rate
+                .saturating_record(window.requests * 1_000_000 / span);
+        }
         if let Some(s) = &self.shared.schedule {
             let span = window.end_us.saturating_sub(self.schedule_start);
             self.stats.scheduled = (0..self.conns.len())

@@ -21,10 +21,14 @@ impl<B: Backend> Worker<'_, B> {
         {
             return;
         }
-        let limit = match self.quota {
+        let mut limit = match self.quota {
             Some(q) => q - self.stats.requests - self.in_flight,
             None => u64::MAX,
         };
+        if let Some(n) = self.shared.requests_per_conn {
+            // What this connection has left before it is replaced.
+            limit = limit.min(u64::from(n.saturating_sub(c.life.responses)));
+        }
         let c = &mut self.conns[i];
         let mut intended = now;
         // Paced: the connection's next slot, of the schedule (-R, ramps) or
@@ -329,7 +333,9 @@ impl<B: Backend> Worker<'_, B> {
             t.end();
         }
         c.phase = Phase::Down { at: then };
-        if self.stop.is_some() {
+        if !self.can_issue() {
+            // Stopped, or every request of -n is out: no new connection
+            // (the scan reconnects it if a request comes back lost).
             return;
         }
         if then > now {

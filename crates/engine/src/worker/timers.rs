@@ -116,10 +116,11 @@ impl<B: Backend> Worker<'_, B> {
         self.next_scan = now + (self.shared.timeout_us / 20).clamp(TICK_US, 10 * TICK_US);
         self.deferred_connects = false;
         let timeout = self.shared.timeout_us;
+        let reconnect = self.can_issue();
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             match c.phase {
-                Phase::Down { at } if at <= now && self.stop.is_none() => {
+                Phase::Down { at } if at <= now && reconnect => {
                     if self.connecting < MAX_CONNECTING {
                         self.connect(i, now);
                     } else {
