@@ -228,6 +228,15 @@ impl Schedule {
         }
     }
 
+    /// The stage in force at `t_us` (before the tail).
+    fn stage_at(&self, t_us: f64) -> &Seg {
+        self.segs
+            .iter()
+            .rev()
+            .find(|s| s.start_us <= t_us)
+            .unwrap_or(&self.segs[0])
+    }
+
     /// Slots due in `[0, t_us)` as a real number.
     pub(crate) fn slots_at(&self, t_us: f64) -> f64 {
         if let Some(rate) = self.constant {
@@ -236,12 +245,7 @@ impl Schedule {
         if t_us >= self.tail_start_us {
             return self.tail_slots_before + (t_us - self.tail_start_us) * self.tail;
         }
-        let seg = self
-            .segs
-            .iter()
-            .rev()
-            .find(|s| s.start_us <= t_us)
-            .unwrap_or(&self.segs[0]);
+        let seg = self.stage_at(t_us);
         seg.slots_before + seg.slots(t_us - seg.start_us)
     }
 
@@ -253,12 +257,7 @@ impl Schedule {
         if t_us >= self.tail_start_us {
             return self.tail;
         }
-        let seg = self
-            .segs
-            .iter()
-            .rev()
-            .find(|s| s.start_us <= t_us)
-            .unwrap_or(&self.segs[0]);
+        let seg = self.stage_at(t_us);
         let f = if seg.len_us > 0.0 {
             ((t_us - seg.start_us) / seg.len_us).clamp(0.0, 1.0)
         } else {
