@@ -213,8 +213,8 @@ mod tests {
 
     #[test]
     fn dense_slots_share_wake_ups_up_to_the_cap() {
-        // 100,000/s with a wake-up of 20 CPU-µs: 20 slots share one.
-        assert_eq!(pacer(20).window_us(10.0, 500.0, 1000), 200);
+        // 100,000/s with a wake-up of 20 CPU-µs: 40 slots share one.
+        assert_eq!(pacer(20).window_us(10.0, 5000.0, 1000), 400);
         // 20,000/s: the cap holds the window to 1 ms (20 slots).
         assert_eq!(pacer(21).window_us(50.0, 2500.0, 1000), 1000);
         // A cap below two slots' gap: no window.
