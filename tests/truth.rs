@@ -236,11 +236,15 @@ fn a_tiny_run_is_not_called_generator_bound() {
     for r in [r, json(&["-t2", "-c4", "-d1s", "--json", &server.url("/")])] {
         let busy = f(&r["generator_busy_pct"]);
         assert!((0.0..=100.0).contains(&busy), "{busy}");
-        // Window CPU over threads x window can never exceed every thread.
+        // Window CPU over threads x window can never exceed every thread,
+        // give or take the thread clock's resolution: a -n 5 window of
+        // 0.33 ms read 1.0-1.9 ms of thread time, before and after -R's
+        // wake-up sharing (getrusage splits the thread's runtime into user
+        // and system time by tick samples).
         let cpu = f(&r["generator_cpu_s"]);
         let cap = f(&r["duration_s"]) * u(&r["threads"]) as f64;
         assert!(
-            cpu <= cap * 1.01 + 0.001,
+            cpu <= cap * 1.01 + 0.005,
             "{cpu} s of CPU in {cap} thread-seconds"
         );
     }
