@@ -99,19 +99,20 @@ impl TlsSetup {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| EngineError::Config(format!("tls versions: {e}")))?;
-        let builder = if opts.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-        } else {
-            let (roots, listed) = roots(opts.ca_file.as_deref())?;
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| EngineError::Config(format!("tls certificate check: {e}")))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Trusted { inner, listed }))
+        let roots = match opts.insecure {
+            true => None,
+            false => {
+                let (roots, listed) = roots(opts.ca_file.as_deref())?;
+                let inner =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| EngineError::Config(format!("tls certificate check: {e}")))?;
+                Some(Trusted { inner, listed })
+            }
         };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier { provider, roots }));
         let mut base = match &opts.client_cert {
             Some((cert, key)) => {
                 let chain = CertificateDer::pem_file_iter(cert)
@@ -303,6 +304,16 @@ fn roots(
     Ok((store, listed))
 }
 
+/// How the server's certificate is checked: against the trusted roots
+/// (`roots`), or not at all (`insecure`). Either way the handshake's
+/// signatures are verified, so the server must hold its certificate's key.
+#[derive(Debug)]
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    /// `None`: any certificate is accepted (`insecure`).
+    roots: Option<Trusted>,
+}
+
 /// The usual certificate check, which also trusts a server certificate
 /// that is itself one of the CA file's, as curl and Go do: the
 /// self-signed certificate of most READMEs (`openssl req -x509`) is marked
@@ -317,7 +328,7 @@ struct Trusted {
     listed: Vec<CertificateDer<'static>>,
 }
 
-impl ServerCertVerifier for Trusted {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -326,19 +337,16 @@ impl ServerCertVerifier for Trusted {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Some(t) = &self.roots else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match t
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(o)))
                 if is_ca_as_end_entity(&o)
-                    && self
-                        .listed
-                        .iter()
-                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+                    && t.listed.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
             {
                 let bad = |c| rustls::Error::InvalidCertificate(c);
                 webpki::EndEntityCert::try_from(end_entity)
@@ -357,51 +365,11 @@ impl ServerCertVerifier for Trusted {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any certificate (`insecure`), still checking that the server
-/// holds its key: the handshake's signatures are verified as usual.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -415,12 +383,14 @@ impl ServerCertVerifier for Unverified {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
