@@ -343,3 +343,23 @@ fn a_zero_pacing_window_keeps_every_slot_on_its_own() {
         "{text}"
     );
 }
+
+/// Send lags of several runs add up exactly when merged, through the JSON
+/// (each run's histogram spans only the lags it recorded).
+#[test]
+fn send_lags_merge_exactly() {
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
+    let server = TestServer::start(ServerConfig::default());
+    let through_json = |rate: f64| {
+        let r = run(&config(&server, rate).duration(Duration::from_secs(1))).unwrap();
+        serde_json::from_str::<urk_engine::Report>(&serde_json::to_string(&r).unwrap()).unwrap()
+    };
+    let (a, b) = (through_json(300.0), through_json(5000.0));
+    let m = urk_engine::Report::merge(&[a.clone(), b.clone()]).unwrap();
+    let (ra, rb, rm) = (a.rate.unwrap(), b.rate.unwrap(), m.rate.unwrap());
+    assert_eq!(rm.send_lag_histogram.len(), ra.sent + rb.sent);
+    assert_eq!(rm.sent, ra.sent + rb.sent);
+    let top = ra.send_lag_histogram.max().max(rb.send_lag_histogram.max());
+    assert_eq!(rm.send_lag_histogram.max(), top);
+    assert_eq!(rm.window_us, ra.window_us.max(rb.window_us));
+}

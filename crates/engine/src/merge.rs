@@ -206,7 +206,10 @@ fn same_targets(a: &[TargetReport], b: &[TargetReport]) -> bool {
 }
 
 fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
-    let mut lag = a.send_lag_histogram.clone();
+    // Each side's histogram only spans the lags it recorded: add both into
+    // one that spans them all.
+    let mut lag = crate::stats::new_latency_histogram();
+    let _ = lag.add(&a.send_lag_histogram);
     let _ = lag.add(&b.send_lag_histogram);
     let scheduled = a.scheduled + b.scheduled;
     let behind = a.behind + b.behind;

@@ -240,7 +240,7 @@ pub struct RateReport {
     pub send_lag_us: LatencySummary,
     /// All send lags (V2, base64), for exact merges.
     #[serde(
-        default = "crate::stats::new_latency_histogram",
+        default = "crate::stats::new_growing_histogram",
         rename = "send_lag_histogram_v2",
         with = "crate::histogram_b64"
     )]

@@ -156,6 +156,14 @@ pub(crate) fn new_latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
 }
 
+/// Like [`new_latency_histogram`], but starts small and grows with the
+/// values recorded.
+pub(crate) fn new_growing_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, 2, 3).expect("static histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
 /// Two significant digits: a report line per target, not a full report.
 pub(crate) fn new_target_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static histogram bounds are valid")
@@ -328,7 +336,9 @@ impl WorkerStats {
             scheduled: 0,
             lost: LostCauses::default(),
             unfinished: 0,
-            send_lag: new_latency_histogram(),
+            // Grown as lags are recorded: a closed-loop run records none
+            // and should not carry 190 KB of empty buckets per copy.
+            send_lag: new_growing_histogram(),
             pacing_window_us: 0,
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],

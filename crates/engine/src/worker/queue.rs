@@ -60,7 +60,9 @@ impl<B: Backend> Worker<'_, B> {
             }
             self.conns[i].k += 1;
             intended = due;
-            self.stats.send_lag.saturating_record(now - due);
+            self.stats
+                .send_lag
+                .saturating_record((now - due).min(MAX_LATENCY_US));
         }
         if !self.shared.paced() && self.source.hooks().delay {
             // A script's delay() holds the request back, on the ring's

@@ -82,9 +82,13 @@ impl<B: Backend> Worker<'_, B> {
         }
         if now >= self.batch_at {
             // The slots due by now go out, and the next ones wait for the
-            // end of the pacer's window (none when slots are sparse).
+            // end of the pacer's window (none when slots are sparse, or in
+            // a closed loop, where the due queue only holds a script's
+            // delay()s).
             self.send_due(now + 1, now);
-            self.batch_at = now + self.window_us(now);
+            if self.shared.paced() {
+                self.batch_at = now + self.window_us(now);
+            }
         }
         if now >= self.next_sample {
             if self.stop.is_none() && !self.warming {
