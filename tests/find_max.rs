@@ -78,6 +78,31 @@ fn the_answer_is_just_below_a_known_capacity() {
 }
 
 #[test]
+fn a_first_byte_objective_is_judged_on_first_bytes() {
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
+    // The same known capacity (500/s), but every body comes 30 ms after
+    // its head: no rate meets p99<20ms, while the first bytes meet it up
+    // to the capacity.
+    let server = TestServer::start(ServerConfig {
+        service_time: Some(Duration::from_millis(2)),
+        body_delay: Duration::from_millis(30),
+        ..Default::default()
+    });
+    let f = search(&[
+        "-t1",
+        "-c40",
+        "-d40s",
+        "--step-duration",
+        "2s",
+        "--find-max",
+        "ttfb.p99<20ms",
+        &server.url("/"),
+    ]);
+    let rate = f["rate"].as_f64().expect("a rate passed");
+    assert!((430.0..=500.0).contains(&rate), "found {rate}/s: {f:#}");
+}
+
+#[test]
 fn an_errors_objective_finds_a_rate_limit() {
     let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
     let server = TestServer::start(ServerConfig {

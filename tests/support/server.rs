@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub small_every: u64,
     /// Wait this long before each response.
     pub delay: Duration,
+    /// Send each response's head, then wait this long before its body (a
+    /// server that streams what it computes): time to first byte and
+    /// latency part by this much.
+    pub body_delay: Duration,
     /// Once, at the first request this long after the start, stall every
     /// response for the second duration (a GC pause, a lock convoy).
     pub stall: Option<(Duration, Duration)>,
@@ -129,6 +133,7 @@ impl Default for ServerConfig {
             close_every: 0,
             small_every: 0,
             delay: Duration::ZERO,
+            body_delay: Duration::ZERO,
             stall: None,
             killable: false,
             tls: None,
@@ -619,7 +624,27 @@ fn serve(mut stream: impl Wire, cfg: &ServerConfig, tally: &Tally, stall: &Stall
             let small = cfg.small_every > 0 && served % cfg.small_every == 0;
             let body: &[u8] = if small { b"small\n" } else { &cfg.body };
             let r = response_with(cfg, status, body, head_request, close);
-            if stream.write_all(&r).and_then(|()| stream.flush()).is_err() {
+            let mut rest = &r[..];
+            if !cfg.body_delay.is_zero() {
+                let head = r
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(0, |i| i + 4);
+                if stream
+                    .write_all(&r[..head])
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                thread::sleep(cfg.body_delay);
+                rest = &r[head..];
+            }
+            if stream
+                .write_all(rest)
+                .and_then(|()| stream.flush())
+                .is_err()
+            {
                 return;
             }
             tally.written.fetch_add(r.len() as u64, Ordering::SeqCst);

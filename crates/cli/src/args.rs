@@ -21,7 +21,8 @@ pub struct Args {
     /// add a header to the request, "Name: value" (repeatable)
     #[argh(option, short = 'H')]
     pub header: Vec<String>,
-    /// print the latency distribution
+    /// print the latency distribution and a line per phase (connect, TLS
+    /// handshake, time to first byte)
     #[argh(switch, short = 'L')]
     pub latency: bool,
     /// request timeout, e.g. 2s (default 2s)
@@ -83,11 +84,12 @@ pub struct Args {
     #[argh(option)]
     pub hdr_log: Option<String>,
     /// fail (exit status 3) when the run breaks this, e.g. p99>20ms,
-    /// errors>0, rps<10000, non2xx>0 (repeatable)
+    /// errors>0, rps<10000, non2xx>0, ttfb.p99>5ms (first byte),
+    /// connect.p99>1ms (repeatable)
     #[argh(option)]
     pub fail_if: Vec<String>,
     /// find the highest constant rate at which EXPR holds, e.g. p99<50ms,
-    /// errors<0.1%, non2xx=0 (repeatable: all must hold); -d is the
+    /// ttfb.p99<20ms, errors<0.1%, non2xx=0 (repeatable: all must hold); -d is the
     /// search's time budget (default 60s)
     #[argh(option)]
     pub find_max: Vec<String>,

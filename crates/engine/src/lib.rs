@@ -63,7 +63,7 @@ pub use probe::KernelSupport;
 /// for [`Config::targets`], the framer.
 pub use proto;
 pub use report::{
-    IoInfo, LatencySummary, RateReport, RateSummary, Report, StopCause, TargetReport,
+    IoInfo, LatencySummary, PhaseTimings, RateReport, RateSummary, Report, StopCause, TargetReport,
     TimelineEntry, TlsReport,
 };
 pub use source::script::{

@@ -94,6 +94,7 @@ impl Report {
             let _ = m.latency_histogram.add(&r.latency_histogram);
             let _ = m.uncorrected_histogram.add(&r.uncorrected_histogram);
             let _ = m.rate_histogram.add(&r.rate_histogram);
+            m.phases = m.phases.merged(&r.phases);
             m.tls = match (m.tls.take(), &r.tls) {
                 (Some(mut a), Some(b)) => {
                     a.handshakes += b.handshakes;

@@ -96,6 +96,10 @@ pub struct Report {
     /// Latency from the actual send, in microseconds (equal to
     /// `latency_us` in closed-loop mode).
     pub latency_uncorrected_us: LatencySummary,
+    /// How long the phases of a request took: the TCP connects and each
+    /// response's first byte (the TLS handshakes are in `tls`).
+    #[serde(default)]
+    pub phases: PhaseTimings,
     /// Constant-rate mode: the requested rate and how well it was kept.
     pub rate: Option<RateReport>,
     /// `https://` runs: what was negotiated and how the handshakes went.
@@ -274,6 +278,77 @@ impl std::fmt::Debug for RateReport {
             .field("window_us", &self.window_us)
             .field("kept", &self.kept)
             .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a response's time went, phase by phase, each an HdrHistogram
+/// so that `urk merge` adds them exactly. A worker reads its clock once
+/// per batch of completions, so a phase is timed to within that batch's
+/// wait (see [`Config::batch_wait`](crate::Config::batch_wait)).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PhaseTimings {
+    /// TCP connects, from the connect's submission to its completion, µs
+    /// (every connection opened, replacements too).
+    pub connect_us: LatencySummary,
+    /// Every connect time (V2, base64).
+    #[serde(
+        default = "crate::stats::new_growing_histogram",
+        rename = "connect_histogram_v2",
+        with = "crate::histogram_b64"
+    )]
+    pub connect_histogram: Histogram<u64>,
+    /// Time to first byte: from the request's send (its intended send
+    /// under a schedule, as the latency) to the first byte of its
+    /// response, µs.
+    pub ttfb_us: LatencySummary,
+    /// Every time to first byte (V2, base64).
+    #[serde(
+        default = "crate::stats::new_growing_histogram",
+        rename = "ttfb_histogram_v2",
+        with = "crate::histogram_b64"
+    )]
+    pub ttfb_histogram: Histogram<u64>,
+}
+
+impl PhaseTimings {
+    pub(crate) fn of(connect: &Histogram<u64>, ttfb: &Histogram<u64>) -> PhaseTimings {
+        PhaseTimings {
+            connect_us: LatencySummary::of(connect),
+            connect_histogram: connect.clone(),
+            ttfb_us: LatencySummary::of(ttfb),
+            ttfb_histogram: ttfb.clone(),
+        }
+    }
+
+    /// Both runs' phases in histograms that span them both.
+    pub(crate) fn merged(&self, o: &PhaseTimings) -> PhaseTimings {
+        let add = |a: &Histogram<u64>, b: &Histogram<u64>| {
+            let mut h = crate::stats::new_growing_histogram();
+            let _ = h.add(a);
+            let _ = h.add(b);
+            h
+        };
+        PhaseTimings::of(
+            &add(&self.connect_histogram, &o.connect_histogram),
+            &add(&self.ttfb_histogram, &o.ttfb_histogram),
+        )
+    }
+}
+
+impl Default for PhaseTimings {
+    fn default() -> Self {
+        let empty = crate::stats::new_growing_histogram();
+        PhaseTimings::of(&empty, &empty)
+    }
+}
+
+impl std::fmt::Debug for PhaseTimings {
+    /// The summaries, not the histograms' buckets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhaseTimings")
+            .field("connect_us", &self.connect_us)
+            .field("ttfb_us", &self.ttfb_us)
             .finish_non_exhaustive()
     }
 }
@@ -595,6 +670,7 @@ impl Report {
             connects_per_sec: s.connects as f64 / secs,
             latency_us: LatencySummary::of(&s.latency),
             latency_uncorrected_us: LatencySummary::of(&s.uncorrected),
+            phases: PhaseTimings::of(&s.connect_us, &s.ttfb_us),
             rate,
             tls: facts.tls.then(|| {
                 let t = &s.tls;

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::report::LatencySummary;
@@ -140,6 +139,8 @@ pub(crate) struct Second {
     pub cpu_s: f64,
     /// The second's latencies (V2).
     pub encoded: Vec<u8>,
+    /// The second's times to first byte (V2).
+    pub ttfb_encoded: Vec<u8>,
 }
 
 /// Samples wanted beyond an objective's percentile.
@@ -344,8 +345,8 @@ fn judge_seconds(
     (begin, measured_from, end): (u64, u64, u64),
     objectives: &[Threshold],
 ) -> SearchStep {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .expect("static histogram bounds are valid");
+    let mut h = crate::stats::new_latency_histogram();
+    let mut ttfb = crate::stats::new_latency_histogram();
     let mut decoder = hdrhistogram::serialization::Deserializer::new();
     let (mut requests, mut errors, mut non2xx, mut bad_after) = (0, 0, 0, 0);
     let mut busy: std::collections::BTreeMap<usize, f64> = Default::default();
@@ -365,11 +366,19 @@ fn judge_seconds(
             if let Ok(x) = decoder.deserialize::<u64, _>(&mut s.encoded.as_slice()) {
                 let _ = h.add(&x);
             }
+            if let Ok(x) = decoder.deserialize::<u64, _>(&mut s.ttfb_encoded.as_slice()) {
+                let _ = ttfb.add(&x);
+            }
         }
     }
     let measured = (end - measured_from).max(1) as f64;
+    // Connections stay open from step to step: a step has no connects
+    // of its own to judge.
+    let no_connects = crate::stats::new_growing_histogram();
     let figures = Figures {
         latency: &h,
+        ttfb: &ttfb,
+        connect: &no_connects,
         errors,
         non_2xx_3xx: non2xx,
         requests,

@@ -206,6 +206,12 @@ pub(crate) struct WorkerStats {
     pub sent: u64,
     /// Connections that connected (a TLS one before its handshake).
     pub connects: u64,
+    /// Each successful connect's time, from its submission to its
+    /// completion, µs (grown as values come).
+    pub connect_us: Histogram<u64>,
+    /// Each response's time to first byte, from its request's send (its
+    /// slot, when paced) to the first byte of it framed, µs.
+    pub ttfb_us: Histogram<u64>,
     /// Requests that were sent but lost, by cause.
     pub lost: LostCauses,
     /// Requests still in flight when the run ended.
@@ -333,6 +339,8 @@ impl WorkerStats {
             skips: 0,
             sent: 0,
             connects: 0,
+            connect_us: new_growing_histogram(),
+            ttfb_us: new_growing_histogram(),
             scheduled: 0,
             lost: LostCauses::default(),
             unfinished: 0,
@@ -380,6 +388,8 @@ impl WorkerStats {
         let _ = self.uncorrected.add(&o.uncorrected);
         self.sent += o.sent;
         self.connects += o.connects;
+        let _ = self.connect_us.add(&o.connect_us);
+        let _ = self.ttfb_us.add(&o.ttfb_us);
         self.scheduled += o.scheduled;
         self.lost += o.lost;
         self.unfinished += o.unfinished;

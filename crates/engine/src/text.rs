@@ -120,6 +120,44 @@ fn count_to(h: &hdrhistogram::Histogram<u64>, v: u64) -> u64 {
     h.count_between(0, v)
 }
 
+/// Where the time went: connects, TLS handshakes and first bytes, a line
+/// each (those that happened).
+fn phases(out: &mut String, r: &Report) {
+    let t = |v: u64| format_time_us(v as f64);
+    let mut line = |name: &str, l: &crate::LatencySummary, n: u64, what: &str| {
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "  {name:<11} p50 {}, p99 {}, max {} ({n} {what})",
+                t(l.p50),
+                t(l.p99),
+                t(l.max)
+            );
+        }
+    };
+    let p = &r.phases;
+    line(
+        "Connect:",
+        &p.connect_us,
+        p.connect_histogram.len(),
+        "connects",
+    );
+    if let Some(tls) = &r.tls {
+        line(
+            "TLS:",
+            &tls.handshake_latency_us,
+            tls.handshakes,
+            "handshakes",
+        );
+    }
+    line(
+        "First byte:",
+        &p.ttfb_us,
+        p.ttfb_histogram.len(),
+        "responses",
+    );
+}
+
 /// Most targets listed in the text report; the JSON has them all.
 const TEXT_TARGETS: usize = 20;
 
@@ -267,6 +305,9 @@ impl Report {
             if self.rate.is_some() {
                 spectrum(&mut out, &self.latency_histogram);
             }
+        }
+        if latency_distribution {
+            phases(&mut out, self);
         }
         if latency_distribution && !self.targets.is_empty() {
             targets(&mut out, &self.targets);

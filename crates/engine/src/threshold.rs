@@ -6,13 +6,25 @@ use std::fmt;
 use crate::units::{format_time_us, parse_duration};
 use crate::Report;
 
+/// Which time a latency threshold looks at: the whole response, or one
+/// of its phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// To the response's last byte (`p99`).
+    Total,
+    /// To its first byte (`ttfb.p99`).
+    FirstByte,
+    /// A TCP connect (`connect.p99`).
+    Connect,
+}
+
 /// What a threshold looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Metric {
-    /// A latency percentile, 0..=100.
-    Percentile(f64),
-    MeanLatency,
-    MaxLatency,
+    /// A percentile, 0..=100.
+    Percentile(Timing, f64),
+    MeanLatency(Timing),
+    MaxLatency(Timing),
     Errors,
     Non2xx,
     /// Errors as a share of requests and errors, in percent.
@@ -32,7 +44,8 @@ enum Cmp {
 }
 
 /// A condition on a run's figures, e.g. `p99>20ms`, `errors>0`,
-/// `errors<0.1%`, `rps<10000`, `non2xx=0`, `mean>=5ms`, `max>1s`: with
+/// `errors<0.1%`, `rps<10000`, `non2xx=0`, `mean>=5ms`, `max>1s`, or a
+/// phase's time: `ttfb.p99>5ms` (to the first byte), `connect.p99>1ms`: with
 /// `--fail-if` one that holds fails the run; with `--find-max` every one
 /// must hold for a rate to pass.
 ///
@@ -55,7 +68,7 @@ impl std::str::FromStr for Threshold {
 
     fn from_str(s: &str) -> Result<Threshold, String> {
         let bad = |why: &str| {
-            format!("invalid --fail-if '{s}': {why} (e.g. p99>20ms, errors>0, rps<10000, non2xx>0)")
+            format!("invalid --fail-if '{s}': {why} (e.g. p99>20ms, ttfb.p99>5ms, errors>0, rps<10000, non2xx>0)")
         };
         let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let at = t.find(['<', '>', '=']).ok_or_else(|| bad("no <, > or ="))?;
@@ -70,9 +83,20 @@ impl std::str::FromStr for Threshold {
         };
         let pct = value.ends_with('%');
         let value = value.trim_end_matches('%');
+        let (timing, name) = match name.split_once('.') {
+            Some(("ttfb", rest)) => (Timing::FirstByte, rest),
+            Some(("connect", rest)) => (Timing::Connect, rest),
+            Some(("latency", rest)) => (Timing::Total, rest),
+            _ => (Timing::Total, name),
+        };
         let metric = match name {
-            "mean" | "avg" => Metric::MeanLatency,
-            "max" => Metric::MaxLatency,
+            "mean" | "avg" => Metric::MeanLatency(timing),
+            "max" => Metric::MaxLatency(timing),
+            _ if timing != Timing::Total && !name.starts_with('p') => {
+                return Err(bad(
+                    "a phase takes a percentile, mean or max (ttfb.p99<5ms)",
+                ))
+            }
             "errors" if pct => Metric::ErrorsPct,
             "non2xx" if pct => Metric::Non2xxPct,
             "errors" => Metric::Errors,
@@ -83,12 +107,12 @@ impl std::str::FromStr for Threshold {
                 if !(0.0..=100.0).contains(&q) {
                     return Err(bad("percentile must be between 0 and 100"));
                 }
-                Metric::Percentile(q)
+                Metric::Percentile(timing, q)
             }
             _ => return Err(bad("unknown metric")),
         };
         let value = match metric {
-            Metric::Percentile(_) | Metric::MeanLatency | Metric::MaxLatency => {
+            Metric::Percentile(..) | Metric::MeanLatency(_) | Metric::MaxLatency(_) => {
                 // A bare number is milliseconds, as in k6.
                 let d = if value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
                     && !value.is_empty()
@@ -125,6 +149,8 @@ impl fmt::Display for Threshold {
 /// step's.
 pub(crate) struct Figures<'a> {
     pub latency: &'a hdrhistogram::Histogram<u64>,
+    pub ttfb: &'a hdrhistogram::Histogram<u64>,
+    pub connect: &'a hdrhistogram::Histogram<u64>,
     pub errors: u64,
     pub non_2xx_3xx: u64,
     pub requests: u64,
@@ -135,6 +161,8 @@ impl<'a> Figures<'a> {
     fn of(r: &'a Report) -> Figures<'a> {
         Figures {
             latency: &r.latency_histogram,
+            ttfb: &r.phases.ttfb_histogram,
+            connect: &r.phases.connect_histogram,
             errors: r.errors.total(),
             non_2xx_3xx: r.non_2xx_3xx,
             requests: r.requests,
@@ -145,10 +173,15 @@ impl<'a> Figures<'a> {
 
 impl Threshold {
     fn measure(&self, f: &Figures<'_>) -> f64 {
+        let h = |t: Timing| match t {
+            Timing::Total => f.latency,
+            Timing::FirstByte => f.ttfb,
+            Timing::Connect => f.connect,
+        };
         match self.metric {
-            Metric::Percentile(q) => f.latency.value_at_quantile(q / 100.0) as f64,
-            Metric::MeanLatency => f.latency.mean(),
-            Metric::MaxLatency => f.latency.max() as f64,
+            Metric::Percentile(t, q) => h(t).value_at_quantile(q / 100.0) as f64,
+            Metric::MeanLatency(t) => h(t).mean(),
+            Metric::MaxLatency(t) => h(t).max() as f64,
             Metric::Errors => f.errors as f64,
             Metric::Non2xx => f.non_2xx_3xx as f64,
             Metric::ErrorsPct => {
@@ -185,17 +218,21 @@ impl Threshold {
     pub(crate) fn shown_for(&self, f: &Figures<'_>) -> String {
         let v = self.measure(f);
         match self.metric {
-            Metric::Percentile(_) | Metric::MeanLatency | Metric::MaxLatency => format_time_us(v),
+            Metric::Percentile(..) | Metric::MeanLatency(_) | Metric::MaxLatency(_) => {
+                format_time_us(v)
+            }
             Metric::Rps => format!("{v:.2}"),
             Metric::ErrorsPct | Metric::Non2xxPct => format!("{v:.3}%"),
             _ => format!("{v:.0}"),
         }
     }
 
-    /// The latency percentile it looks at, if any (0..=100).
+    /// The percentile of a per-response time it looks at (latency or
+    /// time to first byte), if any (0..=100): what sets how many
+    /// responses a judgement needs.
     pub fn percentile(&self) -> Option<f64> {
         match self.metric {
-            Metric::Percentile(q) => Some(q),
+            Metric::Percentile(Timing::Total | Timing::FirstByte, q) => Some(q),
             _ => None,
         }
     }
@@ -224,6 +261,11 @@ mod tests {
             "non2xx>=1",
             "non2xx=0",
             "errors<0.1%",
+            "ttfb.p99<5ms",
+            "connect.p99 < 1ms",
+            "ttfb.mean>2",
+            "connect.max>1s",
+            "latency.p99<1s",
         ] {
             assert!(ok.parse::<Threshold>().is_ok(), "{ok}");
         }
@@ -234,6 +276,10 @@ mod tests {
             "p99>fast",
             "rps<many",
             "errors>",
+            "ttfb.errors>0",
+            "connect.rps<5",
+            "dns.p99<1ms",
+            "ttfb.p99>soon",
         ] {
             assert!(bad.parse::<Threshold>().is_err(), "{bad}");
         }

@@ -36,6 +36,10 @@ impl<B: Backend> Worker<'_, B> {
     pub(super) fn on_connect(&mut self, i: usize, res: i32, now: u64) {
         let c = &mut self.conns[i];
         c.life.ops.remove(Ops::CONNECT);
+        let began = match c.phase {
+            Phase::Connecting { since, .. } => Some(since),
+            _ => None,
+        };
         if let Phase::Connecting {
             since,
             throttled: true,
@@ -64,6 +68,11 @@ impl<B: Backend> Worker<'_, B> {
             return self.close(i, at, now);
         }
         self.stats.connects += 1;
+        if let Some(since) = began {
+            self.stats
+                .connect_us
+                .saturating_record(now.saturating_sub(since).clamp(1, MAX_LATENCY_US));
+        }
         if self.shared.delay_acks {
             self.delay_acks(i);
         }
@@ -276,6 +285,7 @@ impl<B: Backend> Worker<'_, B> {
             conns,
             stats,
             interval,
+            interval_ttfb,
             in_flight,
             source,
             ..
@@ -284,6 +294,7 @@ impl<B: Backend> Worker<'_, B> {
         let mut books = Books {
             stats,
             interval,
+            interval_ttfb,
             in_flight,
             rate_mode,
             now,
@@ -334,6 +345,7 @@ impl<B: Backend> Worker<'_, B> {
             stats,
             in_flight,
             interval,
+            interval_ttfb,
             shared,
             scratch,
             source,
@@ -342,6 +354,7 @@ impl<B: Backend> Worker<'_, B> {
         let mut books = Books {
             stats,
             interval,
+            interval_ttfb,
             in_flight,
             rate_mode: shared.paced(),
             now,
@@ -367,10 +380,8 @@ impl<B: Backend> Worker<'_, B> {
             capture: capture.as_mut(),
         };
         match tls {
-            None => conn.feed(data, |life, id, r| books.book(life, id, true, r)),
-            Some(t) => t.absorb(data, scratch, |plain| {
-                conn.feed(plain, |life, id, r| books.book(life, id, false, r))
-            }),
+            None => conn.feed(data, &mut books, true),
+            Some(t) => t.absorb(data, scratch, |plain| conn.feed(plain, &mut books, false)),
         }
     }
 
@@ -408,14 +419,14 @@ struct Framing<'a, 'w> {
 }
 
 impl Framing<'_, '_> {
-    /// Feeds plaintext to the framer, handing every complete response and
-    /// its target to `book`.
-    fn feed(
-        &mut self,
-        mut data: &[u8],
-        mut book: impl FnMut(&mut Life, Option<u32>, Response) -> Result<(), Fault>,
-    ) -> Result<(), Fault> {
+    /// Feeds plaintext to the framer, booking the first byte of each
+    /// response and every complete one with its target. `can_discard`:
+    /// the transport could skip the next long body unread.
+    fn feed(&mut self, mut data: &[u8], books: &mut Books, can_discard: bool) -> Result<(), Fault> {
         while !data.is_empty() {
+            if self.framer.is_idle() {
+                books.first_byte(self.life);
+            }
             let target = crate::conn::next_target(self.life, self.ids);
             if let (true, Some(id)) = (self.mixed_head, target) {
                 self.framer.set_head_request(self.source.is_head(id));
@@ -427,7 +438,7 @@ impl Framing<'_, '_> {
             data = &data[used..];
             if let Some(r) = resp {
                 let status = r.status;
-                book(self.life, target, r)?;
+                books.book(self.life, target, can_discard, r)?;
                 if let Some(s) = self.source.script() {
                     s.response(status, self.capture.as_deref().map(Vec::as_slice));
                 }
@@ -445,12 +456,29 @@ impl Framing<'_, '_> {
 struct Books<'a> {
     stats: &'a mut WorkerStats,
     interval: &'a mut Option<Histogram<u64>>,
+    /// A capacity search judges `ttfb.` objectives per second.
+    interval_ttfb: &'a mut Option<Histogram<u64>>,
     in_flight: &'a mut u64,
     rate_mode: bool,
     now: u64,
 }
 
 impl Books<'_> {
+    /// The first byte of the next response has come: its time to first
+    /// byte counts from the send (the slot, when paced), as its latency
+    /// does. Bytes nobody asked for are not a response's.
+    fn first_byte(&mut self, l: &Life) {
+        if l.outstanding > 0 && !l.last {
+            let ttfb = self.now.saturating_sub(l.intended_at);
+            self.stats
+                .ttfb_us
+                .saturating_record(ttfb.clamp(1, MAX_LATENCY_US));
+            if let Some(iv) = self.interval_ttfb {
+                iv.saturating_record(ttfb.max(1));
+            }
+        }
+    }
+
     /// Books one complete response on its connection. A response nobody
     /// asked for (nothing outstanding, or the server had said it would
     /// close) is a parse fault. `can_discard`: the transport could skip

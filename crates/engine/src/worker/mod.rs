@@ -247,6 +247,8 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// fall due before this moment wait for it, and go out together.
     batch_at: u64,
     interval: Option<Histogram<u64>>,
+    /// A capacity search: this second's times to first byte.
+    interval_ttfb: Option<Histogram<u64>>,
     interval_index: u32,
     interval_requests: u64,
     interval_errors: u64,
@@ -336,6 +338,10 @@ impl<'a, B: Backend> Worker<'a, B> {
             due: BinaryHeap::with_capacity(if shared.paced() { n } else { 0 }),
             batch_at: 0,
             interval: shared.intervals.then(crate::stats::new_latency_histogram),
+            interval_ttfb: shared
+                .steps
+                .is_some()
+                .then(crate::stats::new_latency_histogram),
             interval_index: 0,
             interval_requests: 0,
             interval_errors: 0,

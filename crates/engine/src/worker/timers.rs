@@ -212,6 +212,12 @@ impl<B: Backend> Worker<'_, B> {
                 non_2xx_3xx: non2xx - self.interval_non2xx,
                 cpu_s: (cpu - self.interval_cpu).max(0.0),
                 encoded: encoded.clone(),
+                ttfb_encoded: self.interval_ttfb.as_mut().map_or(Vec::new(), |t| {
+                    let mut e = Vec::new();
+                    let _ = hdrhistogram::serialization::V2Serializer::new().serialize(t, &mut e);
+                    t.reset();
+                    e
+                }),
             };
             self.interval_cpu = cpu;
             self.interval_non2xx = non2xx;
