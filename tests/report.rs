@@ -48,6 +48,18 @@ fn json_reports_match_the_documented_schema() {
     ]));
     validate(&paced);
     assert_eq!(paced["rate"]["requested"], 300.0);
+    let warmed = json(&urk(&[
+        "-t1",
+        "-c2",
+        "-d500ms",
+        "--warmup",
+        "1s",
+        "--json",
+        &server.url("/"),
+    ]));
+    validate(&warmed);
+    assert_eq!(warmed["warmup"]["finished"], true);
+    assert_eq!(warmed["timeline"][0]["warmup"], true);
     // A broken document is caught: the schema really checks.
     let mut broken = closed.clone();
     broken["errors"]["read"] = serde_json::json!(-1);

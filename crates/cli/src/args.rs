@@ -50,6 +50,11 @@ pub struct Args {
     /// close each connection after N responses and open a new one
     #[argh(option)]
     pub requests_per_conn: Option<String>,
+    /// load for this long before the measured window starts, e.g. 5s: the
+    /// report, its rates and --fail-if cover the window after it (the
+    /// timeline keeps its seconds, marked)
+    #[argh(option)]
+    pub warmup: Option<String>,
     /// print the report as JSON on stdout instead of text
     #[argh(switch)]
     pub json: bool,
@@ -344,6 +349,11 @@ impl Args {
         if self.rate.is_some() || self.requests.is_some() {
             return Err("--find-max chooses the rates itself: drop -R and -n".into());
         }
+        if self.warmup.is_some() {
+            return Err(
+                "--find-max warms each step up itself (its first second): drop --warmup".into(),
+            );
+        }
         let objectives = self
             .find_max
             .iter()
@@ -495,6 +505,9 @@ impl Args {
         }
         if let Some(d) = time("-d", &self.duration)? {
             cfg = cfg.duration(d);
+        }
+        if let Some(d) = time("--warmup", &self.warmup)? {
+            cfg = cfg.warmup(d);
         }
         if let Some(d) = time("--timeout", &self.timeout)? {
             cfg = cfg.timeout(d);

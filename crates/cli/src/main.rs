@@ -207,7 +207,17 @@ fn search_main(args: &Args, cfg: &urk_engine::Config, search: &urk_engine::Searc
     ExitCode::SUCCESS
 }
 
+/// A report piped into `head` ends when the reader does, as a Unix
+/// tool's output does (Rust ignores SIGPIPE, and `print!` then panics).
+/// Sockets never raise it: every send passes MSG_NOSIGNAL.
+fn die_quietly_on_closed_stdout() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_stdout();
     let argv = unglue(std::env::args().skip(1));
     if argv.first().map(String::as_str) == Some("merge") {
         return merge_main(&argv[1..]);
@@ -277,7 +287,7 @@ fn main() -> ExitCode {
         print!("{}", urk_engine::banner(&cfg));
     }
     let live = std::sync::Arc::new(urk_engine::Live::default());
-    let progress = progress::Progress::start(live.clone(), cfg.duration, args.quiet);
+    let progress = progress::Progress::start(live.clone(), cfg.warmup + cfg.duration, args.quiet);
     let result = plan.run_watched(&STOP, &live);
     progress.finish();
     let report = match result {

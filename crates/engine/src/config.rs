@@ -174,8 +174,16 @@ pub struct Config {
     pub threads: usize,
     /// Connections kept open, spread over the threads.
     pub connections: usize,
-    /// How long to load; with `requests`, an upper bound.
+    /// How long to load; with `requests`, an upper bound. Counted after
+    /// the `warmup`.
     pub duration: Duration,
+    /// Load for this long before the measured window starts, so that a
+    /// server's caches, JIT and connection pools are warm: the report,
+    /// its rates and thresholds cover the window after it, and the
+    /// timeline keeps its seconds, marked. A schedule (`rate`, ramps,
+    /// stages) starts with the warm-up at its first rate; a ramp starts
+    /// with the window.
+    pub warmup: Duration,
     /// Stop after exactly this many completed responses.
     pub requests: Option<u64>,
     /// A request (or connect) outstanding longer than this is a timeout.
@@ -254,6 +262,7 @@ impl Config {
             threads: 2,
             connections: 10,
             duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
             requests: None,
             timeout: Duration::from_secs(2),
             pipeline: 1,
@@ -349,11 +358,23 @@ impl Config {
         self
     }
 
-    /// The offered rate over the run, if the load is paced.
+    /// The offered rate over the run, if the load is paced: with a
+    /// warm-up, its first rate held through the warm-up first.
     pub fn plan(&self) -> Option<crate::RatePlan> {
-        self.rate_plan
+        let plan = self
+            .rate_plan
             .clone()
-            .or_else(|| self.rate.map(crate::RatePlan::constant))
+            .or_else(|| self.rate.map(crate::RatePlan::constant))?;
+        Some(match plan.is_constant() || self.warmup.is_zero() {
+            true => plan,
+            false => plan.after(self.warmup),
+        })
+    }
+
+    /// Loads for `d` before the measured window (see [`Config::warmup`]).
+    pub fn warmup(mut self, d: Duration) -> Self {
+        self.warmup = d;
+        self
     }
 
     /// Keeps per-second interval histograms.

@@ -64,7 +64,7 @@ pub use probe::KernelSupport;
 pub use proto;
 pub use report::{
     IoInfo, LatencySummary, PhaseTimings, RateReport, RateSummary, Report, StopCause, TargetReport,
-    TimelineEntry, TlsReport,
+    TimelineEntry, TlsReport, WarmupReport,
 };
 pub use source::script::{
     Hooks, RequestScript, ResponseUse, ScriptError, ScriptResponse, WorkerScript,
@@ -222,6 +222,7 @@ impl Plan {
                 .filter(|&us| us > 0 && support.min_timeout && level != IoLevel::Legacy),
             timeout_us: cfg.timeout.as_micros() as u64,
             duration_us: cfg.duration.as_micros() as u64,
+            warmup_us: cfg.warmup.as_micros() as u64,
             start_at: cfg.start_at,
             stop,
             schedule: match steps {
@@ -290,12 +291,14 @@ impl Plan {
         let mut windows = Vec::with_capacity(n);
         let mut ended_us = Vec::with_capacity(n);
         let mut first: Option<Outcome> = None;
+        let mut warmups = Vec::with_capacity(n);
         let mut script_error = None;
         let mut err = None;
         for o in outcomes {
             match o {
                 Ok(o) => {
                     total.merge(&o.stats);
+                    warmups.push(o.warmup);
                     windows.push(o.window);
                     ended_us.push(o.ended_us);
                     if script_error.is_none() {
@@ -332,16 +335,39 @@ impl Plan {
         let end_us = windows.iter().map(|w| w.end_us).max().unwrap_or(0);
         let wall = start.get().map_or(std::time::SystemTime::now(), |s| s.1);
         let load_at = worker::load_at_us(cfg.start_at, wall);
+        let warmup = (!cfg.warmup.is_zero()).then(|| {
+            // Finished only if every worker got past it; a run stopped
+            // within it reports the warm-up.
+            let finished = warmups.iter().all(Option::is_some);
+            let done: Vec<_> = warmups.iter().flatten().collect();
+            WarmupReport {
+                seconds: if finished {
+                    cfg.warmup.as_secs_f64()
+                } else {
+                    0.0
+                },
+                requests: done.iter().map(|w| w.requests).sum(),
+                errors: done.iter().map(|w| w.errors).sum(),
+                connections_opened: done.iter().map(|w| w.connects).sum(),
+                // The seconds it began, the one it ended in too.
+                timeline_seconds: cfg.warmup.as_secs_f64().ceil() as u32,
+                finished,
+            }
+        });
+        // The timeline's second 0 is the load's start; the window's (and
+        // its rates') is after the warm-up.
+        let window_at = load_at + warmup.as_ref().map_or(0, |w| (w.seconds * 1e6) as u64);
         let started_at = wall
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
-            + load_at as f64 / 1e6;
+            + window_at as f64 / 1e6;
         let facts = RunFacts {
             url: cfg.request.target.url.clone(),
             threads: cfg.threads,
             connections: cfg.connections,
             pipeline: cfg.pipeline,
-            duration_s: end_us.saturating_sub(load_at) as f64 / 1e6,
+            duration_s: end_us.saturating_sub(window_at) as f64 / 1e6,
+            warmup,
             started_at,
             stopped_by: windows.iter().map(|w| w.cause).max().unwrap_or_default(),
             grace_s: windows

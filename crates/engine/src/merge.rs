@@ -21,23 +21,30 @@ impl Report {
     pub fn merge(reports: &[Report]) -> Option<Report> {
         let (first, rest) = reports.split_first()?;
         // Timelines line up by the wall clock: second 0 is the earliest
-        // start (reports without one count as starting with it).
+        // start of a load, warm-up included (reports without one count as
+        // starting with it).
+        let warm = |r: &Report| r.warmup.as_ref().map_or(0.0, |w| w.seconds);
         let base = reports
             .iter()
-            .map(|r| r.started_at)
-            .filter(|&t| t > 0.0)
+            .filter(|r| r.started_at > 0.0)
+            .map(|r| r.started_at - warm(r))
             .fold(f64::INFINITY, f64::min);
         let offset = |r: &Report| -> usize {
             if r.started_at > 0.0 && base.is_finite() {
-                (r.started_at - base).round().max(0.0) as usize
+                (r.started_at - warm(r) - base).round().max(0.0) as usize
             } else {
                 0
             }
         };
         let mut m = first.clone();
         m.timeline.clear();
-        if base.is_finite() {
-            m.started_at = base;
+        if let Some(start) = reports
+            .iter()
+            .map(|r| r.started_at)
+            .filter(|&t| t > 0.0)
+            .reduce(f64::min)
+        {
+            m.started_at = start;
         }
         for r in reports {
             for e in &r.timeline {
@@ -49,10 +56,12 @@ impl Report {
                         errors: 0,
                         p99_us: 0,
                         offered: None,
+                        warmup: false,
                         histogram: crate::stats::new_latency_histogram(),
                     });
                 }
                 let t = &mut m.timeline[i];
+                t.warmup |= e.warmup;
                 t.requests += e.requests;
                 t.errors += e.errors;
                 if let Some(o) = e.offered {
@@ -127,6 +136,17 @@ impl Report {
             if m.seed != r.seed {
                 m.seed = None;
             }
+            m.warmup = match (m.warmup.take(), &r.warmup) {
+                (Some(mut a), Some(b)) => {
+                    a.seconds = a.seconds.max(b.seconds);
+                    a.requests += b.requests;
+                    a.errors += b.errors;
+                    a.connections_opened += b.connections_opened;
+                    a.finished &= b.finished;
+                    Some(a)
+                }
+                (a, b) => a.or_else(|| b.clone()),
+            };
             m.generator_cpu_s += r.generator_cpu_s;
             m.generator_busy_pct = m.generator_busy_pct.max(r.generator_busy_pct);
             m.generator_bound |= r.generator_bound;
@@ -137,6 +157,9 @@ impl Report {
         m.thread_requests_per_sec = RateSummary::of(&m.rate_histogram);
         for t in &mut m.timeline {
             t.p99_us = t.histogram.value_at_quantile(0.99);
+        }
+        if let Some(w) = &mut m.warmup {
+            w.timeline_seconds = m.timeline.iter().take_while(|t| t.warmup).count() as u32;
         }
         Some(m)
     }

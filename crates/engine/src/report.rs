@@ -29,6 +29,10 @@ pub struct Report {
     /// What ended the window.
     #[serde(default)]
     pub stopped_by: StopCause,
+    /// A warm-up loaded before the window (`Config::warmup`): what it
+    /// did, counted nowhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupReport>,
     /// When the window started, as a Unix time in seconds (the timeline's
     /// second 0): what `urk merge` lines the runs of several machines up
     /// by.
@@ -282,6 +286,28 @@ impl std::fmt::Debug for RateReport {
     }
 }
 
+/// What a warm-up did before the measured window: its responses, faults
+/// and connections are in none of the report's other figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WarmupReport {
+    /// How long it loaded before the window, in seconds (0 when the run
+    /// stopped within it).
+    pub seconds: f64,
+    /// Responses it completed.
+    pub requests: u64,
+    /// Faults it counted.
+    pub errors: u64,
+    /// Connections it opened.
+    pub connections_opened: u64,
+    /// The timeline's first entries that are its seconds, the one it
+    /// ended in too (marked `warmup`); the timeline's second 0 is the
+    /// warm-up's start.
+    pub timeline_seconds: u32,
+    /// False when the run stopped within the warm-up: the rest of the
+    /// report is then the warm-up's own figures.
+    pub finished: bool,
+}
+
 /// Where a response's time went, phase by phase, each an HdrHistogram
 /// so that `urk merge` adds them exactly. A worker reads its clock once
 /// per batch of completions, so a phase is timed to within that batch's
@@ -367,6 +393,9 @@ pub struct TimelineEntry {
     /// Paced runs: requests the schedule offered in this second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered: Option<f64>,
+    /// A second of the warm-up, before the measured window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warmup: bool,
     /// This second's latencies (corrected), µs (V2, base64).
     #[serde(rename = "histogram_v2", with = "crate::histogram_b64")]
     pub histogram: Histogram<u64>,
@@ -505,6 +534,7 @@ pub(crate) struct RunFacts {
     pub pipeline: u32,
     /// The longest worker window, in seconds.
     pub duration_s: f64,
+    pub warmup: Option<WarmupReport>,
     pub stopped_by: StopCause,
     pub grace_s: f64,
     /// Counted within the windows, all workers.
@@ -571,7 +601,8 @@ fn offered(
     t
 }
 
-fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
+/// The workers' seconds added up; the first `warmup` are the warm-up's.
+fn timeline(s: &WorkerStats, warmup: u32) -> Vec<TimelineEntry> {
     let mut out: Vec<TimelineEntry> = Vec::new();
     let mut decoder = hdrhistogram::serialization::Deserializer::new();
     for iv in &s.intervals {
@@ -583,6 +614,7 @@ fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
                 errors: 0,
                 p99_us: 0,
                 offered: None,
+                warmup: false,
                 histogram: crate::stats::new_latency_histogram(),
             });
         }
@@ -594,6 +626,7 @@ fn timeline(s: &WorkerStats) -> Vec<TimelineEntry> {
     }
     for e in &mut out {
         e.p99_us = e.histogram.value_at_quantile(0.99);
+        e.warmup = e.second < warmup;
     }
     out
 }
@@ -619,7 +652,7 @@ impl Report {
             if let Some(n) = facts.requests_asked {
                 scheduled = scheduled.min(n);
             }
-            let behind = scheduled.saturating_sub(s.sent);
+            let behind = scheduled.saturating_sub(s.sent - s.carried);
             let constant = plan.is_constant();
             RateReport {
                 requested: if constant {
@@ -649,6 +682,7 @@ impl Report {
             duration_s: facts.duration_s,
             stopped_by: facts.stopped_by,
             started_at: facts.started_at,
+            warmup: facts.warmup.clone(),
             requests: s.requests,
             requests_after_stop: s.requests - facts.window_requests,
             grace_s: facts.grace_s,
@@ -690,7 +724,7 @@ impl Report {
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
             seed: facts.seed,
             timeline: offered(
-                timeline(s),
+                timeline(s, facts.warmup.as_ref().map_or(0, |w| w.timeline_seconds)),
                 facts.rate.as_ref(),
                 facts.connections,
                 facts.schedule_offset_us,

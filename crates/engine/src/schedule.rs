@@ -103,6 +103,26 @@ impl RatePlan {
         self.stages.iter().map(|s| s.duration).sum()
     }
 
+    /// The same plan after `lead` at its first rate (a warm-up).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ramp = urk_engine::RatePlan::ramp(100.0, 200.0, Duration::from_secs(10));
+    /// let warm = ramp.after(Duration::from_secs(5));
+    /// assert_eq!(warm.rate_at(Duration::from_secs(4)), 100.0);
+    /// assert_eq!(warm.rate_at(Duration::from_secs(10)), 150.0);
+    /// ```
+    pub fn after(&self, lead: Duration) -> RatePlan {
+        let first = self.stages.first().map_or(0.0, |s| s.from);
+        let mut stages = vec![Stage {
+            from: first,
+            to: first,
+            duration: lead,
+        }];
+        stages.extend_from_slice(&self.stages);
+        RatePlan { stages }
+    }
+
     /// Whether the rate never changes.
     pub fn is_constant(&self) -> bool {
         self.stages.iter().all(|s| s.from == s.to) && {

@@ -164,6 +164,12 @@ pub fn find_max(
                 .into(),
         ));
     }
+    if !cfg.warmup.is_zero() {
+        return Err(EngineError::Config(
+            "find_max and warmup cannot be combined: each step's first second is its warm-up"
+                .into(),
+        ));
+    }
     let began = Instant::now();
     let left = || search.budget.saturating_sub(began.elapsed());
     let probe_len = (search.budget / 10).clamp(Duration::from_secs(1), Duration::from_secs(3));

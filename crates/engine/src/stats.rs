@@ -204,6 +204,9 @@ pub(crate) struct WorkerStats {
     pub skips: u64,
     /// Requests written (first byte queued), completed or not.
     pub sent: u64,
+    /// Of `sent`, those sent in the warm-up and still in flight when the
+    /// window started: the window's to complete, not its schedule's.
+    pub carried: u64,
     /// Connections that connected (a TLS one before its handshake).
     pub connects: u64,
     /// Each successful connect's time, from its submission to its
@@ -306,6 +309,14 @@ impl TlsStats {
     }
 }
 
+/// What a worker's warm-up did before its window started.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WarmupCounts {
+    pub requests: u64,
+    pub errors: u64,
+    pub connects: u64,
+}
+
 /// One second of a worker's run: its counts and its latency histogram,
 /// V2-encoded so that long runs stay small.
 pub(crate) struct Interval {
@@ -338,6 +349,7 @@ impl WorkerStats {
             recv_arms: 0,
             skips: 0,
             sent: 0,
+            carried: 0,
             connects: 0,
             connect_us: new_growing_histogram(),
             ttfb_us: new_growing_histogram(),
@@ -387,6 +399,7 @@ impl WorkerStats {
         let _ = self.latency.add(&o.latency);
         let _ = self.uncorrected.add(&o.uncorrected);
         self.sent += o.sent;
+        self.carried += o.carried;
         self.connects += o.connects;
         let _ = self.connect_us.add(&o.connect_us);
         let _ = self.ttfb_us.add(&o.ttfb_us);

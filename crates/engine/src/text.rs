@@ -19,16 +19,26 @@ use crate::{Config, Report, StopCause};
 /// ```
 pub fn banner(cfg: &Config) -> String {
     let what = match cfg.requests {
-        Some(n) => format!(
-            "{n} requests (within {})",
-            format_time_s(cfg.duration.as_secs_f64())
-        ),
-        None => format!("{} test", format_time_s(cfg.duration.as_secs_f64())),
+        Some(n) => format!("{n} requests (within {})", span(cfg.duration)),
+        None => format!("{} test", span(cfg.duration)),
+    };
+    let warm = match cfg.warmup.is_zero() {
+        true => String::new(),
+        false => format!(" (after a {} warm-up)", span(cfg.warmup)),
     };
     format!(
-        "Running {what} @ {}\n  {} threads and {} connections\n",
+        "Running {what}{warm} @ {}\n  {} threads and {} connections\n",
         cfg.request.target.url, cfg.threads, cfg.connections
     )
+}
+
+/// A length as wrk says it (`10s`, `2m`), or to the microsecond when it
+/// is not whole seconds (`300.00ms`, where wrk's form would say `0s`).
+fn span(d: std::time::Duration) -> String {
+    match d.subsec_nanos() {
+        0 => format_time_s(d.as_secs_f64()),
+        _ => format_time_us(d.as_secs_f64() * 1e6),
+    }
 }
 
 fn stats_row(
@@ -327,6 +337,19 @@ impl Report {
             format_time_us(self.duration_s * 1e6),
             format_binary(self.bytes_read.saturating_sub(self.bytes_read_after_stop) as f64)
         );
+        if let Some(w) = &self.warmup {
+            if w.finished {
+                let _ = writeln!(
+                    out,
+                    "  Warm-up before it: {} requests, {} errors in {} (counted in nothing above or below)",
+                    w.requests,
+                    w.errors,
+                    format_time_us(w.seconds * 1e6)
+                );
+            } else {
+                out.push_str("  Stopped during the warm-up: these figures are the warm-up's\n");
+            }
+        }
         if self.requests_after_stop > 0 || self.requests_unfinished > 0 {
             let _ = writeln!(
                 out,

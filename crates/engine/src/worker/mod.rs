@@ -118,6 +118,8 @@ pub(crate) struct Shared<'a> {
     pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
     pub duration_us: u64,
+    /// Load this long before the measured window starts (0: none).
+    pub warmup_us: u64,
     /// Hold the load until this wall-clock moment (connections open
     /// first), so that runs started on several machines load together.
     pub start_at: Option<std::time::SystemTime>,
@@ -178,6 +180,9 @@ pub(crate) struct Outcome {
     pub script_error: Option<crate::ScriptError>,
     /// Constant-rate mode: when the schedule started, µs since the start.
     pub schedule_start_us: u64,
+    /// What the warm-up did, once it ended (`None`: none asked for, or
+    /// the run stopped within it, and the report is the warm-up's).
+    pub warmup: Option<crate::stats::WarmupCounts>,
 }
 
 pub(crate) struct Worker<'a, B: Backend> {
@@ -228,9 +233,17 @@ pub(crate) struct Worker<'a, B: Backend> {
     last_connect_outcome: u64,
     /// Constant-rate mode: when the schedule's slot 0 is due (end of warm-up).
     schedule_start: u64,
-    /// The load is held until then (`--start-at`), µs since the start; the
-    /// window starts there.
+    /// The load is held until then (`--start-at`), µs since the start.
     load_at_us: u64,
+    /// The measured window starts here: after the warm-up, if any.
+    window_at_us: u64,
+    /// The warm-up is on: its counts are dropped when the window starts.
+    in_warmup: bool,
+    /// What the warm-up did, once it ended.
+    warmup: Option<crate::stats::WarmupCounts>,
+    /// Requests and faults the warm-up counted in the timeline's current
+    /// second before the window's counts started from zero.
+    interval_carry: (u64, u64),
     /// A capacity search: the step in force and its version.
     step: Option<crate::search::StepPlan>,
     step_version: u64,
@@ -329,6 +342,10 @@ impl<'a, B: Backend> Worker<'a, B> {
             last_connect_outcome: 0,
             schedule_start: 0,
             load_at_us: 0,
+            window_at_us: 0,
+            in_warmup: shared.warmup_us > 0,
+            warmup: None,
+            interval_carry: (0, 0),
             step: None,
             step_version: 0,
             interval_cpu: 0.0,
@@ -368,6 +385,7 @@ impl<'a, B: Backend> Worker<'a, B> {
     ) -> Result<Outcome, EngineError> {
         self.start = start;
         self.load_at_us = load_at_us(self.shared.start_at, wall);
+        self.window_at_us = self.load_at_us + self.shared.warmup_us;
         self.next_sample = self.load_at_us + SAMPLE_US;
         self.cpu_at_start = thread_cpu_seconds();
         self.interval_cpu = self.cpu_at_start;
@@ -388,7 +406,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             None => self.window_until(ended_us, ended_us, StopCause::Duration),
         };
         self.stats.unfinished = self.in_flight;
-        let span = window.end_us.saturating_sub(self.load_at_us);
+        let span = window.end_us.saturating_sub(self.window_start());
         if self.stats.rate.is_empty() && span > 0 {
             // A window shorter than one Req/Sec sample (`-n 5000` can take
             // 34 ms): the thread's rate over its window is its one sample,
@@ -398,9 +416,14 @@ impl<'a, B: Backend> Worker<'a, B> {
                 .saturating_record(window.requests * 1_000_000 / span);
         }
         if let Some(s) = &self.shared.schedule {
+            // The slots due within the window (after any warm-up).
             let span = window.end_us.saturating_sub(self.schedule_start);
+            let before = self.window_start().saturating_sub(self.schedule_start);
             self.stats.scheduled = (0..self.conns.len())
-                .map(|i| s.conn_slots_by(self.conn_base + i, span))
+                .map(|i| {
+                    let conn = self.conn_base + i;
+                    s.conn_slots_by(conn, span) - s.conn_slots_by(conn, before.min(span))
+                })
                 .sum();
             if let Some(q) = self.quota {
                 self.stats.scheduled = self.stats.scheduled.min(q);
@@ -447,6 +470,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             incremental_buffers: info.incremental_buffers,
             script_error,
             schedule_start_us: self.schedule_start,
+            warmup: self.warmup,
         })
     }
 
@@ -460,13 +484,56 @@ impl<'a, B: Backend> Worker<'a, B> {
             requests: self.stats.requests,
             bytes_read: self.stats.bytes_read,
             cpu_s,
-            busy: (cpu_s * 1e6 / now.saturating_sub(self.load_at_us).max(1) as f64).min(1.0),
+            busy: (cpu_s * 1e6 / now.saturating_sub(self.window_start()).max(1) as f64).min(1.0),
         }
     }
 
     /// When the window ends, in µs since the start.
     fn end_us(&self) -> u64 {
-        self.load_at_us + self.shared.duration_us
+        self.window_at_us + self.shared.duration_us
+    }
+
+    /// Where the figures being counted began: the window's start, or the
+    /// load's while the warm-up is on (a run stopped within it reports
+    /// the warm-up).
+    fn window_start(&self) -> u64 {
+        match self.in_warmup {
+            true => self.load_at_us,
+            false => self.window_at_us,
+        }
+    }
+
+    /// The warm-up is over: what it counted is put aside, and the window
+    /// starts from zero, but for the requests still in flight, which are
+    /// the window's to complete (or lose). The timeline keeps its seconds.
+    fn begin_window(&mut self, now: u64) {
+        self.in_warmup = false;
+        let fresh = WorkerStats::with_targets(self.shared.tracked);
+        let warm = std::mem::replace(&mut self.stats, fresh);
+        let errors = warm.errors.total();
+        self.warmup = Some(crate::stats::WarmupCounts {
+            requests: warm.requests,
+            errors,
+            connects: warm.connects,
+        });
+        // The timeline's seconds stay whole: the one the warm-up ends in
+        // keeps what the warm-up counted of it.
+        self.interval_carry = (
+            warm.requests - self.interval_requests,
+            errors - self.interval_errors,
+        );
+        self.stats.intervals = warm.intervals;
+        self.stats.tls.negotiated = warm.tls.negotiated;
+        self.stats.sent = self.in_flight;
+        self.stats.carried = self.in_flight;
+        self.cpu_at_start = thread_cpu_seconds();
+        self.interval_cpu = self.cpu_at_start;
+        self.sampled_requests = 0;
+        self.sampled_errors = 0;
+        self.interval_requests = 0;
+        self.interval_errors = 0;
+        self.interval_non2xx = 0;
+        self.next_sample = now + SAMPLE_US;
     }
 }
 

@@ -4,10 +4,17 @@ use super::*;
 
 impl<B: Backend> Worker<'_, B> {
     pub(super) fn can_issue(&self) -> bool {
-        self.stop.is_none()
-            && self
-                .quota
-                .is_none_or(|q| self.stats.requests + self.in_flight < q)
+        self.stop.is_none() && self.left() > 0
+    }
+
+    /// Requests this worker may still send: its share of a request count
+    /// less what is done and in flight; no bound during a warm-up, whose
+    /// requests are not counted.
+    fn left(&self) -> u64 {
+        match self.quota {
+            Some(q) if !self.in_warmup => q.saturating_sub(self.stats.requests + self.in_flight),
+            _ => u64::MAX,
+        }
     }
 
     pub(super) fn try_send(&mut self, i: usize, now: u64) {
@@ -21,10 +28,7 @@ impl<B: Backend> Worker<'_, B> {
         {
             return;
         }
-        let mut limit = match self.quota {
-            Some(q) => q - self.stats.requests - self.in_flight,
-            None => u64::MAX,
-        };
+        let mut limit = self.left();
         if let Some(n) = self.shared.requests_per_conn {
             // What this connection has left before it is replaced.
             limit = limit.min(u64::from(n.saturating_sub(c.life.responses)));

@@ -10,6 +10,9 @@ impl<B: Backend> Worker<'_, B> {
         if self.stop.is_some() {
             return;
         }
+        if self.in_warmup && now >= self.window_at_us {
+            self.begin_window(now);
+        }
         let end = self.end_us();
         if now >= end {
             // Slots that fell due before the end go out first (late, and
@@ -66,7 +69,10 @@ impl<B: Backend> Worker<'_, B> {
         {
             self.close_interval();
         }
-        if self.stop.is_none() && self.quota.is_some_and(|q| self.stats.requests >= q) {
+        if self.stop.is_none()
+            && !self.in_warmup
+            && self.quota.is_some_and(|q| self.stats.requests >= q)
+        {
             self.stop = Some(self.window_until(now, now, StopCause::Requests));
         }
         // Constant-rate mode: connections whose next slot has come.
@@ -192,7 +198,8 @@ impl<B: Backend> Worker<'_, B> {
         let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut encoded);
         h.reset();
         let errors = self.stats.errors.total();
-        let requests = self.stats.requests - self.interval_requests;
+        let (carried_requests, carried_errors) = std::mem::take(&mut self.interval_carry);
+        let requests = self.stats.requests - self.interval_requests + carried_requests;
         if let Some(live) = self.shared.steps {
             // The search judges steps from these while the run goes on.
             let cpu = thread_cpu_seconds();
@@ -208,7 +215,7 @@ impl<B: Backend> Worker<'_, B> {
                 worker: self.index,
                 index: self.interval_index,
                 requests,
-                errors: errors - self.interval_errors,
+                errors: errors - self.interval_errors + carried_errors,
                 non_2xx_3xx: non2xx - self.interval_non2xx,
                 cpu_s: (cpu - self.interval_cpu).max(0.0),
                 encoded: encoded.clone(),
@@ -229,7 +236,7 @@ impl<B: Backend> Worker<'_, B> {
         self.stats.intervals.push(Interval {
             index: self.interval_index,
             requests,
-            errors: errors - self.interval_errors,
+            errors: errors - self.interval_errors + carried_errors,
             encoded,
         });
         self.interval_requests = self.stats.requests;
@@ -247,6 +254,9 @@ impl<B: Backend> Worker<'_, B> {
         }
         if self.stop.is_none() {
             until = until.min(self.end_us());
+            if self.in_warmup {
+                until = until.min(self.window_at_us);
+            }
             if self.warming && self.load_at_us > now {
                 // Held for --start-at: wake at the moment.
                 until = until.min(self.load_at_us);
