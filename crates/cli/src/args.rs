@@ -167,6 +167,11 @@ pub struct Args {
     /// that runs on several machines load together
     #[argh(option)]
     pub start_at: Option<String>,
+    /// send one request (the run's first: the URL's, a targets file's or a
+    /// script's), print it as sent and the response as received (the body
+    /// up to 16 KiB; TLS: the version, cipher and ALPN), then exit
+    #[argh(switch)]
+    pub debug: bool,
     /// no live progress on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,

@@ -1,6 +1,7 @@
 //! `urk`: wrk's command line and report on the io_uring engine.
 
 mod args;
+mod debug;
 mod hdr_log;
 mod merge;
 mod plot;
@@ -279,6 +280,19 @@ fn main() -> ExitCode {
         if let Err(e) = s.setup(cfg.threads, plan.addr()) {
             return fail(e);
         }
+    }
+    if args.debug {
+        return match plan.exchange(debug::BODY_SHOWN) {
+            Ok(x) => {
+                print!("{}", debug::show(&x));
+                ExitCode::SUCCESS
+            }
+            Err(urk_engine::EngineError::Tls(t)) => fail(tls_hint(&t)),
+            Err(e) => {
+                eprintln!("urk: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     if let Some(search) = search {
         return search_main(&args, &cfg, &search);

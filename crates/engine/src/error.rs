@@ -56,6 +56,17 @@ pub enum EngineError {
     /// The script failed before any load (making a worker's state, or
     /// its first request); the message names the file and line.
     Script(crate::ScriptError),
+    /// A one-request exchange ([`Plan::exchange`](crate::Plan::exchange))
+    /// got no complete response.
+    Exchange {
+        /// Where it went.
+        server: String,
+        /// What it was doing: "connect", "send the request", "read the
+        /// response".
+        step: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// An unexpected system call failure while setting up.
     Setup {
         /// What was being done.
@@ -153,6 +164,11 @@ impl fmt::Display for EngineError {
             }
             EngineError::Tls(t) => t.fmt(f),
             EngineError::Script(e) => e.fmt(f),
+            EngineError::Exchange {
+                server,
+                step,
+                reason,
+            } => write!(f, "could not {step} ({server}): {reason}"),
             EngineError::Setup { what, source } => write!(f, "{what} failed: {source}"),
         }
     }

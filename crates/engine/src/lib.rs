@@ -31,6 +31,7 @@ mod config;
 mod conn;
 mod endpoint;
 mod error;
+mod exchange;
 mod histogram_b64;
 mod limits;
 mod merge;
@@ -58,6 +59,7 @@ use std::time::Instant;
 pub use config::{Config, IoLevel, Order, TlsOptions, TlsVersion};
 pub use endpoint::Endpoint;
 pub use error::{EngineError, TlsFailure, TlsProblem, Unavailable};
+pub use exchange::Exchange;
 pub use probe::KernelSupport;
 /// The request and response layer (no I/O): targets files and templates
 /// for [`Config::targets`], the framer.
@@ -70,6 +72,7 @@ pub use source::script::{
     Hooks, RequestScript, ResponseUse, ScriptError, ScriptResponse, WorkerScript,
 };
 pub use stats::{ConnectCauses, Errors, LostCauses, TlsCauses};
+pub use transport::Negotiated;
 
 pub use text::{banner, TextOptions};
 pub use threshold::Threshold;

@@ -10,6 +10,9 @@
 //! when its target is `https://`; a kernel-TLS transport would be a third
 //! kind here, with the plain path's buffers and TLS's handshake.
 
+mod blocking;
 mod tls;
 
-pub(crate) use tls::{Negotiated, TlsCause, TlsClient, TlsSession, TlsSetup};
+pub(crate) use blocking::BlockingStream;
+pub use tls::Negotiated;
+pub(crate) use tls::{TlsCause, TlsClient, TlsSession, TlsSetup};

@@ -11,10 +11,7 @@
 //! record) touches nothing else.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 
-use crate::Endpoint;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +29,10 @@ use rustls::{
 use crate::config::{TlsOptions, TlsVersion};
 use crate::error::{TlsFailure, TlsProblem};
 use crate::stats::Fault;
+use crate::Endpoint;
 use crate::EngineError;
+
+use super::BlockingStream;
 
 /// Why a TLS connection failed during the run, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +48,38 @@ pub(crate) enum TlsCause {
     HandshakeTimeout,
 }
 
-/// What the first completed handshake negotiated, for the report.
+/// What a TLS handshake agreed on, named as people read them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Negotiated {
+pub struct Negotiated {
+    /// The protocol version, e.g. `TLSv1.3`.
     pub version: String,
+    /// The cipher suite, e.g. `TLS13_AES_128_GCM_SHA256`.
     pub cipher: String,
+    /// The key exchange group, e.g. `X25519`.
     pub group: String,
+    /// The ALPN protocol, empty when none was agreed.
     pub alpn: String,
+}
+
+impl Negotiated {
+    /// What a finished handshake agreed on, named as people read it.
+    pub(crate) fn of(c: &ClientConnection) -> Negotiated {
+        let name = |s: String| s.replace("TLSv1_", "TLSv1.");
+        Negotiated {
+            version: c
+                .protocol_version()
+                .map_or_else(String::new, |v| name(format!("{v:?}"))),
+            cipher: c
+                .negotiated_cipher_suite()
+                .map_or_else(String::new, |s| format!("{:?}", s.suite())),
+            group: c
+                .negotiated_key_exchange_group()
+                .map_or_else(String::new, |g| format!("{:?}", g.name())),
+            alpn: c
+                .alpn_protocol()
+                .map_or_else(String::new, |a| String::from_utf8_lossy(a).into_owned()),
+        }
+    }
 }
 
 /// How long the probe waits after its handshake for the server's verdict
@@ -150,6 +175,36 @@ impl TlsSetup {
     /// mismatched certificate stops the run with its reason instead of
     /// turning every connection into a counted error.
     pub(crate) fn probe(&self, addr: &Endpoint, timeout: Duration) -> Result<(), EngineError> {
+        let (mut conn, mut sock) = self.handshake_blocking(addr, timeout)?;
+        // Under TLS 1.3 the server judges the client's certificate after
+        // the client's last flight: wait a moment for its verdict (an
+        // alert, or its session tickets) before calling the probe good.
+        let _ = sock.set_read_timeout(Some(timeout.min(PROBE_VERDICT)));
+        if let Err(e) = conn.complete_io(&mut sock) {
+            if let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Err(self.failure(addr, TlsProblem::Other, err.to_string()));
+            }
+        }
+        conn.send_close_notify();
+        let _ = conn.complete_io(&mut sock);
+        Ok(())
+    }
+
+    fn failure(&self, addr: &Endpoint, problem: TlsProblem, detail: String) -> EngineError {
+        EngineError::Tls(TlsFailure {
+            server: format!("{addr} ({})", self.name.to_str()),
+            problem,
+            detail,
+        })
+    }
+
+    /// A blocking connection and its finished handshake, each failure
+    /// named as the user can act on it.
+    pub(crate) fn handshake_blocking(
+        &self,
+        addr: &Endpoint,
+        timeout: Duration,
+    ) -> Result<(ClientConnection, BlockingStream), EngineError> {
         let fail = |problem, detail: String| {
             EngineError::Tls(TlsFailure {
                 server: format!("{addr} ({})", self.name.to_str()),
@@ -157,7 +212,7 @@ impl TlsSetup {
                 detail,
             })
         };
-        let mut sock = ProbeStream::connect(addr, timeout)
+        let mut sock = BlockingStream::connect(addr, timeout)
             .map_err(|e| fail(TlsProblem::Connect, e.to_string()))?;
         let mut conn = ClientConnection::new(Arc::new(self.base.clone()), self.name.clone())
             .map_err(|e| fail(TlsProblem::Other, e.to_string()))?;
@@ -178,18 +233,7 @@ impl TlsSetup {
                 return Err(fail(problem, detail));
             }
         }
-        // Under TLS 1.3 the server judges the client's certificate after
-        // the client's last flight: wait a moment for its verdict (an
-        // alert, or its session tickets) before calling the probe good.
-        let _ = sock.set_read_timeout(Some(timeout.min(PROBE_VERDICT)));
-        if let Err(e) = conn.complete_io(&mut sock) {
-            if let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Err(fail(TlsProblem::Other, err.to_string()));
-            }
-        }
-        conn.send_close_notify();
-        let _ = conn.complete_io(&mut sock);
-        Ok(())
+        Ok((conn, sock))
     }
 
     /// A worker's own client: its own configuration and session cache
@@ -443,23 +487,9 @@ impl TlsSession {
     /// The handshake's outcome, once it is over.
     pub(crate) fn handshake(&self) -> Option<Handshake> {
         let c = self.conn.as_ref().filter(|c| !c.is_handshaking())?;
-        let name = |s: String| s.replace("TLSv1_", "TLSv1.");
         Some(Handshake {
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
-            negotiated: Negotiated {
-                version: c
-                    .protocol_version()
-                    .map_or_else(String::new, |v| name(format!("{v:?}"))),
-                cipher: c
-                    .negotiated_cipher_suite()
-                    .map_or_else(String::new, |s| format!("{:?}", s.suite())),
-                group: c
-                    .negotiated_key_exchange_group()
-                    .map_or_else(String::new, |g| format!("{:?}", g.name())),
-                alpn: c
-                    .alpn_protocol()
-                    .map_or_else(String::new, |a| String::from_utf8_lossy(a).into_owned()),
-            },
+            negotiated: Negotiated::of(c),
         })
     }
 
@@ -533,62 +563,5 @@ fn cause(e: &rustls::Error) -> TlsCause {
         }
         rustls::Error::AlertReceived(_) => TlsCause::Alert,
         _ => TlsCause::Protocol,
-    }
-}
-
-/// The probe handshake's connection: TCP, or a Unix socket.
-enum ProbeStream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl ProbeStream {
-    fn connect(to: &Endpoint, timeout: Duration) -> io::Result<ProbeStream> {
-        let s = match to {
-            Endpoint::Tcp(a) => {
-                let s = TcpStream::connect_timeout(a, timeout)?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                ProbeStream::Tcp(s)
-            }
-            Endpoint::Unix(p) => {
-                let s = UnixStream::connect(p)?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                ProbeStream::Unix(s)
-            }
-        };
-        Ok(s)
-    }
-
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            ProbeStream::Tcp(s) => s.set_read_timeout(t),
-            ProbeStream::Unix(s) => s.set_read_timeout(t),
-        }
-    }
-}
-
-impl io::Read for ProbeStream {
-    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-        match self {
-            ProbeStream::Tcp(s) => s.read(b),
-            ProbeStream::Unix(s) => s.read(b),
-        }
-    }
-}
-
-impl io::Write for ProbeStream {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        match self {
-            ProbeStream::Tcp(s) => s.write(b),
-            ProbeStream::Unix(s) => s.write(b),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            ProbeStream::Tcp(s) => s.flush(),
-            ProbeStream::Unix(s) => s.flush(),
-        }
     }
 }
