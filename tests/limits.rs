@@ -379,3 +379,95 @@ fn exhausted_local_ports_are_counted_and_explained() {
     let n = requests_in(&s);
     assert!(n > 0, "the connections that did open keep loading: {s}");
 }
+
+/// `--bind`: in a network namespace with 1,000 ephemeral ports, 3,000
+/// connections to one nginx open over four source addresses (the port
+/// chosen at the connect, per address), nginx sees all four, and without
+/// `--bind` the same run counts its connect failures by cause.
+#[test]
+fn source_addresses_multiply_the_ports() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (Some(nginx), true, true) = (nginx, unshare, root) else {
+        assert!(
+            !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
+            "nginx and unshare are required"
+        );
+        eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("urk-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _pki = support::nginx::write_config(&dir, 8080, 8443);
+    let run = "-t2 -c3000 -d1s -T 3s -q --json";
+    let script = format!(
+        "ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range='40000 40999' && \
+         ({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log & ) && sleep 0.5 && \
+         {urk} {run} --bind 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 http://127.0.0.1:8080/ > {d}/bound.json; a=$?; \
+         {urk} {run} http://127.0.0.1:8080/ > {d}/unbound.json; b=$?; \
+         kill $(cat {d}/nginx.pid) 2>/dev/null; echo $a $b",
+        d = dir.display(),
+        urk = support::cli::bin(),
+    );
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let (bound, unbound, peers) = (read("bound.json"), read("unbound.json"), read("peers.log"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(text(&out.stdout).trim(), "0 0", "{}", text(&out.stderr));
+    let bound: serde_json::Value = serde_json::from_str(&bound).unwrap();
+    assert_eq!(bound["errors"]["connect"], 0, "{bound:#}");
+    assert!(bound["connections_opened"].as_u64().unwrap() >= 3000);
+    // Every source address carried its share.
+    for a in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+        let n = peers.lines().filter(|l| *l == a).count();
+        assert!(n >= 750, "{a}: {n} requests");
+    }
+    let unbound: serde_json::Value = serde_json::from_str(&unbound).unwrap();
+    let lacking = unbound["connect_errors"]["no_local_ports"]
+        .as_u64()
+        .unwrap();
+    assert!(lacking > 0, "{unbound:#}");
+    assert!(peers.lines().any(|l| l == "127.0.0.1"));
+}
+
+#[test]
+fn bad_source_addresses_are_refused_before_any_load() {
+    let server = TestServer::start(ServerConfig::default());
+    for (bind, says) in [
+        ("10.255.255.1", "not an address of this machine"),
+        ("::1", "not of the target's family"),
+        ("127.0.0.0/8", "more than 65536 addresses"),
+        ("nonsense", "not an IP address or a CIDR block"),
+    ] {
+        let out = support::cli::urk(&["-n", "10", "--bind", bind, &server.url("/")]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bind}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{bind}: {err}");
+    }
+    assert_eq!(server.settled(), 0);
+    // A block on loopback: every connection gets one of its hosts, on
+    // either backend.
+    for io in ["full", "epoll"] {
+        let out = support::cli::urk(&[
+            "--io",
+            io,
+            "-t1",
+            "-c6",
+            "-n",
+            "60",
+            "--bind",
+            "127.0.0.0/29",
+            &server.url("/"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{io}: {}", text(&out.stderr));
+    }
+    assert_eq!(server.settled(), 120);
+}

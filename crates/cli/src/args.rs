@@ -159,6 +159,11 @@ pub struct Args {
     /// brackets); Host, SNI and the certificate check still use the URL's
     #[argh(option)]
     pub connect_to: Option<String>,
+    /// spread the connections over these source addresses, round robin:
+    /// ADDR[,ADDR...] or CIDR blocks such as 127.0.0.0/28 (each address
+    /// reaches the target from its own range of local ports)
+    #[argh(option)]
+    pub bind: Option<String>,
     /// connect to this Unix domain socket; the URL gives Host and path
     #[argh(option)]
     pub unix_socket: Option<String>,
@@ -549,6 +554,9 @@ impl Args {
             cfg.connect_to = Some(host_port(to)?);
         }
         cfg.unix_socket = self.unix_socket.as_ref().map(Into::into);
+        if let Some(b) = &self.bind {
+            cfg.bind = urk_engine::parse_sources(b).map_err(|e| format!("invalid --bind: {e}"))?;
+        }
         if let Some(t) = &self.start_at {
             cfg.start_at = Some(moment(t)?);
         }

@@ -248,6 +248,11 @@ pub struct Config {
     pub connect_to: Option<(String, u16)>,
     /// Connect to this Unix domain socket; the URL gives `Host` and path.
     pub unix_socket: Option<PathBuf>,
+    /// Source addresses to spread the connections over, round robin
+    /// (see [`parse_sources`](crate::parse_sources)); empty: the kernel's
+    /// choice. One source address can reach one target from as many ports
+    /// as its local port range has; more addresses, more connections.
+    pub bind: Vec<std::net::IpAddr>,
     /// Open the connections, then hold the load until this moment, so
     /// that runs started on several machines load together (a moment
     /// already past starts at once).
@@ -280,6 +285,7 @@ impl Config {
             script: None,
             connect_to: None,
             unix_socket: None,
+            bind: Vec::new(),
             start_at: None,
         })
     }

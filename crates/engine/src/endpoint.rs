@@ -7,7 +7,7 @@
 //! still gives `Host`, SNI and the certificate name when connections go
 //! elsewhere (`connect_to`, a Unix socket).
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,6 +97,116 @@ impl Endpoint {
                 Ok((s, AddressFamily::Unix))
             }
         }
+    }
+}
+
+/// Most source addresses a run takes (a CIDR block of more is refused).
+const MAX_SOURCES: usize = 65_536;
+
+/// Source addresses from a list such as `127.0.0.2,127.0.0.3` or CIDR
+/// blocks such as `127.0.0.0/28` (its hosts: the network and broadcast
+/// addresses of an IPv4 block are left out, as they are not hosts).
+///
+/// ```
+/// let a = urk_engine::parse_sources("127.0.0.0/30,::1").unwrap();
+/// assert_eq!(a.len(), 3);
+/// assert_eq!(a[0].to_string(), "127.0.0.1");
+/// assert!(urk_engine::parse_sources("127.0.0.1/33").is_err());
+/// ```
+pub fn parse_sources(spec: &str) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("'{part}' is not an IP address or a CIDR block such as 127.0.0.0/28");
+        match part.split_once('/') {
+            None => out.push(part.parse::<IpAddr>().map_err(|_| bad())?),
+            Some((ip, bits)) => {
+                let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+                let bits: u32 = bits.parse().map_err(|_| bad())?;
+                let width = if ip.is_ipv4() { 32 } else { 128 };
+                if bits > width {
+                    return Err(bad());
+                }
+                let host_bits = width - bits;
+                if host_bits > 16 {
+                    return Err(format!(
+                        "'{part}' holds more than {MAX_SOURCES} addresses; give a smaller block"
+                    ));
+                }
+                let base = match ip {
+                    IpAddr::V4(v) => u128::from(u32::from(v)),
+                    IpAddr::V6(v) => u128::from(v),
+                } >> host_bits
+                    << host_bits;
+                let count = 1u128 << host_bits;
+                // An IPv4 block's first and last are its network and
+                // broadcast addresses, not hosts (but for /31 and /32).
+                let hosts = match (ip.is_ipv4(), host_bits) {
+                    (true, 2..) => 1..count - 1,
+                    _ => 0..count,
+                };
+                for k in hosts {
+                    let a = base + k;
+                    out.push(match ip {
+                        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(a as u32)),
+                        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(a)),
+                    });
+                }
+            }
+        }
+        if out.len() > MAX_SOURCES {
+            return Err(format!("more than {MAX_SOURCES} source addresses"));
+        }
+    }
+    if out.is_empty() {
+        return Err("no source address given".into());
+    }
+    Ok(out)
+}
+
+impl Endpoint {
+    /// The source addresses' socket addresses (port 0: the connect picks
+    /// it), each checked to be of the target's family and an address of
+    /// this machine, so that a typo stops the run before any load rather
+    /// than failing every connect.
+    pub(crate) fn sources(&self, bind: &[IpAddr]) -> Result<Vec<SocketAddr>, EngineError> {
+        if bind.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Endpoint::Tcp(target) = self else {
+            return Err(EngineError::Config(
+                "source addresses (bind) apply to TCP targets, not a Unix socket".into(),
+            ));
+        };
+        bind.iter()
+            .map(|ip| {
+                if ip.is_ipv4() != target.is_ipv4() {
+                    return Err(EngineError::Config(format!(
+                        "source address {ip} is not of the target's family ({target})"
+                    )));
+                }
+                let src = SocketAddr::new(*ip, 0);
+                let probe = crate::backend::Socket {
+                    family: if ip.is_ipv4() {
+                        AddressFamily::Inet
+                    } else {
+                        AddressFamily::Inet6
+                    },
+                    tcp: true,
+                    source: Some(&SockaddrStorage::from(src)),
+                };
+                probe
+                    .make(nix::sys::socket::SockFlag::SOCK_CLOEXEC)
+                    .map_err(|e| {
+                        EngineError::Config(match e {
+                            nix::errno::Errno::EADDRNOTAVAIL => {
+                                format!("source address {ip} is not an address of this machine")
+                            }
+                            e => format!("source address {ip} cannot be bound: {}", e.desc()),
+                        })
+                    })?;
+                Ok(src)
+            })
+            .collect()
     }
 }
 

@@ -57,7 +57,7 @@ use std::sync::{Barrier, OnceLock};
 use std::time::Instant;
 
 pub use config::{Config, IoLevel, Order, TlsOptions, TlsVersion};
-pub use endpoint::Endpoint;
+pub use endpoint::{parse_sources, Endpoint};
 pub use error::{EngineError, TlsFailure, TlsProblem, Unavailable};
 pub use exchange::Exchange;
 pub use probe::KernelSupport;
@@ -105,6 +105,8 @@ pub struct Plan {
     /// Why `auto` fell back to epoll.
     fallback: Option<Unavailable>,
     endpoint: Endpoint,
+    /// Source addresses to bind, checked.
+    sources: Vec<SocketAddr>,
     tls: Option<transport::TlsSetup>,
     source: source::Prepared,
 }
@@ -128,6 +130,7 @@ impl Plan {
             },
         };
         let endpoint = Endpoint::find(cfg)?;
+        let sources = endpoint.sources(&cfg.bind)?;
         limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
         let tls = match cfg.request.target.tls {
             true => {
@@ -147,6 +150,7 @@ impl Plan {
             level,
             fallback,
             endpoint,
+            sources,
             tls,
             source,
         })
@@ -217,6 +221,11 @@ impl Plan {
             tracked: self.source.tracked(),
             halt: &halt,
             endpoint: &self.endpoint,
+            sources: self
+                .sources
+                .iter()
+                .map(|&a| nix::sys::socket::SockaddrStorage::from(a))
+                .collect(),
             level,
             use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
             delay_acks: support.ring_sockopt,

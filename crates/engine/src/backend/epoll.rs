@@ -15,11 +15,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll as EpollFd, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage,
-};
+use nix::sys::socket::{self, sockopt, SockFlag, SockaddrLike, SockaddrStorage};
 
-use super::{Backend, BackendInfo, RecvHow};
+use super::{Backend, BackendInfo, RecvHow, Socket};
 use crate::worker::Shared;
 use crate::EngineError;
 
@@ -281,16 +279,8 @@ impl Backend for Epoll {
         true
     }
 
-    fn open(&mut self, i: usize, family: AddressFamily, tcp: bool) -> Result<(), Errno> {
-        let fd = socket::socket(
-            family,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )?;
-        if tcp {
-            socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
-        }
+    fn open(&mut self, i: usize, how: &Socket<'_>) -> Result<(), Errno> {
+        let fd = how.make(SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)?;
         let flags = EpollFlags::EPOLLIN
             | EpollFlags::EPOLLOUT
             | EpollFlags::EPOLLRDHUP

@@ -21,8 +21,10 @@
 mod epoll;
 mod uring;
 
+use std::os::fd::{AsRawFd, OwnedFd};
+
 use nix::errno::Errno;
-use nix::sys::socket::{AddressFamily, SockaddrStorage};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
 pub(crate) use epoll::Epoll;
 pub(crate) use uring::Uring;
@@ -37,6 +39,34 @@ pub(crate) enum RecvHow {
     Multishot,
     /// One completion of at most `cap` bytes.
     Once { cap: u32 },
+}
+
+/// How a connection's socket is made.
+pub(crate) struct Socket<'a> {
+    pub family: AddressFamily,
+    /// TCP: with `TCP_NODELAY`.
+    pub tcp: bool,
+    /// The source address to bind (port 0), if one was chosen.
+    pub source: Option<&'a SockaddrStorage>,
+}
+
+impl Socket<'_> {
+    /// A new socket with `flags`, bound to its source address if it has
+    /// one. `IP_BIND_ADDRESS_NO_PORT` leaves the port to the connect, so
+    /// that ports are shared by destination (the 4-tuple) rather than
+    /// reserved per source address: without it one source address binds
+    /// at most its port range's count of sockets, to every target at once.
+    pub(crate) fn make(&self, flags: SockFlag) -> Result<OwnedFd, Errno> {
+        let fd = socket::socket(self.family, SockType::Stream, flags, None)?;
+        if self.tcp {
+            socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+        }
+        if let Some(src) = self.source {
+            socket::setsockopt(&fd, sockopt::IpBindAddressNoPort, &true)?;
+            socket::bind(fd.as_raw_fd(), src)?;
+        }
+        Ok(fd)
+    }
 }
 
 /// What the report says about a worker's I/O.
@@ -60,8 +90,8 @@ pub(crate) trait Backend: Sized {
     /// Whether a multishot receive can be asked for.
     fn multishot(&self) -> bool;
 
-    /// Opens a socket for connection `i` (`tcp`: with `TCP_NODELAY`).
-    fn open(&mut self, i: usize, family: AddressFamily, tcp: bool) -> Result<(), Errno>;
+    /// Opens a socket for connection `i`.
+    fn open(&mut self, i: usize, how: &Socket<'_>) -> Result<(), Errno>;
 
     /// Closes connection `i`'s socket; nothing of it may be in flight.
     fn release(&mut self, i: usize);

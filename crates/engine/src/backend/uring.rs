@@ -9,11 +9,9 @@ use std::os::fd::AsRawFd;
 use io_uring::types::{Fixed, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, IoUring};
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, SockFlag, SockType, SockaddrLike, SockaddrStorage,
-};
+use nix::sys::socket::{SockFlag, SockaddrLike, SockaddrStorage};
 
-use super::{Backend, BackendInfo, RecvHow};
+use super::{Backend, BackendInfo, RecvHow, Socket};
 use crate::bufring::BufRing;
 use crate::token::{Op, Token};
 use crate::worker::Shared;
@@ -95,11 +93,8 @@ impl Backend for Uring {
         self.bufs.is_some() && self.level == IoLevel::Full
     }
 
-    fn open(&mut self, i: usize, family: AddressFamily, tcp: bool) -> Result<(), Errno> {
-        let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-        if tcp {
-            socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
-        }
+    fn open(&mut self, i: usize, how: &Socket<'_>) -> Result<(), Errno> {
+        let fd = how.make(SockFlag::SOCK_CLOEXEC)?;
         self.ring
             .submitter()
             .register_files_update(i as u32, &[fd.as_raw_fd()])

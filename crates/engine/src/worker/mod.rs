@@ -108,6 +108,9 @@ pub(crate) struct Shared<'a> {
     pub halt: &'a AtomicBool,
     /// Where connections go (a script may send a worker elsewhere).
     pub endpoint: &'a crate::Endpoint,
+    /// Source addresses connections are bound to, round robin (empty: the
+    /// kernel's choice).
+    pub sources: Vec<SockaddrStorage>,
     pub level: IoLevel,
     pub use_ext_arg: bool,
     /// Turn off quick ACKs on each new connection (through the ring).

@@ -222,9 +222,14 @@ impl<B: Backend> Worker<'_, B> {
 
     /// Opens a socket into the connection's fixed slot and queues the connect.
     pub(super) fn connect(&mut self, i: usize, now: u64) {
-        let opened = self
-            .io
-            .open(i, self.family, self.family != AddressFamily::Unix);
+        let sources = &self.shared.sources;
+        let how = crate::backend::Socket {
+            family: self.family,
+            tcp: self.family != AddressFamily::Unix,
+            // Round robin over the run's connections, not the worker's.
+            source: (!sources.is_empty()).then(|| &sources[(self.conn_base + i) % sources.len()]),
+        };
+        let opened = self.io.open(i, &how);
         let c = &mut self.conns[i];
         if let Err(errno) = opened {
             if !c.tried {
