@@ -471,3 +471,92 @@ fn bad_source_addresses_are_refused_before_any_load() {
     }
     assert_eq!(server.settled(), 120);
 }
+
+/// `--connect-spread`: a name with four addresses, three of them served
+/// (a namespace of its own, and a hosts file of its own mounted over
+/// /etc/hosts): every served address gets its share of the connections,
+/// the unserved one is left out and named; without the flag all go to
+/// the first.
+#[test]
+fn connections_spread_over_a_names_addresses() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (Some(nginx), true, true) = (nginx, unshare, root) else {
+        assert!(
+            !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
+            "nginx and unshare are required"
+        );
+        eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("urk-spread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("hosts"),
+        "127.0.0.2 spread.test\n127.0.0.3 spread.test\n127.0.0.4 spread.test\n127.0.0.5 spread.test\n",
+    )
+    .unwrap();
+    // Which of its addresses each request came in on.
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn; events {{ worker_connections 1000; }}\n\
+             http {{ log_format dst '$server_addr'; access_log {d}/dst.log dst;\n\
+             server {{ listen 127.0.0.2:8080; listen 127.0.0.3:8080; listen 127.0.0.4:8080;\n\
+             location / {{ return 200 \"ok\\n\"; }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind {d}/hosts /etc/hosts && ip link set lo up && \
+         ({nginx} -p {d} -c {d}/nginx.conf & ) && sleep 0.5 && \
+         {urk} -q --json -t2 -c12 -n 1200 --connect-spread http://spread.test:8080/ > {d}/spread.json 2> {d}/spread.err; a=$?; \
+         {urk} -q --json -t2 -c12 -n 300 http://spread.test:8080/ > {d}/first.json; b=$?; \
+         kill $(cat {d}/nginx.pid) 2>/dev/null; echo $a $b",
+        urk = support::cli::bin(),
+    );
+    let out = Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let (spread, err, log) = (read("spread.json"), read("spread.err"), read("dst.log"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "0 0",
+        "{}{err}",
+        text(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(&spread).unwrap();
+    assert_eq!(r["requests"], 1200);
+    assert_eq!(r["errors"]["connect"], 0, "{r:#}");
+    assert_eq!(
+        r["addresses"],
+        serde_json::json!(["127.0.0.2:8080", "127.0.0.3:8080", "127.0.0.4:8080"])
+    );
+    assert!(
+        err.contains("spread over 3 addresses")
+            && err.contains("left out, no connection: 127.0.0.5:8080"),
+        "{err}"
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1500, "every request logged");
+    // The spread run's 1200: 4 connections on each address.
+    for a in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let n = lines[..1200].iter().filter(|l| **l == a).count();
+        assert!((250..=550).contains(&n), "{a}: {n} of 1200");
+    }
+    // Without the flag, the first address takes them all.
+    assert!(
+        lines[1200..].iter().all(|l| *l == "127.0.0.2"),
+        "{:?}",
+        &lines[1200..1210]
+    );
+}

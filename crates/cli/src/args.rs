@@ -159,6 +159,11 @@ pub struct Args {
     /// brackets); Host, SNI and the certificate check still use the URL's
     #[argh(option)]
     pub connect_to: Option<String>,
+    /// spread the connections over every address the host resolves to
+    /// (A and AAAA records) that accepts a connection, round robin,
+    /// instead of the first that does
+    #[argh(switch)]
+    pub connect_spread: bool,
     /// spread the connections over these source addresses, round robin:
     /// ADDR[,ADDR...] or CIDR blocks such as 127.0.0.0/28 (each address
     /// reaches the target from its own range of local ports)
@@ -554,6 +559,12 @@ impl Args {
             cfg.connect_to = Some(host_port(to)?);
         }
         cfg.unix_socket = self.unix_socket.as_ref().map(Into::into);
+        if self.connect_spread && self.unix_socket.is_some() {
+            return Err(
+                "--connect-spread spreads over a name's addresses, not a Unix socket".into(),
+            );
+        }
+        cfg.connect_spread = self.connect_spread;
         if let Some(b) = &self.bind {
             cfg.bind = urk_engine::parse_sources(b).map_err(|e| format!("invalid --bind: {e}"))?;
         }

@@ -276,6 +276,24 @@ fn main() -> ExitCode {
     if let Some(why) = plan.fallback_reason() {
         eprintln!("urk: running on epoll: {why}");
     }
+    if let (used @ [_, ..], dead) = plan.spread() {
+        let list = |a: &[std::net::SocketAddr]| {
+            a.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let left = match dead {
+            [] => String::new(),
+            d => format!("; left out, no connection: {}", list(d)),
+        };
+        eprintln!(
+            "urk: connections spread over {} address{}: {}{left}",
+            used.len(),
+            if used.len() == 1 { "" } else { "es" },
+            list(used)
+        );
+    }
     if let Some(s) = &mut script {
         if let Err(e) = s.setup(cfg.threads, plan.addr()) {
             return fail(e);

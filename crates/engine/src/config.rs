@@ -248,6 +248,14 @@ pub struct Config {
     pub connect_to: Option<(String, u16)>,
     /// Connect to this Unix domain socket; the URL gives `Host` and path.
     pub unix_socket: Option<PathBuf>,
+    /// Spread the connections over every address the host resolves to
+    /// (A and AAAA records) that accepts a connection before the run,
+    /// round robin, instead of sending them all to the first that does:
+    /// a load balancer's per-address limits, or several servers behind
+    /// one name, see the load as it would come from many clients. Off by
+    /// default: a name's addresses are not all served alike (`localhost`
+    /// is `::1` and `127.0.0.1`, and a server often listens on one).
+    pub connect_spread: bool,
     /// Source addresses to spread the connections over, round robin
     /// (see [`parse_sources`](crate::parse_sources)); empty: the kernel's
     /// choice. One source address can reach one target from as many ports
@@ -286,6 +294,7 @@ impl Config {
             connect_to: None,
             unix_socket: None,
             bind: Vec::new(),
+            connect_spread: false,
             start_at: None,
         })
     }

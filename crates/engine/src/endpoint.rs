@@ -65,6 +65,35 @@ impl Endpoint {
         Ok(Endpoint::Tcp(pick(&addrs, wait).unwrap_or(first)))
     }
 
+    /// Every address `cfg`'s host resolves to that accepts a connection
+    /// now (all of them when none does, so that the run counts what
+    /// happens), and those left out.
+    pub(crate) fn spread(cfg: &Config) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), EngineError> {
+        let t = &cfg.request.target;
+        let (host, port) = match &cfg.connect_to {
+            Some((h, p)) => (h.as_str(), *p),
+            None => (t.host.as_str(), t.port),
+        };
+        let mut addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| EngineError::Resolve {
+                host: host.to_string(),
+                reason: e.to_string(),
+            })?
+            .collect();
+        // A resolver may list an address once per socket type.
+        let mut seen = std::collections::HashSet::new();
+        addrs.retain(|a| seen.insert(*a));
+        let wait = cfg.timeout.min(Duration::from_secs(1));
+        let (live, dead): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+            .iter()
+            .partition(|a| TcpStream::connect_timeout(a, wait).is_ok());
+        Ok(match live.is_empty() {
+            true => (addrs, Vec::new()),
+            false => (live, dead),
+        })
+    }
+
     /// The TCP address, if it is one.
     pub fn tcp(&self) -> Option<SocketAddr> {
         match self {
@@ -168,7 +197,11 @@ impl Endpoint {
     /// it), each checked to be of the target's family and an address of
     /// this machine, so that a typo stops the run before any load rather
     /// than failing every connect.
-    pub(crate) fn sources(&self, bind: &[IpAddr]) -> Result<Vec<SocketAddr>, EngineError> {
+    pub(crate) fn sources(
+        &self,
+        bind: &[IpAddr],
+        spread: &[SocketAddr],
+    ) -> Result<Vec<SocketAddr>, EngineError> {
         if bind.is_empty() {
             return Ok(Vec::new());
         }
@@ -179,9 +212,13 @@ impl Endpoint {
         };
         bind.iter()
             .map(|ip| {
-                if ip.is_ipv4() != target.is_ipv4() {
+                // Every connection may go to any of the targets.
+                let other = std::iter::once(target)
+                    .chain(spread)
+                    .find(|t| t.is_ipv4() != ip.is_ipv4());
+                if let Some(t) = other {
                     return Err(EngineError::Config(format!(
-                        "source address {ip} is not of the target's family ({target})"
+                        "source address {ip} is not of the target's family ({t})"
                     )));
                 }
                 let src = SocketAddr::new(*ip, 0);

@@ -107,6 +107,10 @@ pub struct Plan {
     endpoint: Endpoint,
     /// Source addresses to bind, checked.
     sources: Vec<SocketAddr>,
+    /// The addresses connections are spread over (empty: all go to
+    /// `endpoint`), and those of the name left out.
+    spread: Vec<SocketAddr>,
+    left_out: Vec<SocketAddr>,
     tls: Option<transport::TlsSetup>,
     source: source::Prepared,
 }
@@ -129,8 +133,14 @@ impl Plan {
                 Err(e) => return Err(e),
             },
         };
-        let endpoint = Endpoint::find(cfg)?;
-        let sources = endpoint.sources(&cfg.bind)?;
+        let (endpoint, spread, left_out) = match (cfg.connect_spread, &cfg.unix_socket) {
+            (true, None) => {
+                let (live, dead) = Endpoint::spread(cfg)?;
+                (Endpoint::Tcp(live[0]), live, dead)
+            }
+            _ => (Endpoint::find(cfg)?, Vec::new(), Vec::new()),
+        };
+        let sources = endpoint.sources(&cfg.bind, &spread)?;
         limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
         let tls = match cfg.request.target.tls {
             true => {
@@ -151,6 +161,8 @@ impl Plan {
             fallback,
             endpoint,
             sources,
+            spread,
+            left_out,
             tls,
             source,
         })
@@ -175,6 +187,22 @@ impl Plan {
     /// Where connections go.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// With [`Config::connect_spread`]: the addresses connections are
+    /// spread over, and the name's addresses left out because they did
+    /// not accept a connection. Both empty otherwise.
+    ///
+    /// ```no_run
+    /// let mut cfg = urk_engine::Config::new("http://app.internal:8080/")?;
+    /// cfg.connect_spread = true;
+    /// let plan = urk_engine::Plan::new(&cfg)?;
+    /// let (used, dead) = plan.spread();
+    /// println!("{} addresses, {} left out", used.len(), dead.len());
+    /// # Ok::<(), urk_engine::EngineError>(())
+    /// ```
+    pub fn spread(&self) -> (&[SocketAddr], &[SocketAddr]) {
+        (&self.spread, &self.left_out)
     }
 
     /// Runs the load; see [`run_until`].
@@ -221,6 +249,7 @@ impl Plan {
             tracked: self.source.tracked(),
             halt: &halt,
             endpoint: &self.endpoint,
+            spread: self.spread.clone(),
             sources: self
                 .sources
                 .iter()
@@ -401,6 +430,7 @@ impl Plan {
             targets: self.source.labels(),
             seed: self.source.seed(),
             script_error,
+            addresses: self.spread.iter().map(ToString::to_string).collect(),
         };
         Ok(Report::build(facts, &total))
     }

@@ -133,6 +133,11 @@ impl Report {
             } else {
                 m.targets.clear();
             }
+            for a in &r.addresses {
+                if !m.addresses.contains(a) {
+                    m.addresses.push(a.clone());
+                }
+            }
             if m.seed != r.seed {
                 m.seed = None;
             }

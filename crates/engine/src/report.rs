@@ -113,6 +113,10 @@ pub struct Report {
     /// each got back. Empty for a single request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetReport>,
+    /// [`Config::connect_spread`](crate::Config::connect_spread): the
+    /// addresses the connections were spread over, round robin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
     /// The seed of the targets' order and the placeholders' random values
     /// (give it again for the same sequence); `None` when nothing was
     /// random.
@@ -555,6 +559,7 @@ pub(crate) struct RunFacts {
     pub targets: Option<Vec<crate::source::Label>>,
     pub seed: Option<u64>,
     pub script_error: Option<String>,
+    pub addresses: Vec<String>,
 }
 
 /// Windows shorter than this say nothing about whether urk was the bound:
@@ -723,6 +728,7 @@ impl Report {
             }),
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
             seed: facts.seed,
+            addresses: facts.addresses,
             timeline: offered(
                 timeline(s, facts.warmup.as_ref().map_or(0, |w| w.timeline_seconds)),
                 facts.rate.as_ref(),

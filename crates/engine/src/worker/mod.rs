@@ -111,6 +111,9 @@ pub(crate) struct Shared<'a> {
     /// Source addresses connections are bound to, round robin (empty: the
     /// kernel's choice).
     pub sources: Vec<SockaddrStorage>,
+    /// The addresses connections are spread over, round robin (empty:
+    /// all go to `endpoint`).
+    pub spread: Vec<std::net::SocketAddr>,
     pub level: IoLevel,
     pub use_ext_arg: bool,
     /// Turn off quick ACKs on each new connection (through the ring).
@@ -201,8 +204,10 @@ pub(crate) struct Worker<'a, B: Backend> {
     tls: Option<TlsClient>,
     /// Where TLS plaintext is decrypted to on its way to the framer.
     scratch: Box<[u8]>,
-    sockaddr: Box<SockaddrStorage>,
-    family: AddressFamily,
+    /// Where connections go: one address, or every address of a name
+    /// when connections are spread, round robin. Boxed, so that connects
+    /// in flight can point into it.
+    peers: Box<[(SockaddrStorage, AddressFamily)]>,
     shared: &'a Shared<'a>,
     cqes: Vec<(u64, i32, u32)>,
     stats: WorkerStats,
@@ -309,19 +314,22 @@ impl<'a, B: Backend> Worker<'a, B> {
                 c
             })
             .collect();
-        let endpoint = match source.script().and_then(|s| s.addr()) {
-            Some(a) => crate::Endpoint::Tcp(a),
-            None => shared.endpoint.clone(),
+        let peers = match source.script().and_then(|s| s.addr()) {
+            Some(a) => vec![crate::Endpoint::Tcp(a).sockaddr()?],
+            None if shared.spread.is_empty() => vec![shared.endpoint.sockaddr()?],
+            None => shared
+                .spread
+                .iter()
+                .map(|&a| crate::Endpoint::Tcp(a).sockaddr())
+                .collect::<Result<_, _>>()?,
         };
-        let (sockaddr, family) = endpoint.sockaddr()?;
         let mut worker = Worker {
             io,
             conns,
             source,
             tls: shared.tls.as_ref().map(|t| t.for_worker(n)),
             scratch: vec![0; if shared.tls.is_some() { TLS_SCRATCH } else { 0 }].into_boxed_slice(),
-            sockaddr: Box::new(sockaddr),
-            family,
+            peers: peers.into_boxed_slice(),
             shared,
             cqes: Vec::with_capacity(4 * n + 64),
             stats: WorkerStats::with_targets(shared.tracked),

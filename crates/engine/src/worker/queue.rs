@@ -222,12 +222,15 @@ impl<B: Backend> Worker<'_, B> {
 
     /// Opens a socket into the connection's fixed slot and queues the connect.
     pub(super) fn connect(&mut self, i: usize, now: u64) {
+        // Round robin over the run's connections, not the worker's.
+        let k = self.conn_base + i;
         let sources = &self.shared.sources;
+        let peer = k % self.peers.len();
+        let family = self.peers[peer].1;
         let how = crate::backend::Socket {
-            family: self.family,
-            tcp: self.family != AddressFamily::Unix,
-            // Round robin over the run's connections, not the worker's.
-            source: (!sources.is_empty()).then(|| &sources[(self.conn_base + i) % sources.len()]),
+            family,
+            tcp: family != AddressFamily::Unix,
+            source: (!sources.is_empty()).then(|| &sources[k % sources.len()]),
         };
         let opened = self.io.open(i, &how);
         let c = &mut self.conns[i];
@@ -245,9 +248,9 @@ impl<B: Backend> Worker<'_, B> {
             return;
         }
         let token = Token::new(Op::Connect, i, c.gen).encode();
-        // SAFETY: the socket address is boxed in the worker, unmoved and
-        // unchanged for the whole run.
-        unsafe { self.io.connect(i, token, &self.sockaddr) };
+        // SAFETY: the socket address is in the worker's boxed slice of
+        // peers, unmoved and unchanged for the whole run.
+        unsafe { self.io.connect(i, token, &self.peers[peer].0) };
         let c = &mut self.conns[i];
         c.phase = Phase::Connecting {
             since: now,
