@@ -287,6 +287,65 @@ fn connections_are_replaced_after_n_responses() {
     }
 }
 
+/// A connection's only request says `Connection: close`, so that the
+/// server closes first and the TIME_WAIT is its own (a client closing
+/// first keeps one per connection, and every connect's port search walks
+/// them); a server that ignores it is closed on by the client, and
+/// nothing is lost either way.
+#[test]
+fn one_request_connections_ask_the_server_to_close() {
+    use support::server::{ServerConfig, TestServer};
+    let server = TestServer::start(ServerConfig {
+        record: true,
+        ..Default::default()
+    });
+    for level in [IoLevel::Full, IoLevel::Epoll] {
+        let r = run(&cfg(&server.url("/"), level)
+            .threads(1)
+            .connections(4)
+            .requests(200)
+            .requests_per_conn(Some(1)))
+        .unwrap();
+        assert_eq!(r.requests, 200);
+        assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+        assert!((200..=204).contains(&r.connections_opened));
+    }
+    let seen = server.seen();
+    assert_eq!(seen.len(), 400);
+    assert!(seen.iter().all(|s| s.header("connection") == Some("close")));
+    // A header given is kept, and a kept connection asks nothing.
+    let r = run(&cfg(&server.url("/"), IoLevel::Full)
+        .threads(1)
+        .connections(2)
+        .requests(20)
+        .requests_per_conn(Some(2)))
+    .unwrap();
+    assert_eq!(r.requests, 20);
+    assert!(server.seen()[400..]
+        .iter()
+        .all(|s| s.header("connection").is_none()));
+    // nginx honours it: every connection closed by the server, after
+    // exactly one response, none timed out waiting for it.
+    let Some(nginx) = Nginx::start("ask-close") else {
+        return;
+    };
+    let r = run(&cfg(&nginx.url("/"), IoLevel::Full)
+        .threads(1)
+        .connections(8)
+        .requests(2000)
+        .requests_per_conn(Some(1)))
+    .unwrap();
+    assert_eq!(r.requests, 2000);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    let conns = nginx.connections();
+    assert_eq!(conns.len(), 2000);
+    assert!(
+        r.duration_s < 10.0,
+        "waits for the server's close took {}s",
+        r.duration_s
+    );
+}
+
 /// The self-signed certificate most READMEs make, served by nginx and
 /// given as the CA file: `openssl req -x509` marks it `CA:TRUE`, which
 /// the certificate check refused as a server's own (issue 24); curl and Go

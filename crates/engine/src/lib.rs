@@ -152,6 +152,10 @@ impl Plan {
         };
         let source = match &cfg.script {
             Some(s) => source::Prepared::Script(s.clone()),
+            None if cfg.requests_per_conn == Some(1) => {
+                let targets: Vec<_> = cfg.targets.iter().map(closing_target).collect();
+                source::Prepared::new(&closing(&cfg.request), &targets, cfg.order, cfg.seed)?
+            }
             None => source::Prepared::new(&cfg.request, &cfg.targets, cfg.order, cfg.seed)?,
         };
         Ok(Plan {
@@ -434,6 +438,29 @@ impl Plan {
         };
         Ok(Report::build(facts, &total))
     }
+}
+
+/// A request that is its connection's only one says so
+/// (`Connection: close`, unless it has a `Connection` header already), so
+/// that the server closes first and keeps the TIME_WAIT socket: a client
+/// that closes first keeps one per connection, and its connects' port
+/// searches walk them. A server that ignores it is closed on by the client.
+fn closing(spec: &proto::RequestSpec) -> proto::RequestSpec {
+    let mut s = spec.clone();
+    if !s
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+    {
+        s.headers.push(("Connection".into(), "close".into()));
+    }
+    s
+}
+
+fn closing_target(t: &proto::targets::TargetEntry) -> proto::targets::TargetEntry {
+    let mut t = t.clone();
+    t.spec = closing(&t.spec);
+    t
 }
 
 /// When the run started (set by the first worker, on the clock and on the

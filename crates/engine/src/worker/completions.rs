@@ -254,10 +254,18 @@ impl<B: Backend> Worker<'_, B> {
             c.failures = 0;
         }
         let l = &c.life;
+        if l.last && l.outstanding == 0 {
+            // The server closes after this response: its close is waited
+            // for (the receive stays armed, the scan bounds the wait), so
+            // that it closes first and the TIME_WAIT is its own. A client
+            // that closes first keeps a TIME_WAIT socket per connection,
+            // and every new connect's port search then walks them (a
+            // third of urk's CPU at 14,000 connections/s).
+            return true;
+        }
         if l.last {
-            // The server closes after this response: whatever is still
-            // outstanding is lost, and new requests go out on a new
-            // connection.
+            // Whatever is still outstanding (pipelined behind it) is lost,
+            // and new requests go out on a new connection.
             self.fail(i, now, Fault::ServerClosed);
             return false;
         }

@@ -165,6 +165,11 @@ impl<B: Backend> Worker<'_, B> {
                 {
                     self.fail(i, now, Fault::Timeout);
                 }
+                Phase::Open if c.life.last && now.saturating_sub(c.life.sent_at) > timeout => {
+                    // It said it would close and did not: the client does,
+                    // and nothing is lost.
+                    self.close(i, now, now);
+                }
                 _ => {}
             }
         }
