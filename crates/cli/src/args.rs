@@ -43,8 +43,9 @@ pub struct Args {
     /// requests in flight per connection, 1-64 (default 1)
     #[argh(option, short = 'p')]
     pub pipeline: Option<String>,
-    /// close each connection after its response and open a new one,
-    /// whatever the server's headers say (--requests-per-conn 1)
+    /// a new connection for every request (--requests-per-conn 1): over
+    /// http the request asks the server to close (Connection: close) and
+    /// urk closes if it does not
     #[argh(switch)]
     pub no_keepalive: bool,
     /// close each connection after N responses and open a new one
