@@ -40,6 +40,7 @@ fn first_byte_and_connect_split_the_latency() {
         &[][..],
         &["-R", "40"][..],
         &["--requests-per-conn", "2"][..],
+        &["-R", "40", "--no-keepalive"][..],
     ] {
         let mut args = vec!["-t1", "-c2", "-n", "20", "-d5s", "--json"];
         args.extend_from_slice(extra);
