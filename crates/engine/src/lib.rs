@@ -263,10 +263,12 @@ impl Plan {
                 .iter()
                 .map(|&a| nix::sys::socket::SockaddrStorage::from(a))
                 .collect(),
-            level,
-            use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
-            delay_acks: support.ring_sockopt,
-            incremental_buffers: support.buf_ring_inc && level == IoLevel::Full,
+            io: backend::Setup {
+                level,
+                use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
+                delay_acks: support.ring_sockopt,
+                incremental_buffers: support.buf_ring_inc && level == IoLevel::Full,
+            },
             batch_wait_us: Some(cfg.batch_wait.as_micros().min(1_000_000) as u32)
                 .filter(|&us| us > 0 && support.min_timeout && level != IoLevel::Legacy),
             timeout_us: cfg.timeout.as_micros() as u64,
@@ -372,7 +374,7 @@ impl Plan {
             fallback_reason: self.fallback.as_ref().map(|u| u.to_string()),
             kernel: support.release.clone(),
             setup_flags: first.setup_flags.iter().map(|f| f.to_string()).collect(),
-            ext_arg: shared.use_ext_arg,
+            ext_arg: shared.io.use_ext_arg,
             buffers: first.buffers,
             buffer_size: first.buffer_size,
             incremental_buffers: first.incremental_buffers,

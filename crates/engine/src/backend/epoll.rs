@@ -17,8 +17,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll as EpollFd, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{self, sockopt, SockFlag, SockaddrLike, SockaddrStorage};
 
-use super::{Backend, BackendInfo, RecvHow, Socket};
-use crate::worker::Shared;
+use super::{Backend, BackendInfo, RecvHow, Setup, Socket};
 use crate::EngineError;
 
 /// io_uring's completion flags, reproduced: a buffer id is reported, and a
@@ -250,7 +249,7 @@ impl Epoll {
 }
 
 impl Backend for Epoll {
-    fn new(_shared: &Shared<'_>, n: usize) -> Result<Epoll, EngineError> {
+    fn new(_setup: Setup, n: usize) -> Result<Epoll, EngineError> {
         let ep = EpollFd::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| EngineError::Setup {
             what: "epoll_create",
             source: e.into(),

@@ -29,8 +29,7 @@ use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, Sockadd
 pub(crate) use epoll::Epoll;
 pub(crate) use uring::Uring;
 
-use crate::worker::Shared;
-use crate::EngineError;
+use crate::{EngineError, IoLevel};
 
 /// How a receive is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +38,20 @@ pub(crate) enum RecvHow {
     Multishot,
     /// One completion of at most `cap` bytes.
     Once { cap: u32 },
+}
+
+/// What a backend is set up with: the io level and the kernel features
+/// the run uses, decided once before the workers start (the backend
+/// knows nothing of the worker).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    pub level: IoLevel,
+    /// Waits carry their timeout (`EXT_ARG`) instead of timeout entries.
+    pub use_ext_arg: bool,
+    /// Turn off quick ACKs on each new connection (through the ring).
+    pub delay_acks: bool,
+    /// Consume provided buffers incrementally (`IOU_PBUF_RING_INC`).
+    pub incremental_buffers: bool,
 }
 
 /// How a connection's socket is made.
@@ -82,7 +95,7 @@ pub(crate) struct BackendInfo {
 /// will report (see [`crate::token`]).
 pub(crate) trait Backend: Sized {
     /// Sets up for `connections` connections, on the worker's own thread.
-    fn new(shared: &Shared<'_>, connections: usize) -> Result<Self, EngineError>;
+    fn new(setup: Setup, connections: usize) -> Result<Self, EngineError>;
 
     /// What the report's `io` block says.
     fn info(&self) -> BackendInfo;

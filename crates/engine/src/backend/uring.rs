@@ -11,10 +11,9 @@ use io_uring::{opcode, squeue, IoUring};
 use nix::errno::Errno;
 use nix::sys::socket::{SockFlag, SockaddrLike, SockaddrStorage};
 
-use super::{Backend, BackendInfo, RecvHow, Socket};
+use super::{Backend, BackendInfo, RecvHow, Setup, Socket};
 use crate::bufring::BufRing;
 use crate::token::{Op, Token};
-use crate::worker::Shared;
 use crate::{ring, EngineError, IoLevel};
 
 pub(crate) struct Uring {
@@ -34,7 +33,7 @@ pub(crate) struct Uring {
 }
 
 impl Backend for Uring {
-    fn new(shared: &Shared<'_>, n: usize) -> Result<Uring, EngineError> {
+    fn new(shared: Setup, n: usize) -> Result<Uring, EngineError> {
         let sq = (2 * n + 16).next_power_of_two().clamp(64, 32_768) as u32;
         let cq = (4 * n + 64).next_power_of_two().clamp(128, 65_536) as u32;
         let ring::Ring { ring, flags } = ring::build(sq, cq)?;

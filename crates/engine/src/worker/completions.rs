@@ -73,7 +73,7 @@ impl<B: Backend> Worker<'_, B> {
                 .connect_us
                 .saturating_record(now.saturating_sub(since).clamp(1, MAX_LATENCY_US));
         }
-        if self.shared.delay_acks {
+        if self.shared.io.delay_acks {
             self.delay_acks(i);
         }
         let c = &mut self.conns[i];

@@ -114,12 +114,8 @@ pub(crate) struct Shared<'a> {
     /// The addresses connections are spread over, round robin (empty:
     /// all go to `endpoint`).
     pub spread: Vec<std::net::SocketAddr>,
-    pub level: IoLevel,
-    pub use_ext_arg: bool,
-    /// Turn off quick ACKs on each new connection (through the ring).
-    pub delay_acks: bool,
-    /// Consume provided buffers incrementally (`IOU_PBUF_RING_INC`).
-    pub incremental_buffers: bool,
+    /// The backend's setup: io level and kernel features.
+    pub io: crate::backend::Setup,
     /// Batch the wait for this many µs (needs IORING_FEAT_MIN_TIMEOUT).
     pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
@@ -287,8 +283,8 @@ impl<'a, B: Backend> Worker<'a, B> {
         quota: Option<u64>,
     ) -> Result<Worker<'a, B>, EngineError> {
         let n = connections;
-        let io = B::new(shared, n)?;
-        let legacy_buf = match shared.level {
+        let io = B::new(shared.io, n)?;
+        let legacy_buf = match shared.io.level {
             IoLevel::Legacy if n > 1000 => 4096,
             IoLevel::Legacy => 16 * 1024,
             _ => 0,

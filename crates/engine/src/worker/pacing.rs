@@ -132,7 +132,7 @@ impl<B: Backend> Worker<'_, B> {
             return self.wait(budget, true).map(drop);
         }
         let due = match self.due.peek() {
-            Some(&Reverse((due, _))) if self.shared.use_ext_arg && self.stop.is_none() => due,
+            Some(&Reverse((due, _))) if self.shared.io.use_ext_arg && self.stop.is_none() => due,
             _ => return self.wait(self.wait_budget(now, None), false).map(drop),
         };
         let margin = self.pacer.margin_us();
