@@ -1,9 +1,16 @@
+pub(crate) mod histogram_b64;
+mod merge;
+pub(crate) mod stats;
+pub(crate) mod text;
+pub(crate) mod threshold;
+pub mod units;
+
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{ConnectCauses, Errors, LostCauses, TlsCauses, WorkerStats};
+use crate::report::stats::{ConnectCauses, Errors, LostCauses, TlsCauses, WorkerStats};
 use crate::IoLevel;
 
 /// The outcome of a run: plain data, serialisable as the `--json` report.
@@ -150,18 +157,18 @@ pub struct Report {
     pub generator_bound: bool,
     /// All latencies, in microseconds; in JSON, HdrHistogram's V2
     /// compressed encoding in base64 (what `urk merge` adds up exactly).
-    #[serde(rename = "latency_histogram_v2", with = "crate::histogram_b64")]
+    #[serde(rename = "latency_histogram_v2", with = "crate::report::histogram_b64")]
     pub latency_histogram: Histogram<u64>,
     /// All uncorrected latencies, in microseconds (V2, base64).
     #[serde(
         rename = "latency_uncorrected_histogram_v2",
-        with = "crate::histogram_b64"
+        with = "crate::report::histogram_b64"
     )]
     pub uncorrected_histogram: Histogram<u64>,
     /// All per-thread rate samples (V2, base64).
     #[serde(
         rename = "thread_requests_per_sec_histogram_v2",
-        with = "crate::histogram_b64"
+        with = "crate::report::histogram_b64"
     )]
     pub rate_histogram: Histogram<u64>,
 }
@@ -198,7 +205,7 @@ pub struct TargetReport {
     /// Latency in microseconds (two significant digits).
     pub latency_us: LatencySummary,
     /// Its latencies (V2, base64), so that merged reports stay exact.
-    #[serde(rename = "latency_histogram_v2", with = "crate::histogram_b64")]
+    #[serde(rename = "latency_histogram_v2", with = "crate::report::histogram_b64")]
     pub latency_histogram: Histogram<u64>,
 }
 
@@ -223,7 +230,10 @@ pub struct TlsReport {
     /// TLS failures by cause (their sum is `errors.tls`).
     pub errors: TlsCauses,
     /// All handshake latencies (V2, base64), for exact merges.
-    #[serde(rename = "handshake_histogram_v2", with = "crate::histogram_b64")]
+    #[serde(
+        rename = "handshake_histogram_v2",
+        with = "crate::report::histogram_b64"
+    )]
     pub handshake_histogram: Histogram<u64>,
 }
 
@@ -252,9 +262,9 @@ pub struct RateReport {
     pub send_lag_us: LatencySummary,
     /// All send lags (V2, base64), for exact merges.
     #[serde(
-        default = "crate::stats::new_growing_histogram",
+        default = "crate::report::stats::new_growing_histogram",
         rename = "send_lag_histogram_v2",
-        with = "crate::histogram_b64"
+        with = "crate::report::histogram_b64"
     )]
     pub send_lag_histogram: Histogram<u64>,
     /// The longest the pacer held slots to share a wake-up, in µs (0:
@@ -323,9 +333,9 @@ pub struct PhaseTimings {
     pub connect_us: LatencySummary,
     /// Every connect time (V2, base64).
     #[serde(
-        default = "crate::stats::new_growing_histogram",
+        default = "crate::report::stats::new_growing_histogram",
         rename = "connect_histogram_v2",
-        with = "crate::histogram_b64"
+        with = "crate::report::histogram_b64"
     )]
     pub connect_histogram: Histogram<u64>,
     /// Time to first byte: from the request's send (its intended send
@@ -334,9 +344,9 @@ pub struct PhaseTimings {
     pub ttfb_us: LatencySummary,
     /// Every time to first byte (V2, base64).
     #[serde(
-        default = "crate::stats::new_growing_histogram",
+        default = "crate::report::stats::new_growing_histogram",
         rename = "ttfb_histogram_v2",
-        with = "crate::histogram_b64"
+        with = "crate::report::histogram_b64"
     )]
     pub ttfb_histogram: Histogram<u64>,
 }
@@ -354,7 +364,7 @@ impl PhaseTimings {
     /// Both runs' phases in histograms that span them both.
     pub(crate) fn merged(&self, o: &PhaseTimings) -> PhaseTimings {
         let add = |a: &Histogram<u64>, b: &Histogram<u64>| {
-            let mut h = crate::stats::new_growing_histogram();
+            let mut h = crate::report::stats::new_growing_histogram();
             let _ = h.add(a);
             let _ = h.add(b);
             h
@@ -368,7 +378,7 @@ impl PhaseTimings {
 
 impl Default for PhaseTimings {
     fn default() -> Self {
-        let empty = crate::stats::new_growing_histogram();
+        let empty = crate::report::stats::new_growing_histogram();
         PhaseTimings::of(&empty, &empty)
     }
 }
@@ -401,7 +411,7 @@ pub struct TimelineEntry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warmup: bool,
     /// This second's latencies (corrected), µs (V2, base64).
-    #[serde(rename = "histogram_v2", with = "crate::histogram_b64")]
+    #[serde(rename = "histogram_v2", with = "crate::report::histogram_b64")]
     pub histogram: Histogram<u64>,
 }
 
@@ -584,7 +594,7 @@ fn targets(labels: &[crate::source::Label], s: &WorkerStats) -> Vec<TargetReport
             latency_histogram: t
                 .latency
                 .clone()
-                .unwrap_or_else(crate::stats::new_target_histogram),
+                .unwrap_or_else(crate::report::stats::new_target_histogram),
         })
         .collect()
 }
@@ -598,7 +608,7 @@ fn offered(
     offset_us: u64,
 ) -> Vec<TimelineEntry> {
     let Some(plan) = plan else { return t };
-    let s = crate::schedule::Schedule::new(plan, connections);
+    let s = crate::run::schedule::Schedule::new(plan, connections);
     let at = |sec: usize| s.slots_at((sec as f64 * 1e6 - offset_us as f64).max(0.0));
     for (i, e) in t.iter_mut().enumerate() {
         e.offered = Some(at(i + 1) - at(i));
@@ -620,7 +630,7 @@ fn timeline(s: &WorkerStats, warmup: u32) -> Vec<TimelineEntry> {
                 p99_us: 0,
                 offered: None,
                 warmup: false,
-                histogram: crate::stats::new_latency_histogram(),
+                histogram: crate::report::stats::new_latency_histogram(),
             });
         }
         out[i].requests += iv.requests;

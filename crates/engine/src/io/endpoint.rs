@@ -222,7 +222,7 @@ impl Endpoint {
                     )));
                 }
                 let src = SocketAddr::new(*ip, 0);
-                let probe = crate::backend::Socket {
+                let probe = crate::io::backend::Socket {
                     family: if ip.is_ipv4() {
                         AddressFamily::Inet
                     } else {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::units::{format_time_us, parse_duration};
+use crate::report::units::{format_time_us, parse_duration};
 use crate::Report;
 
 /// Which time a latency threshold looks at: the whole response, or one

@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::transport::{Negotiated, TlsCause};
+use crate::io::transport::{Negotiated, TlsCause};
 
 /// Highest latency recorded: one hour, in microseconds.
 pub(crate) const MAX_LATENCY_US: u64 = 3_600_000_000;

@@ -12,9 +12,10 @@ use nix::errno::Errno;
 use nix::sys::socket::{SockFlag, SockaddrLike, SockaddrStorage};
 
 use super::{Backend, BackendInfo, RecvHow, Setup, Socket};
-use crate::bufring::BufRing;
-use crate::token::{Op, Token};
-use crate::{ring, EngineError, IoLevel};
+use crate::io::bufring::BufRing;
+use crate::io::ring;
+use crate::io::token::{Op, Token};
+use crate::{EngineError, IoLevel};
 
 pub(crate) struct Uring {
     /// Declared first so it is dropped first: the kernel lets go of every

@@ -216,7 +216,7 @@ impl<B: Backend> Worker<'_, B> {
                 .filter(|(c, _)| !(200..400).contains(c))
                 .map(|(_, n)| n)
                 .sum();
-            let second = crate::search::Second {
+            let second = crate::run::search::Second {
                 worker: self.index,
                 index: self.interval_index,
                 requests,

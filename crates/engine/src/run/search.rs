@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::threshold::Figures;
 use crate::report::LatencySummary;
-use crate::threshold::Figures;
 use crate::{Config, EngineError, Plan, Report, Threshold};
 
 /// What to search for, and within what.
@@ -351,8 +351,8 @@ fn judge_seconds(
     (begin, measured_from, end): (u64, u64, u64),
     objectives: &[Threshold],
 ) -> SearchStep {
-    let mut h = crate::stats::new_latency_histogram();
-    let mut ttfb = crate::stats::new_latency_histogram();
+    let mut h = crate::report::stats::new_latency_histogram();
+    let mut ttfb = crate::report::stats::new_latency_histogram();
     let mut decoder = hdrhistogram::serialization::Deserializer::new();
     let (mut requests, mut errors, mut non2xx, mut bad_after) = (0, 0, 0, 0);
     let mut busy: std::collections::BTreeMap<usize, f64> = Default::default();
@@ -380,7 +380,7 @@ fn judge_seconds(
     let measured = (end - measured_from).max(1) as f64;
     // Connections stay open from step to step: a step has no connects
     // of its own to judge.
-    let no_connects = crate::stats::new_growing_histogram();
+    let no_connects = crate::report::stats::new_growing_histogram();
     let figures = Figures {
         latency: &h,
         ttfb: &ttfb,

@@ -6,7 +6,7 @@ use std::io;
 
 use io_uring::IoUring;
 
-use crate::probe::unavailable;
+use crate::io::probe::unavailable;
 use crate::EngineError;
 
 /// A ring and the setup flags it got.

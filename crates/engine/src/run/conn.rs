@@ -8,9 +8,9 @@
 
 use proto::ResponseFramer;
 
+use crate::io::token::Op;
+use crate::io::transport::TlsSession;
 use crate::source::Outbox;
-use crate::token::Op;
-use crate::transport::TlsSession;
 
 /// Where a connection is in its life. Every transition happens in the
 /// worker's loop, on a completion or a timer check.

@@ -16,15 +16,15 @@ use io_uring::cqueue;
 use nix::sys::socket::{AddressFamily, SockaddrStorage};
 use proto::Response;
 
-use crate::backend::{Backend, RecvHow};
-use crate::conn::{Conn, Life, Ops, Phase, Recv};
+use crate::io::backend::{Backend, RecvHow};
+use crate::io::token::{Op, Token};
+use crate::io::transport::{TlsCause, TlsClient, TlsSetup};
+use crate::report::stats::MAX_LATENCY_US;
+use crate::report::stats::{Fault, Interval, WorkerStats};
 use crate::report::StopCause;
-use crate::schedule::Schedule;
+use crate::run::conn::{Conn, Life, Ops, Phase, Recv};
+use crate::run::schedule::Schedule;
 use crate::source::{Prepared, SourceArgs, WorkerSource};
-use crate::stats::MAX_LATENCY_US;
-use crate::stats::{Fault, Interval, WorkerStats};
-use crate::token::{Op, Token};
-use crate::transport::{TlsCause, TlsClient, TlsSetup};
 use crate::ResponseUse;
 use crate::{EngineError, IoLevel};
 
@@ -115,7 +115,7 @@ pub(crate) struct Shared<'a> {
     /// all go to `endpoint`).
     pub spread: Vec<std::net::SocketAddr>,
     /// The backend's setup: io level and kernel features.
-    pub io: crate::backend::Setup,
+    pub io: crate::io::backend::Setup,
     /// Batch the wait for this many µs (needs IORING_FEAT_MIN_TIMEOUT).
     pub batch_wait_us: Option<u32>,
     pub timeout_us: u64,
@@ -132,7 +132,7 @@ pub(crate) struct Shared<'a> {
     /// slots after it (see `pacing`), in µs; 0 keeps every slot on time.
     pub pacing_window_us: u64,
     /// A capacity search: steps of constant rates decided as the run goes.
-    pub steps: Option<&'a crate::search::LiveSteps>,
+    pub steps: Option<&'a crate::run::search::LiveSteps>,
     /// Connections over all workers (a step's slots interleave over them).
     pub connections: usize,
     /// Keep per-second interval histograms.
@@ -184,7 +184,7 @@ pub(crate) struct Outcome {
     pub schedule_start_us: u64,
     /// What the warm-up did, once it ended (`None`: none asked for, or
     /// the run stopped within it, and the report is the warm-up's).
-    pub warmup: Option<crate::stats::WarmupCounts>,
+    pub warmup: Option<crate::report::stats::WarmupCounts>,
 }
 
 pub(crate) struct Worker<'a, B: Backend> {
@@ -244,12 +244,12 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// The warm-up is on: its counts are dropped when the window starts.
     in_warmup: bool,
     /// What the warm-up did, once it ended.
-    warmup: Option<crate::stats::WarmupCounts>,
+    warmup: Option<crate::report::stats::WarmupCounts>,
     /// Requests and faults the warm-up counted in the timeline's current
     /// second before the window's counts started from zero.
     interval_carry: (u64, u64),
     /// A capacity search: the step in force and its version.
-    step: Option<crate::search::StepPlan>,
+    step: Option<crate::run::search::StepPlan>,
     step_version: u64,
     /// This thread's CPU time and non-2xx count when the last second closed.
     interval_cpu: f64,
@@ -361,11 +361,13 @@ impl<'a, B: Backend> Worker<'a, B> {
             conn_base,
             due: BinaryHeap::with_capacity(if shared.paced() { n } else { 0 }),
             batch_at: 0,
-            interval: shared.intervals.then(crate::stats::new_latency_histogram),
+            interval: shared
+                .intervals
+                .then(crate::report::stats::new_latency_histogram),
             interval_ttfb: shared
                 .steps
                 .is_some()
-                .then(crate::stats::new_latency_histogram),
+                .then(crate::report::stats::new_latency_histogram),
             interval_index: 0,
             interval_requests: 0,
             interval_errors: 0,
@@ -518,7 +520,7 @@ impl<'a, B: Backend> Worker<'a, B> {
         let fresh = WorkerStats::with_targets(self.shared.tracked);
         let warm = std::mem::replace(&mut self.stats, fresh);
         let errors = warm.errors.total();
-        self.warmup = Some(crate::stats::WarmupCounts {
+        self.warmup = Some(crate::report::stats::WarmupCounts {
             requests: warm.requests,
             errors,
             connects: warm.connects,

@@ -92,7 +92,7 @@ pub(crate) struct BackendInfo {
 }
 
 /// A worker's I/O. Every operation carries the `token` its completion
-/// will report (see [`crate::token`]).
+/// will report (see [`crate::io::token`]).
 pub(crate) trait Backend: Sized {
     /// Sets up for `connections` connections, on the worker's own thread.
     fn new(setup: Setup, connections: usize) -> Result<Self, EngineError>;

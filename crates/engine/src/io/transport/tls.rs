@@ -28,7 +28,7 @@ use rustls::{
 
 use crate::config::{TlsOptions, TlsVersion};
 use crate::error::{TlsFailure, TlsProblem};
-use crate::stats::Fault;
+use crate::report::stats::Fault;
 use crate::Endpoint;
 use crate::EngineError;
 

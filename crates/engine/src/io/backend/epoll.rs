@@ -339,7 +339,7 @@ impl Backend for Epoll {
     }
 
     fn cancel(&mut self, target: u64, _token: u64) {
-        let t = crate::token::Token::decode(target);
+        let t = crate::io::token::Token::decode(target);
         let Some(t) = t else { return };
         let Some(s) = self.slots.get_mut(t.conn as usize) else {
             return;

@@ -57,7 +57,7 @@ impl Report {
                         p99_us: 0,
                         offered: None,
                         warmup: false,
-                        histogram: crate::stats::new_latency_histogram(),
+                        histogram: crate::report::stats::new_latency_histogram(),
                     });
                 }
                 let t = &mut m.timeline[i];
@@ -237,7 +237,7 @@ fn same_targets(a: &[TargetReport], b: &[TargetReport]) -> bool {
 fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
     // Each side's histogram only spans the lags it recorded: add both into
     // one that spans them all.
-    let mut lag = crate::stats::new_latency_histogram();
+    let mut lag = crate::report::stats::new_latency_histogram();
     let _ = lag.add(&a.send_lag_histogram);
     let _ = lag.add(&b.send_lag_histogram);
     let scheduled = a.scheduled + b.scheduled;

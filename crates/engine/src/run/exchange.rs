@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use proto::ResponseFramer;
 
+use crate::io::transport::{BlockingStream, Negotiated};
 use crate::source::{Outbox, SourceArgs, WorkerSource};
-use crate::transport::{BlockingStream, Negotiated};
 use crate::{EngineError, Plan};
 
 /// What [`Plan::exchange`] sent and got back.

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::units::{format_binary, format_metric, format_time_s, format_time_us, pad_units};
+use crate::report::units::{
+    format_binary, format_metric, format_time_s, format_time_us, pad_units,
+};
 use crate::{Config, Report, StopCause};
 
 /// The two lines wrk prints before the run starts; a run of a request

@@ -435,7 +435,7 @@ impl Framing<'_, '_> {
             if self.framer.is_idle() {
                 books.first_byte(self.life);
             }
-            let target = crate::conn::next_target(self.life, self.ids);
+            let target = crate::run::conn::next_target(self.life, self.ids);
             if let (true, Some(id)) = (self.mixed_head, target) {
                 self.framer.set_head_request(self.source.is_head(id));
             }

@@ -8,8 +8,8 @@ use std::io;
 use io_uring::{opcode, IoUring};
 use serde::Serialize;
 
-use crate::bufring::BufRing;
 use crate::error::Unavailable;
+use crate::io::bufring::BufRing;
 use crate::{EngineError, IoLevel};
 
 /// The kernel's io_uring, as probed.

@@ -227,7 +227,7 @@ impl<B: Backend> Worker<'_, B> {
         let sources = &self.shared.sources;
         let peer = k % self.peers.len();
         let family = self.peers[peer].1;
-        let how = crate::backend::Socket {
+        let how = crate::io::backend::Socket {
             family,
             tcp: family != AddressFamily::Unix,
             source: (!sources.is_empty()).then(|| &sources[k % sources.len()]),

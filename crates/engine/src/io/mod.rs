@@ -1,0 +1,15 @@
+//! The I/O beneath the run: how operations reach the kernel (`backend`:
+//! io_uring or epoll, with `ring` and the provided-buffer ring `bufring`),
+//! what the kernel offers (`probe`), where connections go (`endpoint`)
+//! and over what (`transport`: plain or TLS), the descriptors a run needs
+//! (`limits`), and how a completion names its operation (`token`). Nothing
+//! here knows of the worker above it.
+
+pub(crate) mod backend;
+pub(crate) mod bufring;
+pub(crate) mod endpoint;
+pub(crate) mod limits;
+pub(crate) mod probe;
+pub(crate) mod ring;
+pub(crate) mod token;
+pub(crate) mod transport;
