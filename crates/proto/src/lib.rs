@@ -12,6 +12,9 @@
 //!   straddles two reads is copied, into a buffer reused for the connection's
 //!   life).
 //!
+//! For HTTP/2, [`h2::hpack`] compresses request templates once and decodes
+//! response header blocks; frames and the session follow.
+//!
 //! ```
 //! use proto::{ResponseFramer, Target, RequestSpec};
 //!
@@ -29,6 +32,7 @@
 mod chunked;
 mod error;
 mod framer;
+pub mod h2;
 pub mod parts;
 mod request;
 mod target;
