@@ -1,4 +1,5 @@
-//! HTTP/2 without I/O: header compression ([`hpack`]) so far; frames and
-//! the session come next (issue 25).
+//! HTTP/2 without I/O: frames ([`frame`]) and header compression
+//! ([`hpack`]); the session that drives them comes next (issue 25).
 
+pub mod frame;
 pub mod hpack;
