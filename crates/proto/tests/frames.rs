@@ -4,9 +4,11 @@
 //! HEADERS and PING and answers in frames our reader and HPACK decoder
 //! read.
 
-use libnghttp2_sys as ng;
+mod support;
+
 use proto::h2::frame::{self, flags, kind, setting, Event, Frame, FrameError, FrameReader, Head};
 use proto::h2::hpack::{encode_field, Decoder};
+use support::{Behaviour, Server};
 
 /// An owned copy of an event, to compare across splits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,93 +288,15 @@ fn broken_framing_is_a_named_error() {
     }
 }
 
-/// nghttp2's server session, fed our bytes; its answers come out of
-/// `mem_send`.
-struct Server {
-    session: *mut ng::nghttp2_session,
-    callbacks: *mut ng::nghttp2_session_callbacks,
-}
-
-/// Answers every request stream that ends with a bodiless 204.
-unsafe extern "C" fn on_frame(
-    session: *mut ng::nghttp2_session,
-    frame: *const ng::nghttp2_frame,
-    _user: *mut std::os::raw::c_void,
-) -> std::os::raw::c_int {
-    // SAFETY: nghttp2 hands a valid frame; `hd` is valid for every type.
-    let hd = unsafe { (*frame).hd };
-    if hd.type_ == kind::HEADERS && hd.flags & flags::END_STREAM != 0 {
-        let (name, value) = (b":status", b"204");
-        let nv = ng::nghttp2_nv {
-            name: name.as_ptr() as *mut u8,
-            value: value.as_ptr() as *mut u8,
-            namelen: name.len(),
-            valuelen: value.len(),
-            flags: ng::NGHTTP2_NV_FLAG_NONE as u8,
-        };
-        // SAFETY: the session is live; nghttp2 copies the field.
-        unsafe { ng::nghttp2_submit_response(session, hd.stream_id, &nv, 1, std::ptr::null()) };
-    }
-    0
-}
-
-impl Server {
-    fn new() -> Server {
-        let mut callbacks = std::ptr::null_mut();
-        let mut session = std::ptr::null_mut();
-        // SAFETY: nghttp2 fills both pointers; the callback has the
-        // signature nghttp2 calls.
-        unsafe {
-            assert_eq!(ng::nghttp2_session_callbacks_new(&mut callbacks), 0);
-            ng::nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Some(on_frame));
-            assert_eq!(
-                ng::nghttp2_session_server_new(&mut session, callbacks, std::ptr::null_mut()),
-                0
-            );
-            // A server's first frame is its SETTINGS.
-            let iv = ng::nghttp2_settings_entry {
-                settings_id: i32::from(setting::MAX_CONCURRENT_STREAMS),
-                value: 100,
-            };
-            assert_eq!(ng::nghttp2_submit_settings(session, 0, &iv, 1), 0);
-        }
-        Server { session, callbacks }
-    }
-
-    /// Takes `bytes`, returns everything it then has to send.
-    fn exchange(&mut self, bytes: &[u8]) -> Vec<u8> {
-        // SAFETY: `bytes` lives for the call; each chunk nghttp2 hands
-        // out is copied before the next call.
-        unsafe {
-            let n = ng::nghttp2_session_mem_recv2(self.session, bytes.as_ptr(), bytes.len());
-            assert_eq!(n, bytes.len() as isize, "nghttp2 refused our bytes: {n}");
-            let mut out = Vec::new();
-            loop {
-                let mut p = std::ptr::null();
-                let n = ng::nghttp2_session_mem_send2(self.session, &mut p);
-                assert!(n >= 0);
-                if n == 0 {
-                    return out;
-                }
-                out.extend_from_slice(std::slice::from_raw_parts(p, n as usize));
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: made by nghttp2 above, freed once.
-        unsafe {
-            ng::nghttp2_session_del(self.session);
-            ng::nghttp2_session_callbacks_del(self.callbacks);
-        }
-    }
-}
-
 #[test]
 fn nghttp2_takes_our_requests_and_we_read_its_answers() {
-    let mut server = Server::new();
+    let mut server = Server::new(
+        &[(i32::from(setting::MAX_CONCURRENT_STREAMS), 100)],
+        Behaviour {
+            status: Some("204"),
+            ..Default::default()
+        },
+    );
     let mut hello = frame::PREFACE.to_vec();
     frame::write::settings(
         &[

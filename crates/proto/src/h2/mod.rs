@@ -1,5 +1,7 @@
-//! HTTP/2 without I/O: frames ([`frame`]) and header compression
-//! ([`hpack`]); the session that drives them comes next (issue 25).
+//! HTTP/2 without I/O: frames ([`frame`]), header compression
+//! ([`hpack`]) and a client connection's protocol state ([`session`]);
+//! the engine drives the session next (issue 25).
 
 pub mod frame;
 pub mod hpack;
+pub mod session;

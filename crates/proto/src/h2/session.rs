@@ -1,0 +1,558 @@
+//! A client's HTTP/2 connection without I/O (RFC 9113): handed the bytes
+//! that arrived, it answers what the protocol wants answered (SETTINGS
+//! acknowledged, PINGs returned, windows replenished), reassembles and
+//! decodes header blocks, and tells its caller what happened to each
+//! stream; what it wants sent waits in [`ClientSession::output`]. Streams
+//! are odd and increasing, opened by [`ClientSession::request`] with a
+//! header block encoded once per template.
+//!
+//! ```
+//! use proto::h2::{hpack::encode_field, session::ClientSession};
+//! let mut block = Vec::new();
+//! for (n, v) in [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a")] {
+//!     encode_field(n.as_bytes(), v.as_bytes(), &mut block);
+//! }
+//! let mut c = ClientSession::new();
+//! assert_eq!(c.request(&block, b""), Some(1));
+//! assert_eq!(c.request(&block, b""), Some(3));
+//! // The preface, our SETTINGS and WINDOW_UPDATE, then both requests:
+//! // nothing waits for the server.
+//! assert!(c.output().starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::frame::{self, setting, Event as Wire, Frame, FrameError, FrameReader};
+use super::hpack::{Decoder, HpackError};
+
+/// Our receive window for every stream, announced in our SETTINGS: large,
+/// so that a response is never held back by our window (16 MiB).
+pub const STREAM_WINDOW: u32 = 1 << 24;
+/// The connection's receive window we raise to at once (1 GiB).
+pub const CONNECTION_WINDOW: u32 = 1 << 30;
+/// Largest header block taken (HEADERS and CONTINUATIONs together).
+pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
+/// The last stream id a connection may use (§5.1.1).
+const LAST_STREAM: u32 = (1 << 31) - 1;
+/// A window starts at this (§6.9.2).
+const DEFAULT_WINDOW: i64 = 65_535;
+
+/// What happened on the connection, for the caller to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The first byte of a stream's response arrived (its first HEADERS).
+    FirstByte { stream: u32 },
+    /// A stream's final response head: its status.
+    Status { stream: u32, status: u16 },
+    /// Body bytes of a stream, counted, not kept.
+    Body { stream: u32, len: usize },
+    /// A stream is complete: its last frame had END_STREAM.
+    Done { stream: u32 },
+    /// The server reset a stream with this error code (7: REFUSED_STREAM,
+    /// never processed, safe to retry).
+    Reset { stream: u32, code: u32 },
+    /// The server is going away: streams above `last_stream` were not
+    /// processed (retry them on a new connection); none may be opened.
+    GoAway { last_stream: u32, code: u32 },
+}
+
+/// Why the connection cannot go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    /// The framing rules were broken.
+    Frame(FrameError),
+    /// A header block did not decode (the table is now unknown).
+    Hpack(HpackError),
+    /// A header block larger than [`MAX_HEADER_BLOCK`].
+    HeadersTooLarge(usize),
+    /// A frame other than CONTINUATION inside a header block.
+    BrokenHeaderBlock,
+    /// A server push, which our SETTINGS disabled.
+    Push,
+    /// A response without a valid `:status`.
+    NoStatus { stream: u32 },
+    /// A WINDOW_UPDATE past 2^31-1, or of zero on the connection.
+    FlowControl,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Frame(e) => e.fmt(f),
+            SessionError::Hpack(e) => e.fmt(f),
+            SessionError::HeadersTooLarge(n) => {
+                write!(f, "the server sent a {n}-byte header block")
+            }
+            SessionError::BrokenHeaderBlock => {
+                f.write_str("the server interleaved a frame with a header block")
+            }
+            SessionError::Push => {
+                f.write_str("the server pushed a stream though push was disabled")
+            }
+            SessionError::NoStatus { stream } => {
+                write!(
+                    f,
+                    "the server's response on stream {stream} has no valid :status"
+                )
+            }
+            SessionError::FlowControl => f.write_str("the server broke flow control"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<FrameError> for SessionError {
+    fn from(e: FrameError) -> Self {
+        SessionError::Frame(e)
+    }
+}
+
+/// One open stream of ours.
+#[derive(Debug, Clone, Default)]
+struct Stream {
+    /// How much more body the server lets us send.
+    send_window: i64,
+    /// Body bytes still to send, and where they start.
+    body: Vec<u8>,
+    sent: usize,
+    /// Received body bytes not yet given back in a WINDOW_UPDATE.
+    unacked: u32,
+    /// The final (non-1xx) response head has come.
+    answered: bool,
+}
+
+/// A header block being gathered.
+#[derive(Debug, Clone)]
+struct Gathering {
+    stream: u32,
+    end_stream: bool,
+    block: Vec<u8>,
+}
+
+/// One client connection's HTTP/2 state.
+#[derive(Debug, Clone)]
+pub struct ClientSession {
+    reader: FrameReader,
+    decoder: Decoder,
+    out: Vec<u8>,
+    next_stream: u32,
+    streams: HashMap<u32, Stream>,
+    /// The server's settings.
+    max_concurrent: u32,
+    initial_window: i64,
+    max_frame: u32,
+    /// A lowered header table size we must acknowledge in our next block.
+    table_size_update: Option<u32>,
+    send_window: i64,
+    /// Connection bytes received and not yet given back.
+    unacked: u32,
+    gathering: Option<Gathering>,
+    /// The server's GOAWAY: its last processed stream.
+    goaway: Option<u32>,
+}
+
+impl Default for ClientSession {
+    fn default() -> Self {
+        ClientSession::new()
+    }
+}
+
+impl ClientSession {
+    /// A new connection: the preface, our SETTINGS (push off, a large
+    /// stream window) and a connection WINDOW_UPDATE are in the output at
+    /// once, and requests may follow before the server's SETTINGS.
+    pub fn new() -> ClientSession {
+        let mut out = frame::PREFACE.to_vec();
+        frame::write::settings(
+            &[
+                (setting::ENABLE_PUSH, 0),
+                (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+            ],
+            &mut out,
+        );
+        frame::write::window_update(0, CONNECTION_WINDOW - DEFAULT_WINDOW as u32, &mut out);
+        ClientSession {
+            reader: FrameReader::new(frame::DEFAULT_MAX_FRAME),
+            decoder: Decoder::new(4096),
+            out,
+            next_stream: 1,
+            streams: HashMap::new(),
+            max_concurrent: u32::MAX,
+            initial_window: DEFAULT_WINDOW,
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            table_size_update: None,
+            send_window: DEFAULT_WINDOW,
+            unacked: 0,
+            gathering: None,
+            goaway: None,
+        }
+    }
+
+    /// What to send, in order; tell [`ClientSession::sent`] how much went.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// `n` bytes of the output are on their way.
+    pub fn sent(&mut self, n: usize) {
+        self.out.drain(..n.min(self.out.len()));
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether a new stream may be opened: the server's concurrency limit
+    /// has room, no GOAWAY came, and stream ids are left.
+    pub fn can_request(&self) -> bool {
+        self.goaway.is_none()
+            && self.next_stream <= LAST_STREAM
+            && (self.streams.len() as u64) < u64::from(self.max_concurrent)
+    }
+
+    /// Opens a stream with `block` (a header block from
+    /// [`encode_field`](super::hpack::encode_field)) and `body`, sent as
+    /// the windows allow; `None` if no stream may be opened now.
+    pub fn request(&mut self, block: &[u8], body: &[u8]) -> Option<u32> {
+        if !self.can_request() {
+            return None;
+        }
+        let id = self.next_stream;
+        self.next_stream += 2;
+        let mut with_update;
+        let block = match self.table_size_update.take() {
+            None => block,
+            Some(size) => {
+                with_update = Vec::with_capacity(block.len() + 5);
+                super::hpack::encode_size_update(size as usize, &mut with_update);
+                with_update.extend_from_slice(block);
+                &with_update[..]
+            }
+        };
+        frame::write::headers(
+            id,
+            block,
+            body.is_empty(),
+            self.max_frame as usize,
+            &mut self.out,
+        );
+        let mut s = Stream {
+            send_window: self.initial_window,
+            ..Stream::default()
+        };
+        if !body.is_empty() {
+            s.body = body.to_vec();
+        }
+        self.streams.insert(id, s);
+        self.flush_body(id);
+        Some(id)
+    }
+
+    /// Gives up on a stream (its timeout): RST_STREAM(CANCEL). Its late
+    /// frames are still read (and their DATA counted against the window).
+    pub fn cancel(&mut self, stream: u32) {
+        if self.streams.remove(&stream).is_some() {
+            frame::write::rst_stream(stream, 0x8, &mut self.out);
+        }
+    }
+
+    /// Sends what the windows allow of a stream's body.
+    fn flush_body(&mut self, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        while s.sent < s.body.len() {
+            let room = s
+                .send_window
+                .min(self.send_window)
+                .min(i64::from(self.max_frame));
+            if room <= 0 {
+                return;
+            }
+            let n = (room as usize).min(s.body.len() - s.sent);
+            let end = s.sent + n == s.body.len();
+            frame::write::data(id, &s.body[s.sent..s.sent + n], end, &mut self.out);
+            s.sent += n;
+            s.send_window -= n as i64;
+            self.send_window -= n as i64;
+        }
+    }
+
+    /// Takes bytes that arrived, telling `on` what they meant.
+    pub fn receive(
+        &mut self,
+        mut bytes: &[u8],
+        mut on: impl FnMut(Event),
+    ) -> Result<(), SessionError> {
+        while !bytes.is_empty() {
+            let (used, ev) = self.reader.feed(bytes)?;
+            let ev = ev.map(own);
+            bytes = &bytes[used..];
+            if let Some(ev) = ev {
+                self.handle(ev, &mut on)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Owned, on: &mut impl FnMut(Event)) -> Result<(), SessionError> {
+        if self.gathering.is_some() && !matches!(ev, Owned::Continuation { .. }) {
+            return Err(SessionError::BrokenHeaderBlock);
+        }
+        match ev {
+            Owned::Data {
+                stream,
+                len,
+                flow,
+                end_stream,
+            } => {
+                self.unacked += flow;
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.unacked += flow;
+                    if len > 0 {
+                        on(Event::Body { stream, len });
+                    }
+                    // Given back in batches: half a window at a time.
+                    if s.unacked >= STREAM_WINDOW / 2 && !end_stream {
+                        frame::write::window_update(stream, s.unacked, &mut self.out);
+                        s.unacked = 0;
+                    }
+                    if end_stream {
+                        self.streams.remove(&stream);
+                        on(Event::Done { stream });
+                    }
+                }
+                if self.unacked >= CONNECTION_WINDOW / 2 {
+                    frame::write::window_update(0, self.unacked, &mut self.out);
+                    self.unacked = 0;
+                }
+            }
+            Owned::Headers {
+                stream,
+                end_stream,
+                end_headers,
+                block,
+            } => {
+                self.gathering = Some(Gathering {
+                    stream,
+                    end_stream,
+                    block,
+                });
+                if end_headers {
+                    self.headers_done(on)?;
+                }
+            }
+            Owned::Continuation {
+                end_headers, block, ..
+            } => {
+                let g = self
+                    .gathering
+                    .as_mut()
+                    .ok_or(SessionError::BrokenHeaderBlock)?;
+                g.block.extend_from_slice(&block);
+                if g.block.len() > MAX_HEADER_BLOCK {
+                    return Err(SessionError::HeadersTooLarge(g.block.len()));
+                }
+                if end_headers {
+                    self.headers_done(on)?;
+                }
+            }
+            Owned::Settings { ack: true, .. } => {}
+            Owned::Settings { ack: false, pairs } => {
+                for (id, v) in pairs {
+                    match id {
+                        setting::MAX_CONCURRENT_STREAMS => self.max_concurrent = v,
+                        setting::INITIAL_WINDOW_SIZE => {
+                            if v > LAST_STREAM {
+                                return Err(SessionError::FlowControl);
+                            }
+                            // Open streams' windows move by the change,
+                            // even below zero (§6.9.2).
+                            let delta = i64::from(v) - self.initial_window;
+                            self.initial_window = i64::from(v);
+                            for s in self.streams.values_mut() {
+                                s.send_window += delta;
+                            }
+                        }
+                        setting::MAX_FRAME_SIZE => self.max_frame = v.clamp(1 << 14, (1 << 24) - 1),
+                        setting::HEADER_TABLE_SIZE if v < 4096 => self.table_size_update = Some(v),
+                        _ => {}
+                    }
+                }
+                frame::write::settings_ack(&mut self.out);
+                let ids: Vec<u32> = self.streams.keys().copied().collect();
+                for id in ids {
+                    self.flush_body(id);
+                }
+            }
+            Owned::Ping { ack: false, data } => frame::write::ping(true, data, &mut self.out),
+            Owned::Ping { ack: true, .. } => {}
+            Owned::WindowUpdate { stream, increment } => {
+                if stream == 0 {
+                    if increment == 0 {
+                        return Err(SessionError::FlowControl);
+                    }
+                    self.send_window += i64::from(increment);
+                    if self.send_window > i64::from(LAST_STREAM) {
+                        return Err(SessionError::FlowControl);
+                    }
+                    let ids: Vec<u32> = self.streams.keys().copied().collect();
+                    for id in ids {
+                        self.flush_body(id);
+                    }
+                } else if let Some(s) = self.streams.get_mut(&stream) {
+                    s.send_window += i64::from(increment);
+                    self.flush_body(stream);
+                }
+            }
+            Owned::RstStream { stream, code } => {
+                if self.streams.remove(&stream).is_some() {
+                    on(Event::Reset { stream, code });
+                }
+            }
+            Owned::GoAway { last_stream, code } => {
+                self.goaway = Some(last_stream);
+                on(Event::GoAway { last_stream, code });
+            }
+            Owned::PushPromise => return Err(SessionError::Push),
+            Owned::Ignored => {}
+        }
+        Ok(())
+    }
+
+    /// A whole header block: decoded (always, or the table drifts), its
+    /// status taken, interim (1xx) heads skipped.
+    fn headers_done(&mut self, on: &mut impl FnMut(Event)) -> Result<(), SessionError> {
+        let Some(g) = self.gathering.take() else {
+            return Ok(());
+        };
+        let mut status = None;
+        self.decoder
+            .decode(&g.block, |n, v| {
+                if n == b":status" {
+                    status = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse::<u16>().ok());
+                }
+            })
+            .map_err(SessionError::Hpack)?;
+        let Some(s) = self.streams.get_mut(&g.stream) else {
+            // A stream we cancelled: decoded for the table, then dropped.
+            return Ok(());
+        };
+        if !s.answered {
+            match status {
+                Some(100..=199) => {}
+                Some(code @ 200..=999) => {
+                    if !std::mem::replace(&mut s.answered, true) {
+                        on(Event::FirstByte { stream: g.stream });
+                    }
+                    on(Event::Status {
+                        stream: g.stream,
+                        status: code,
+                    });
+                }
+                _ => return Err(SessionError::NoStatus { stream: g.stream }),
+            }
+        }
+        if g.end_stream {
+            self.streams.remove(&g.stream);
+            on(Event::Done { stream: g.stream });
+        }
+        Ok(())
+    }
+}
+
+/// A reader event with its borrowed parts copied out where they are
+/// kept (header blocks), so that the session can act on it.
+enum Owned {
+    Data {
+        stream: u32,
+        len: usize,
+        flow: u32,
+        end_stream: bool,
+    },
+    Headers {
+        stream: u32,
+        end_stream: bool,
+        end_headers: bool,
+        block: Vec<u8>,
+    },
+    Continuation {
+        end_headers: bool,
+        block: Vec<u8>,
+    },
+    Settings {
+        ack: bool,
+        pairs: Vec<(u16, u32)>,
+    },
+    Ping {
+        ack: bool,
+        data: [u8; 8],
+    },
+    WindowUpdate {
+        stream: u32,
+        increment: u32,
+    },
+    RstStream {
+        stream: u32,
+        code: u32,
+    },
+    GoAway {
+        last_stream: u32,
+        code: u32,
+    },
+    PushPromise,
+    Ignored,
+}
+
+fn own(ev: Wire<'_>) -> Owned {
+    match ev {
+        Wire::Data {
+            stream,
+            data,
+            flow,
+            end_stream,
+            ..
+        } => Owned::Data {
+            stream,
+            len: data.len(),
+            flow,
+            end_stream,
+        },
+        Wire::Frame(f) => match f {
+            Frame::Headers {
+                stream,
+                end_stream,
+                end_headers,
+                block,
+            } => Owned::Headers {
+                stream,
+                end_stream,
+                end_headers,
+                block: block.to_vec(),
+            },
+            Frame::Continuation {
+                end_headers, block, ..
+            } => Owned::Continuation {
+                end_headers,
+                block: block.to_vec(),
+            },
+            Frame::Settings { ack, payload } => Owned::Settings {
+                ack,
+                pairs: Frame::settings(payload).collect(),
+            },
+            Frame::Ping { ack, data } => Owned::Ping { ack, data },
+            Frame::WindowUpdate { stream, increment } => Owned::WindowUpdate { stream, increment },
+            Frame::RstStream { stream, code } => Owned::RstStream { stream, code },
+            Frame::GoAway {
+                last_stream, code, ..
+            } => Owned::GoAway { last_stream, code },
+            Frame::PushPromise { .. } => Owned::PushPromise,
+            Frame::Ignored { .. } => Owned::Ignored,
+        },
+    }
+}
