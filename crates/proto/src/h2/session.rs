@@ -123,18 +123,17 @@ struct Stream {
     answered: bool,
 }
 
-/// A header block being gathered.
-#[derive(Debug, Clone)]
-struct Gathering {
-    stream: u32,
-    end_stream: bool,
-    block: Vec<u8>,
-}
-
 /// One client connection's HTTP/2 state.
 #[derive(Debug, Clone)]
 pub struct ClientSession {
     reader: FrameReader,
+    /// Everything else: apart from the reader, so that the reader's
+    /// events (which borrow it) can be acted on without copying them.
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+struct State {
     decoder: Decoder,
     out: Vec<u8>,
     next_stream: u32,
@@ -148,7 +147,11 @@ pub struct ClientSession {
     send_window: i64,
     /// Connection bytes received and not yet given back.
     unacked: u32,
-    gathering: Option<Gathering>,
+    /// A header block being gathered across CONTINUATIONs: its stream
+    /// and END_STREAM flag; the bytes are in `block`.
+    gathering: Option<(u32, bool)>,
+    /// Where split header blocks are gathered (capacity kept).
+    block: Vec<u8>,
     /// The server's GOAWAY: its last processed stream.
     goaway: Option<u32>,
 }
@@ -175,42 +178,45 @@ impl ClientSession {
         frame::write::window_update(0, CONNECTION_WINDOW - DEFAULT_WINDOW as u32, &mut out);
         ClientSession {
             reader: FrameReader::new(frame::DEFAULT_MAX_FRAME),
-            decoder: Decoder::new(4096),
-            out,
-            next_stream: 1,
-            streams: HashMap::new(),
-            max_concurrent: u32::MAX,
-            initial_window: DEFAULT_WINDOW,
-            max_frame: frame::DEFAULT_MAX_FRAME,
-            table_size_update: None,
-            send_window: DEFAULT_WINDOW,
-            unacked: 0,
-            gathering: None,
-            goaway: None,
+            state: State {
+                decoder: Decoder::new(4096),
+                out,
+                next_stream: 1,
+                streams: HashMap::new(),
+                max_concurrent: u32::MAX,
+                initial_window: DEFAULT_WINDOW,
+                max_frame: frame::DEFAULT_MAX_FRAME,
+                table_size_update: None,
+                send_window: DEFAULT_WINDOW,
+                unacked: 0,
+                gathering: None,
+                block: Vec::new(),
+                goaway: None,
+            },
         }
     }
 
     /// What to send, in order; tell [`ClientSession::sent`] how much went.
     pub fn output(&self) -> &[u8] {
-        &self.out
+        &self.state.out
     }
 
     /// `n` bytes of the output are on their way.
     pub fn sent(&mut self, n: usize) {
-        self.out.drain(..n.min(self.out.len()));
+        self.state.out.drain(..n.min(self.state.out.len()));
     }
 
     /// Streams open now.
     pub fn open(&self) -> usize {
-        self.streams.len()
+        self.state.streams.len()
     }
 
     /// Whether a new stream may be opened: the server's concurrency limit
     /// has room, no GOAWAY came, and stream ids are left.
     pub fn can_request(&self) -> bool {
-        self.goaway.is_none()
-            && self.next_stream <= LAST_STREAM
-            && (self.streams.len() as u64) < u64::from(self.max_concurrent)
+        self.state.goaway.is_none()
+            && self.state.next_stream <= LAST_STREAM
+            && (self.state.streams.len() as u64) < u64::from(self.state.max_concurrent)
     }
 
     /// Opens a stream with `block` (a header block from
@@ -220,10 +226,10 @@ impl ClientSession {
         if !self.can_request() {
             return None;
         }
-        let id = self.next_stream;
-        self.next_stream += 2;
+        let id = self.state.next_stream;
+        self.state.next_stream += 2;
         let mut with_update;
-        let block = match self.table_size_update.take() {
+        let block = match self.state.table_size_update.take() {
             None => block,
             Some(size) => {
                 with_update = Vec::with_capacity(block.len() + 5);
@@ -236,29 +242,47 @@ impl ClientSession {
             id,
             block,
             body.is_empty(),
-            self.max_frame as usize,
-            &mut self.out,
+            self.state.max_frame as usize,
+            &mut self.state.out,
         );
         let mut s = Stream {
-            send_window: self.initial_window,
+            send_window: self.state.initial_window,
             ..Stream::default()
         };
         if !body.is_empty() {
             s.body = body.to_vec();
         }
-        self.streams.insert(id, s);
-        self.flush_body(id);
+        self.state.streams.insert(id, s);
+        self.state.flush_body(id);
         Some(id)
     }
 
     /// Gives up on a stream (its timeout): RST_STREAM(CANCEL). Its late
     /// frames are still read (and their DATA counted against the window).
     pub fn cancel(&mut self, stream: u32) {
-        if self.streams.remove(&stream).is_some() {
-            frame::write::rst_stream(stream, 0x8, &mut self.out);
+        if self.state.streams.remove(&stream).is_some() {
+            frame::write::rst_stream(stream, 0x8, &mut self.state.out);
         }
     }
 
+    /// Takes bytes that arrived, telling `on` what they meant.
+    pub fn receive(
+        &mut self,
+        mut bytes: &[u8],
+        mut on: impl FnMut(Event),
+    ) -> Result<(), SessionError> {
+        while !bytes.is_empty() {
+            let (used, ev) = self.reader.feed(bytes)?;
+            if let Some(ev) = ev {
+                self.state.handle(ev, &mut on)?;
+            }
+            bytes = &bytes[used..];
+        }
+        Ok(())
+    }
+}
+
+impl State {
     /// Sends what the windows allow of a stream's body.
     fn flush_body(&mut self, id: u32) {
         let Some(s) = self.streams.get_mut(&id) else {
@@ -281,157 +305,183 @@ impl ClientSession {
         }
     }
 
-    /// Takes bytes that arrived, telling `on` what they meant.
-    pub fn receive(
-        &mut self,
-        mut bytes: &[u8],
-        mut on: impl FnMut(Event),
-    ) -> Result<(), SessionError> {
-        while !bytes.is_empty() {
-            let (used, ev) = self.reader.feed(bytes)?;
-            let ev = ev.map(own);
-            bytes = &bytes[used..];
-            if let Some(ev) = ev {
-                self.handle(ev, &mut on)?;
-            }
+    fn flush_bodies(&mut self) {
+        let ids: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.sent < s.body.len())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.flush_body(id);
         }
-        Ok(())
     }
 
-    fn handle(&mut self, ev: Owned, on: &mut impl FnMut(Event)) -> Result<(), SessionError> {
-        if self.gathering.is_some() && !matches!(ev, Owned::Continuation { .. }) {
+    fn handle(&mut self, ev: Wire<'_>, on: &mut impl FnMut(Event)) -> Result<(), SessionError> {
+        let continuation = matches!(ev, Wire::Frame(Frame::Continuation { .. }));
+        if self.gathering.is_some() != continuation {
             return Err(SessionError::BrokenHeaderBlock);
         }
-        match ev {
-            Owned::Data {
+        let f = match ev {
+            Wire::Data {
                 stream,
-                len,
+                data,
                 flow,
                 end_stream,
+                ..
             } => {
-                self.unacked += flow;
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    s.unacked += flow;
-                    if len > 0 {
-                        on(Event::Body { stream, len });
-                    }
-                    // Given back in batches: half a window at a time.
-                    if s.unacked >= STREAM_WINDOW / 2 && !end_stream {
-                        frame::write::window_update(stream, s.unacked, &mut self.out);
-                        s.unacked = 0;
-                    }
-                    if end_stream {
-                        self.streams.remove(&stream);
-                        on(Event::Done { stream });
-                    }
-                }
-                if self.unacked >= CONNECTION_WINDOW / 2 {
-                    frame::write::window_update(0, self.unacked, &mut self.out);
-                    self.unacked = 0;
-                }
+                self.data(stream, data.len(), flow, end_stream, on);
+                return Ok(());
             }
-            Owned::Headers {
+            Wire::Frame(f) => f,
+        };
+        match f {
+            Frame::Headers {
                 stream,
                 end_stream,
-                end_headers,
+                end_headers: true,
                 block,
+            } => self.headers_done(stream, end_stream, block, on)?,
+            Frame::Headers {
+                stream,
+                end_stream,
+                block,
+                ..
             } => {
-                self.gathering = Some(Gathering {
-                    stream,
-                    end_stream,
-                    block,
-                });
-                if end_headers {
-                    self.headers_done(on)?;
-                }
+                self.gathering = Some((stream, end_stream));
+                self.block.clear();
+                self.block.extend_from_slice(block);
             }
-            Owned::Continuation {
+            Frame::Continuation {
                 end_headers, block, ..
             } => {
-                let g = self
-                    .gathering
-                    .as_mut()
-                    .ok_or(SessionError::BrokenHeaderBlock)?;
-                g.block.extend_from_slice(&block);
-                if g.block.len() > MAX_HEADER_BLOCK {
-                    return Err(SessionError::HeadersTooLarge(g.block.len()));
+                self.block.extend_from_slice(block);
+                if self.block.len() > MAX_HEADER_BLOCK {
+                    return Err(SessionError::HeadersTooLarge(self.block.len()));
                 }
                 if end_headers {
-                    self.headers_done(on)?;
+                    let (stream, end_stream) = self.gathering.take().unwrap_or_default();
+                    let block = std::mem::take(&mut self.block);
+                    let done = self.headers_done(stream, end_stream, &block, on);
+                    self.block = block;
+                    done?;
                 }
             }
-            Owned::Settings { ack: true, .. } => {}
-            Owned::Settings { ack: false, pairs } => {
-                for (id, v) in pairs {
-                    match id {
-                        setting::MAX_CONCURRENT_STREAMS => self.max_concurrent = v,
-                        setting::INITIAL_WINDOW_SIZE => {
-                            if v > LAST_STREAM {
-                                return Err(SessionError::FlowControl);
-                            }
-                            // Open streams' windows move by the change,
-                            // even below zero (§6.9.2).
-                            let delta = i64::from(v) - self.initial_window;
-                            self.initial_window = i64::from(v);
-                            for s in self.streams.values_mut() {
-                                s.send_window += delta;
-                            }
-                        }
-                        setting::MAX_FRAME_SIZE => self.max_frame = v.clamp(1 << 14, (1 << 24) - 1),
-                        setting::HEADER_TABLE_SIZE if v < 4096 => self.table_size_update = Some(v),
-                        _ => {}
-                    }
+            Frame::Settings { ack: true, .. } => {}
+            Frame::Settings {
+                ack: false,
+                payload,
+            } => {
+                for (id, v) in Frame::settings(payload) {
+                    self.setting(id, v)?;
                 }
                 frame::write::settings_ack(&mut self.out);
-                let ids: Vec<u32> = self.streams.keys().copied().collect();
-                for id in ids {
-                    self.flush_body(id);
-                }
+                self.flush_bodies();
             }
-            Owned::Ping { ack: false, data } => frame::write::ping(true, data, &mut self.out),
-            Owned::Ping { ack: true, .. } => {}
-            Owned::WindowUpdate { stream, increment } => {
-                if stream == 0 {
-                    if increment == 0 {
-                        return Err(SessionError::FlowControl);
-                    }
-                    self.send_window += i64::from(increment);
-                    if self.send_window > i64::from(LAST_STREAM) {
-                        return Err(SessionError::FlowControl);
-                    }
-                    let ids: Vec<u32> = self.streams.keys().copied().collect();
-                    for id in ids {
-                        self.flush_body(id);
-                    }
-                } else if let Some(s) = self.streams.get_mut(&stream) {
+            Frame::Ping { ack: false, data } => frame::write::ping(true, data, &mut self.out),
+            Frame::Ping { ack: true, .. } => {}
+            Frame::WindowUpdate {
+                stream: 0,
+                increment,
+            } => {
+                if increment == 0 {
+                    return Err(SessionError::FlowControl);
+                }
+                self.send_window += i64::from(increment);
+                if self.send_window > i64::from(LAST_STREAM) {
+                    return Err(SessionError::FlowControl);
+                }
+                self.flush_bodies();
+            }
+            Frame::WindowUpdate { stream, increment } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
                     s.send_window += i64::from(increment);
                     self.flush_body(stream);
                 }
             }
-            Owned::RstStream { stream, code } => {
+            Frame::RstStream { stream, code } => {
                 if self.streams.remove(&stream).is_some() {
                     on(Event::Reset { stream, code });
                 }
             }
-            Owned::GoAway { last_stream, code } => {
+            Frame::GoAway {
+                last_stream, code, ..
+            } => {
                 self.goaway = Some(last_stream);
                 on(Event::GoAway { last_stream, code });
             }
-            Owned::PushPromise => return Err(SessionError::Push),
-            Owned::Ignored => {}
+            Frame::PushPromise { .. } => return Err(SessionError::Push),
+            Frame::Ignored { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// DATA: counted against the windows (a cancelled stream's too), given
+    /// back in batches of half a window.
+    fn data(
+        &mut self,
+        stream: u32,
+        len: usize,
+        flow: u32,
+        end_stream: bool,
+        on: &mut impl FnMut(Event),
+    ) {
+        self.unacked += flow;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.unacked += flow;
+            if len > 0 {
+                on(Event::Body { stream, len });
+            }
+            if s.unacked >= STREAM_WINDOW / 2 && !end_stream {
+                frame::write::window_update(stream, s.unacked, &mut self.out);
+                s.unacked = 0;
+            }
+            if end_stream {
+                self.streams.remove(&stream);
+                on(Event::Done { stream });
+            }
+        }
+        if self.unacked >= CONNECTION_WINDOW / 2 {
+            frame::write::window_update(0, self.unacked, &mut self.out);
+            self.unacked = 0;
+        }
+    }
+
+    /// One of the server's SETTINGS.
+    fn setting(&mut self, id: u16, v: u32) -> Result<(), SessionError> {
+        match id {
+            setting::MAX_CONCURRENT_STREAMS => self.max_concurrent = v,
+            setting::INITIAL_WINDOW_SIZE => {
+                if v > LAST_STREAM {
+                    return Err(SessionError::FlowControl);
+                }
+                // Open streams' windows move by the change, even below
+                // zero (§6.9.2).
+                let delta = i64::from(v) - self.initial_window;
+                self.initial_window = i64::from(v);
+                for s in self.streams.values_mut() {
+                    s.send_window += delta;
+                }
+            }
+            setting::MAX_FRAME_SIZE => self.max_frame = v.clamp(1 << 14, (1 << 24) - 1),
+            setting::HEADER_TABLE_SIZE if v < 4096 => self.table_size_update = Some(v),
+            _ => {}
         }
         Ok(())
     }
 
     /// A whole header block: decoded (always, or the table drifts), its
     /// status taken, interim (1xx) heads skipped.
-    fn headers_done(&mut self, on: &mut impl FnMut(Event)) -> Result<(), SessionError> {
-        let Some(g) = self.gathering.take() else {
-            return Ok(());
-        };
+    fn headers_done(
+        &mut self,
+        stream: u32,
+        end_stream: bool,
+        block: &[u8],
+        on: &mut impl FnMut(Event),
+    ) -> Result<(), SessionError> {
         let mut status = None;
         self.decoder
-            .decode(&g.block, |n, v| {
+            .decode(block, |n, v| {
                 if n == b":status" {
                     status = std::str::from_utf8(v)
                         .ok()
@@ -439,7 +489,7 @@ impl ClientSession {
                 }
             })
             .map_err(SessionError::Hpack)?;
-        let Some(s) = self.streams.get_mut(&g.stream) else {
+        let Some(s) = self.streams.get_mut(&stream) else {
             // A stream we cancelled: decoded for the table, then dropped.
             return Ok(());
         };
@@ -447,112 +497,20 @@ impl ClientSession {
             match status {
                 Some(100..=199) => {}
                 Some(code @ 200..=999) => {
-                    if !std::mem::replace(&mut s.answered, true) {
-                        on(Event::FirstByte { stream: g.stream });
-                    }
+                    s.answered = true;
+                    on(Event::FirstByte { stream });
                     on(Event::Status {
-                        stream: g.stream,
+                        stream,
                         status: code,
                     });
                 }
-                _ => return Err(SessionError::NoStatus { stream: g.stream }),
+                _ => return Err(SessionError::NoStatus { stream }),
             }
         }
-        if g.end_stream {
-            self.streams.remove(&g.stream);
-            on(Event::Done { stream: g.stream });
+        if end_stream {
+            self.streams.remove(&stream);
+            on(Event::Done { stream });
         }
         Ok(())
-    }
-}
-
-/// A reader event with its borrowed parts copied out where they are
-/// kept (header blocks), so that the session can act on it.
-enum Owned {
-    Data {
-        stream: u32,
-        len: usize,
-        flow: u32,
-        end_stream: bool,
-    },
-    Headers {
-        stream: u32,
-        end_stream: bool,
-        end_headers: bool,
-        block: Vec<u8>,
-    },
-    Continuation {
-        end_headers: bool,
-        block: Vec<u8>,
-    },
-    Settings {
-        ack: bool,
-        pairs: Vec<(u16, u32)>,
-    },
-    Ping {
-        ack: bool,
-        data: [u8; 8],
-    },
-    WindowUpdate {
-        stream: u32,
-        increment: u32,
-    },
-    RstStream {
-        stream: u32,
-        code: u32,
-    },
-    GoAway {
-        last_stream: u32,
-        code: u32,
-    },
-    PushPromise,
-    Ignored,
-}
-
-fn own(ev: Wire<'_>) -> Owned {
-    match ev {
-        Wire::Data {
-            stream,
-            data,
-            flow,
-            end_stream,
-            ..
-        } => Owned::Data {
-            stream,
-            len: data.len(),
-            flow,
-            end_stream,
-        },
-        Wire::Frame(f) => match f {
-            Frame::Headers {
-                stream,
-                end_stream,
-                end_headers,
-                block,
-            } => Owned::Headers {
-                stream,
-                end_stream,
-                end_headers,
-                block: block.to_vec(),
-            },
-            Frame::Continuation {
-                end_headers, block, ..
-            } => Owned::Continuation {
-                end_headers,
-                block: block.to_vec(),
-            },
-            Frame::Settings { ack, payload } => Owned::Settings {
-                ack,
-                pairs: Frame::settings(payload).collect(),
-            },
-            Frame::Ping { ack, data } => Owned::Ping { ack, data },
-            Frame::WindowUpdate { stream, increment } => Owned::WindowUpdate { stream, increment },
-            Frame::RstStream { stream, code } => Owned::RstStream { stream, code },
-            Frame::GoAway {
-                last_stream, code, ..
-            } => Owned::GoAway { last_stream, code },
-            Frame::PushPromise { .. } => Owned::PushPromise,
-            Frame::Ignored { .. } => Owned::Ignored,
-        },
     }
 }
