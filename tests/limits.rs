@@ -343,18 +343,7 @@ fn ten_thousand_connections_stay_under_64_mb() {
 /// failures are counted and the report names the cause.
 #[test]
 fn exhausted_local_ports_are_counted_and_explained() {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let (Some(nginx), true, true) = (nginx, unshare, root) else {
-        assert!(
-            !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
-            "nginx and unshare are required"
-        );
-        eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+    let Some(nginx) = netns_nginx() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("urk-ports-{}", std::process::id()));
@@ -386,18 +375,7 @@ fn exhausted_local_ports_are_counted_and_explained() {
 /// `--bind` the same run counts its connect failures by cause.
 #[test]
 fn source_addresses_multiply_the_ports() {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let (Some(nginx), true, true) = (nginx, unshare, root) else {
-        assert!(
-            !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
-            "nginx and unshare are required"
-        );
-        eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+    let Some(nginx) = netns_nginx() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("urk-bind-{}", std::process::id()));
@@ -479,18 +457,7 @@ fn bad_source_addresses_are_refused_before_any_load() {
 /// the first.
 #[test]
 fn connections_spread_over_a_names_addresses() {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let (Some(nginx), true, true) = (nginx, unshare, root) else {
-        assert!(
-            !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
-            "nginx and unshare are required"
-        );
-        eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+    let Some(nginx) = netns_nginx() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("urk-spread-{}", std::process::id()));
@@ -559,4 +526,25 @@ fn connections_spread_over_a_names_addresses() {
         "{:?}",
         &lines[1200..1210]
     );
+}
+
+/// nginx's path when this test can run it in a network namespace of its
+/// own (root, unshare); `None`, saying so, where it cannot, and a failure
+/// where CI requires it (`URK_REQUIRE_NGINX=1`, as root).
+fn netns_nginx() -> Option<&'static str> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let (Some(nginx), true, true) = (nginx, unshare, root) {
+        return Some(nginx);
+    }
+    assert!(
+        !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
+        "nginx and unshare are required"
+    );
+    eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+    None
 }

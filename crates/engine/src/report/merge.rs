@@ -50,15 +50,8 @@ impl Report {
             for e in &r.timeline {
                 let i = e.second as usize + offset(r);
                 while m.timeline.len() <= i {
-                    m.timeline.push(TimelineEntry {
-                        second: m.timeline.len() as u32,
-                        requests: 0,
-                        errors: 0,
-                        p99_us: 0,
-                        offered: None,
-                        warmup: false,
-                        histogram: crate::report::stats::new_latency_histogram(),
-                    });
+                    m.timeline
+                        .push(TimelineEntry::empty(m.timeline.len() as u32));
                 }
                 let t = &mut m.timeline[i];
                 t.warmup |= e.warmup;

@@ -415,6 +415,21 @@ pub struct TimelineEntry {
     pub histogram: Histogram<u64>,
 }
 
+impl TimelineEntry {
+    /// A second with nothing in it yet.
+    pub(crate) fn empty(second: u32) -> TimelineEntry {
+        TimelineEntry {
+            second,
+            requests: 0,
+            errors: 0,
+            p99_us: 0,
+            offered: None,
+            warmup: false,
+            histogram: crate::report::stats::new_latency_histogram(),
+        }
+    }
+}
+
 /// Latency figures in microseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -623,15 +638,7 @@ fn timeline(s: &WorkerStats, warmup: u32) -> Vec<TimelineEntry> {
     for iv in &s.intervals {
         let i = iv.index as usize;
         while out.len() <= i {
-            out.push(TimelineEntry {
-                second: out.len() as u32,
-                requests: 0,
-                errors: 0,
-                p99_us: 0,
-                offered: None,
-                warmup: false,
-                histogram: crate::report::stats::new_latency_histogram(),
-            });
+            out.push(TimelineEntry::empty(out.len() as u32));
         }
         out[i].requests += iv.requests;
         out[i].errors += iv.errors;
