@@ -28,6 +28,10 @@ pub(crate) fn decode(b: &[u8], n: u8) -> Option<(usize, usize)> {
     let mut v = max;
     let mut shift = 0;
     for (i, &byte) in b.iter().enumerate().skip(1) {
+        if shift > 28 {
+            // Past 32 bits, even when the bytes add nothing (0x80 ...).
+            return None;
+        }
         v += usize::from(byte & 0x7f) << shift;
         if v > u32::MAX as usize {
             return None;
@@ -59,5 +63,11 @@ mod tests {
         }
         assert_eq!(decode(&[0x1f, 0x9a], 5), None);
         assert_eq!(decode(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f], 5), None);
+        // Continuation bytes that add nothing still end at 32 bits (found
+        // by fuzzing: the shift overflowed).
+        let mut long = vec![0x1f];
+        long.extend([0x80; 100]);
+        long.push(0x00);
+        assert_eq!(decode(&long, 5), None);
     }
 }
