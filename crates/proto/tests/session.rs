@@ -179,3 +179,48 @@ fn a_cancelled_streams_late_answer_is_read_and_dropped() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_lowered_table_size_is_answered_in_the_next_block() {
+    // SETTINGS_HEADER_TABLE_SIZE 0: our next block must start with a size
+    // update, or nghttp2 refuses it.
+    let mut server = Server::new(&[(1, 0)], Behaviour::default());
+    let mut c = ClientSession::new();
+    let hello = server.exchange(c.output());
+    c.sent(c.output().len());
+    c.receive(&hello, |_| {}).unwrap();
+    let before = c.output().len();
+    c.request(&block(), b"").unwrap();
+    // After the HEADERS frame's 9-byte header: the update to 0.
+    assert_eq!(c.output()[before + 9], 0x20);
+    let events = settle(&mut c, &mut server, Vec::new());
+    assert!(
+        events.contains(&Event::Status {
+            stream: 1,
+            status: 200
+        }),
+        "{events:?}"
+    );
+    // Only once: the next block is the template as it is.
+    let before = c.output().len();
+    c.request(&block(), b"").unwrap();
+    assert_eq!(c.output()[before + 9], 0x82);
+}
+
+#[test]
+fn a_shrunk_initial_window_holds_a_body_until_updates_come() {
+    // The body starts under the default 65,535 window; the server's
+    // SETTINGS then shrink it to 1,000, which takes the stream's window
+    // far below zero (§6.9.2): nothing more may go until its
+    // WINDOW_UPDATEs lift it, and nghttp2 would call any overrun a flow
+    // control error.
+    let mut server = Server::new(&[(4, 1000)], Behaviour::default());
+    let mut c = ClientSession::new();
+    c.request(&block(), &vec![b'b'; 150_000]).unwrap();
+    let events = settle(&mut c, &mut server, Vec::new());
+    assert_eq!(
+        events.last(),
+        Some(&Event::Done { stream: 1 }),
+        "{events:?}"
+    );
+}
