@@ -154,3 +154,28 @@ fn merge_adds_phases_exactly() {
     let _ = std::fs::remove_file(a_path);
     let _ = std::fs::remove_file(b_path);
 }
+
+/// Times past 2 ms are kept as they are: the histograms that grow with
+/// their values once clamped every first byte, connect and send lag at
+/// 2,047 µs, making a slow server look fast.
+#[test]
+fn long_phases_are_not_clamped() {
+    let slow = TestServer::start(ServerConfig {
+        delay: Duration::from_millis(6),
+        ..Default::default()
+    });
+    let r = json(&["-t1", "-c2", "-n", "20", "--json", &slow.url("/")]);
+    let ttfb = decode(&r["phases"]["ttfb_histogram_v2"]);
+    assert!(
+        ttfb.min() >= 6000,
+        "first byte after a 6 ms wait: {}",
+        ttfb.min()
+    );
+    assert_eq!(r["phases"]["ttfb_us"]["p50"], r["latency_us"]["p50"]);
+    // One connection, a slot every 5 ms, 6 ms a response: every send is
+    // later than the one before.
+    let r = json(&["-t1", "-c1", "-d1s", "-R", "200", "--json", &slow.url("/")]);
+    let lag = &r["rate"]["send_lag_us"];
+    assert!(lag["max"].as_u64().unwrap() > 20_000, "{lag}");
+    assert_eq!(r["rate"]["max_lag_us"], lag["max"]);
+}

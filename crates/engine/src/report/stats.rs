@@ -164,6 +164,13 @@ pub(crate) fn new_growing_histogram() -> Histogram<u64> {
     h
 }
 
+/// Records `v` (µs, up to an hour) in a histogram made by
+/// [`new_growing_histogram`], growing it as needed: `saturating_record`
+/// would clamp at its current top instead (2,047 µs for a new one).
+pub(crate) fn record_growing(h: &mut Histogram<u64>, v: u64) {
+    let _ = h.record(v.min(MAX_LATENCY_US));
+}
+
 /// Two significant digits: a report line per target, not a full report.
 pub(crate) fn new_target_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static histogram bounds are valid")

@@ -69,9 +69,10 @@ impl<B: Backend> Worker<'_, B> {
         }
         self.stats.connects += 1;
         if let Some(since) = began {
-            self.stats
-                .connect_us
-                .saturating_record(now.saturating_sub(since).clamp(1, MAX_LATENCY_US));
+            crate::report::stats::record_growing(
+                &mut self.stats.connect_us,
+                now.saturating_sub(since).max(1),
+            );
         }
         if self.shared.io.delay_acks {
             self.delay_acks(i);
@@ -478,9 +479,7 @@ impl Books<'_> {
     fn first_byte(&mut self, l: &Life) {
         if l.outstanding > 0 && !l.last {
             let ttfb = self.now.saturating_sub(l.intended_at);
-            self.stats
-                .ttfb_us
-                .saturating_record(ttfb.clamp(1, MAX_LATENCY_US));
+            crate::report::stats::record_growing(&mut self.stats.ttfb_us, ttfb.max(1));
             if let Some(iv) = self.interval_ttfb {
                 iv.saturating_record(ttfb.max(1));
             }

@@ -64,9 +64,7 @@ impl<B: Backend> Worker<'_, B> {
             }
             self.conns[i].k += 1;
             intended = due;
-            self.stats
-                .send_lag
-                .saturating_record((now - due).min(MAX_LATENCY_US));
+            crate::report::stats::record_growing(&mut self.stats.send_lag, now - due);
         }
         if !self.shared.paced() && self.source.hooks().delay {
             // A script's delay() holds the request back, on the ring's
