@@ -237,11 +237,7 @@ fn sigterm_at(io: &str) {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    support::cli::signal(&child, nix::sys::signal::Signal::SIGTERM);
     let out = child.wait_with_output().unwrap();
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{s}");

@@ -199,11 +199,7 @@ fn ctrl_c_within_the_warmup_reports_it_and_bad_values_are_one_line() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    support::cli::signal(&child, nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{s}");

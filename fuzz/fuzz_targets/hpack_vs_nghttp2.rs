@@ -27,6 +27,8 @@ fn theirs(inflater: *mut ng::nghttp2_hd_inflater, mut input: &[u8]) -> Option<Fi
         if flags & ng::NGHTTP2_HD_INFLATE_EMIT as i32 != 0 {
             // SAFETY: EMIT: nv is a field nghttp2 owns until the next call.
             let nv = unsafe { nv.assume_init() };
+            // SAFETY: its name and value are nghttp2's until the next
+            // call, and are copied here.
             out.push(unsafe {
                 (
                     std::slice::from_raw_parts(nv.name, nv.namelen).to_vec(),

@@ -46,3 +46,9 @@ pub fn requests_in(report: &str) -> u64 {
         .unwrap_or_else(|| panic!("no requests line in\n{report}"));
     window + first_number("After the stop: ").unwrap_or(0)
 }
+
+/// Sends `sig` to a running urk, as Ctrl-C (SIGINT) or a service manager
+/// (SIGTERM) would.
+pub fn signal(child: &std::process::Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("signal urk");
+}

@@ -87,6 +87,8 @@ impl Inflater {
             if flags & ng::NGHTTP2_HD_INFLATE_EMIT as i32 != 0 {
                 // SAFETY: EMIT says nv holds a field nghttp2 owns until the next call.
                 let nv = unsafe { nv.assume_init() };
+                // SAFETY: its name and value are nghttp2's until the next
+                // call, and are copied here.
                 let (n, v) = unsafe {
                     (
                         std::slice::from_raw_parts(nv.name, nv.namelen).to_vec(),

@@ -41,22 +41,8 @@ impl Endpoint {
         if let Some(p) = &cfg.unix_socket {
             return Ok(Endpoint::Unix(p.clone()));
         }
-        let t = &cfg.request.target;
-        let (host, port) = match &cfg.connect_to {
-            Some((h, p)) => (h.as_str(), *p),
-            None => (t.host.as_str(), t.port),
-        };
-        let fail = |reason: String| EngineError::Resolve {
-            host: host.to_string(),
-            reason,
-        };
-        let addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| fail(e.to_string()))?
-            .collect();
-        let first = *addrs
-            .first()
-            .ok_or_else(|| fail("no addresses found".into()))?;
+        let addrs = addresses(cfg)?;
+        let first = addrs[0];
         if addrs.len() == 1 {
             return Ok(Endpoint::Tcp(first));
         }
@@ -69,21 +55,7 @@ impl Endpoint {
     /// now (all of them when none does, so that the run counts what
     /// happens), and those left out.
     pub(crate) fn spread(cfg: &Config) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), EngineError> {
-        let t = &cfg.request.target;
-        let (host, port) = match &cfg.connect_to {
-            Some((h, p)) => (h.as_str(), *p),
-            None => (t.host.as_str(), t.port),
-        };
-        let mut addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| EngineError::Resolve {
-                host: host.to_string(),
-                reason: e.to_string(),
-            })?
-            .collect();
-        // A resolver may list an address once per socket type.
-        let mut seen = std::collections::HashSet::new();
-        addrs.retain(|a| seen.insert(*a));
+        let addrs = addresses(cfg)?;
         let wait = cfg.timeout.min(Duration::from_secs(1));
         let (live, dead): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
             .iter()
@@ -127,6 +99,31 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The addresses `cfg`'s host (or `connect_to`'s) resolves to, each once
+/// (a resolver may list one per socket type), in the resolver's order;
+/// at least one.
+fn addresses(cfg: &Config) -> Result<Vec<SocketAddr>, EngineError> {
+    let t = &cfg.request.target;
+    let (host, port) = match &cfg.connect_to {
+        Some((h, p)) => (h.as_str(), *p),
+        None => (t.host.as_str(), t.port),
+    };
+    let fail = |reason: String| EngineError::Resolve {
+        host: host.to_string(),
+        reason,
+    };
+    let mut addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| fail(e.to_string()))?
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    addrs.retain(|a| seen.insert(*a));
+    if addrs.is_empty() {
+        return Err(fail("no addresses found".into()));
+    }
+    Ok(addrs)
 }
 
 /// Most source addresses a run takes (a CIDR block of more is refused).
