@@ -12,6 +12,26 @@ use std::fmt;
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The frame header's length.
 pub const HEAD_LEN: usize = 9;
+
+/// Whether `bytes` start as a server's side of an HTTP/2 connection
+/// does: a SETTINGS frame (not an ACK) on stream 0, of a whole number of
+/// settings. What an HTTP/1.1 client gets from a server that speaks only
+/// HTTP/2 (nginx's `listen ... http2` sends it before reading anything).
+///
+/// ```
+/// use proto::h2::frame::{looks_like_server_preface, write};
+/// let mut s = Vec::new();
+/// write::settings(&[(3, 128)], &mut s);
+/// assert!(looks_like_server_preface(&s));
+/// assert!(!looks_like_server_preface(b"HTTP/1.1 200 OK\r\n"));
+/// ```
+pub fn looks_like_server_preface(bytes: &[u8]) -> bool {
+    let Some(h) = bytes.get(..HEAD_LEN) else {
+        return false;
+    };
+    let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
+    h[3] == kind::SETTINGS && h[4] == 0 && h[5..9] == [0; 4] && len % 6 == 0 && len <= 16_384
+}
 /// SETTINGS_MAX_FRAME_SIZE's initial value: what a peer may send until it
 /// says more.
 pub const DEFAULT_MAX_FRAME: u32 = 16_384;

@@ -206,6 +206,27 @@ impl ClientSession {
         self.state.out.drain(..n.min(self.state.out.len()));
     }
 
+    /// Moves the whole output into `into` (emptied first) by swapping
+    /// buffers: a caller whose send points into `into` until it completes
+    /// keeps it stable while the session writes the next output into the
+    /// buffer it got back. Neither side copies or allocates once both
+    /// buffers have grown.
+    pub fn take_output(&mut self, into: &mut Vec<u8>) {
+        into.clear();
+        std::mem::swap(into, &mut self.state.out);
+    }
+
+    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited until it
+    /// says otherwise).
+    pub fn max_concurrent(&self) -> u32 {
+        self.state.max_concurrent
+    }
+
+    /// The server sent GOAWAY: no stream may be opened on this connection.
+    pub fn going_away(&self) -> bool {
+        self.state.goaway.is_some()
+    }
+
     /// Streams open now.
     pub fn open(&self) -> usize {
         self.state.streams.len()
