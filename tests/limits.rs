@@ -344,7 +344,7 @@ fn exhausted_local_ports_are_counted_and_explained() {
     };
     let dir = std::env::temp_dir().join(format!("urk-ports-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let _pki = support::nginx::write_config(&dir, 8080, 8443);
+    let _pki = support::nginx::write_config(&dir, [8080, 8443, 8081, 8444]);
     let script = format!(
         "ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range='40000 40009' && \
          ({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log & ) && sleep 0.5 && \
@@ -376,7 +376,7 @@ fn source_addresses_multiply_the_ports() {
     };
     let dir = std::env::temp_dir().join(format!("urk-bind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let _pki = support::nginx::write_config(&dir, 8080, 8443);
+    let _pki = support::nginx::write_config(&dir, [8080, 8443, 8081, 8444]);
     let run = "-t2 -c3000 -d1s -T 3s -q --json";
     let script = format!(
         "ip link set lo up && sysctl -q -w net.ipv4.ip_local_port_range='40000 40999' && \

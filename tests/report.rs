@@ -1,7 +1,10 @@
 //! What users look at: the --json report against its schema, --plot,
 //! --fail-if thresholds, `urk merge`, and live progress.
 
+#[path = "support/schema.rs"]
+mod schema;
 mod support;
+use schema::validate;
 
 use std::process::{Command, Output, Stdio};
 
@@ -11,17 +14,6 @@ use support::server::{ServerConfig, TestServer};
 fn json(out: &Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-fn validate(report: &serde_json::Value) {
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../docs/report.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema itself is valid");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[test]

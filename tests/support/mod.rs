@@ -1,5 +1,6 @@
 pub mod cli;
 pub mod fault;
+pub mod h2server;
 pub mod nginx;
 pub mod server;
 pub mod tls;

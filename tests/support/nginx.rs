@@ -17,6 +17,9 @@ pub struct Nginx {
     pub port: u16,
     /// Its https port, with a certificate for 127.0.0.1 from `pki`'s CA.
     pub tls_port: u16,
+    /// HTTP/2 with prior knowledge (h2c) only, and h2 over TLS.
+    pub h2_port: u16,
+    pub h2_tls_port: u16,
     pub pki: super::tls::Pki,
 }
 
@@ -62,8 +65,9 @@ impl Nginx {
                 .unwrap()
                 .port()
         };
-        let (port, tls_port) = (free(), free());
-        let pki = write_config(&dir, port, tls_port);
+        let ports = [free(), free(), free(), free()];
+        let [port, tls_port, h2_port, h2_tls_port] = ports;
+        let pki = write_config(&dir, ports);
         if let Some((cert, key)) = cert {
             std::fs::copy(cert, dir.join("cert.pem")).unwrap();
             std::fs::copy(key, dir.join("key.pem")).unwrap();
@@ -95,6 +99,8 @@ impl Nginx {
             dir,
             port,
             tls_port,
+            h2_port,
+            h2_tls_port,
             pki,
         })
     }
@@ -107,6 +113,16 @@ impl Nginx {
     pub fn unix_socket(&self, tls: bool) -> PathBuf {
         self.dir
             .join(if tls { "nginx-tls.sock" } else { "nginx.sock" })
+    }
+
+    /// The h2c server's URL (HTTP/2 with prior knowledge only).
+    pub fn h2_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.h2_port)
+    }
+
+    /// The h2 server's URL (TLS, h2 by ALPN).
+    pub fn h2_tls_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.h2_tls_port)
     }
 
     pub fn tls_url(&self, path: &str) -> String {
@@ -160,7 +176,8 @@ impl Nginx {
 /// Writes tests/nginx.conf for `dir` and the ports into `dir/nginx.conf`,
 /// with the https server's certificate and key beside it; returns the PKI
 /// whose CA signed them.
-pub fn write_config(dir: &std::path::Path, port: u16, tls_port: u16) -> super::tls::Pki {
+/// `ports`: plain, https, h2c and h2 over TLS.
+pub fn write_config(dir: &std::path::Path, ports: [u16; 4]) -> super::tls::Pki {
     let pki = super::tls::Pki::new();
     pki.write_pem(
         super::tls::Leaf::Good,
@@ -169,8 +186,10 @@ pub fn write_config(dir: &std::path::Path, port: u16, tls_port: u16) -> super::t
     );
     let conf = include_str!("../nginx.conf")
         .replace("@DIR@", dir.to_str().unwrap())
-        .replace("@PORT@", &port.to_string())
-        .replace("@TLSPORT@", &tls_port.to_string());
+        .replace("@PORT@", &ports[0].to_string())
+        .replace("@TLSPORT@", &ports[1].to_string())
+        .replace("@H2PORT@", &ports[2].to_string())
+        .replace("@H2TLSPORT@", &ports[3].to_string());
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
     pki
 }

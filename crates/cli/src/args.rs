@@ -40,9 +40,16 @@ pub struct Args {
     /// stop after exactly N completed responses (-d is then an upper bound)
     #[argh(option, short = 'n')]
     pub requests: Option<String>,
-    /// requests in flight per connection, 1-64 (default 1)
+    /// requests in flight per connection (default 1): pipelined on
+    /// HTTP/1.1 (1-64), concurrent streams on HTTP/2 (1-1024, capped by
+    /// the server's limit)
     #[argh(option, short = 'p')]
     pub pipeline: Option<String>,
+    /// speak HTTP/2: h2 by ALPN for https://, h2c with prior knowledge
+    /// for http:// and --unix-socket; a probe connection checks the
+    /// server does before any load
+    #[argh(switch)]
+    pub http2: bool,
     /// a new connection for every request (--requests-per-conn 1): over
     /// http the request asks the server to close (Connection: close) and
     /// urk closes if it does not
@@ -501,8 +508,9 @@ impl Args {
         if self.hdr_log.is_some() || self.json || self.plot.is_some() {
             cfg = cfg.intervals(true);
         }
+        cfg = cfg.http2(self.http2);
         if let Some(n) = count("-p", &self.pipeline)? {
-            cfg = cfg.pipeline(u32::try_from(n).map_err(|_| "-p must be between 1 and 64")?);
+            cfg = cfg.pipeline(u32::try_from(n).map_err(|_| "-p is out of range")?);
         }
         let per_conn = count("--requests-per-conn", &self.requests_per_conn)?;
         match (self.no_keepalive, per_conn) {

@@ -188,8 +188,15 @@ pub struct Config {
     pub requests: Option<u64>,
     /// A request (or connect) outstanding longer than this is a timeout.
     pub timeout: Duration,
-    /// Requests in flight per connection, written together.
+    /// Requests in flight per connection: written together on HTTP/1.1
+    /// (pipelining, at most 64), concurrent streams on HTTP/2 (at most
+    /// 1024, and no more than the server's `SETTINGS_MAX_CONCURRENT_STREAMS`
+    /// as it changes).
     pub pipeline: u32,
+    /// Speak HTTP/2: h2 by ALPN for `https://`, h2c with prior knowledge
+    /// (RFC 9113 §3.3) for `http://` and Unix sockets. A probe connection
+    /// checks that the server speaks it before any load.
+    pub http2: bool,
     /// Close each connection after this many responses and open a new
     /// one, whatever the server's headers say (1: no keep-alive, a new
     /// connection per request, as `oha --disable-keepalive`); `None` keeps
@@ -279,6 +286,7 @@ impl Config {
             requests: None,
             timeout: Duration::from_secs(2),
             pipeline: 1,
+            http2: false,
             requests_per_conn: None,
             io: IoLevel::Auto,
             batch_wait: Duration::from_micros(50),
@@ -332,6 +340,18 @@ impl Config {
     /// Sets how many requests each connection keeps in flight.
     pub fn pipeline(mut self, n: u32) -> Self {
         self.pipeline = n;
+        self
+    }
+
+    /// Speaks HTTP/2 (see [`Config::http2`]).
+    ///
+    /// ```
+    /// let cfg = urk_engine::Config::new("http://127.0.0.1:8080/")?.http2(true).pipeline(10);
+    /// assert!(cfg.validate().is_ok());
+    /// # Ok::<(), urk_engine::EngineError>(())
+    /// ```
+    pub fn http2(mut self, on: bool) -> Self {
+        self.http2 = on;
         self
     }
 
@@ -464,14 +484,17 @@ impl Config {
         if self.timeout.is_zero() {
             return bad("--timeout must be longer than 0".into());
         }
-        if !(1..=64).contains(&self.pipeline) {
+        if self.http2 && !(1..=1024).contains(&self.pipeline) {
+            return bad("-p (streams per connection) must be between 1 and 1024".into());
+        }
+        if !self.http2 && !(1..=64).contains(&self.pipeline) {
             return bad("-p must be between 1 and 64".into());
         }
         if let Some(plan) = self.plan() {
             if let Err(why) = plan.check() {
                 return bad(format!("-R: {why}"));
             }
-            if self.pipeline > 1 {
+            if self.pipeline > 1 && !self.http2 {
                 return bad(
                     "-R and -p cannot be combined: a schedule paces single requests".into(),
                 );

@@ -67,6 +67,14 @@ pub enum EngineError {
         /// What went wrong.
         reason: String,
     },
+    /// The probe connection found that the server does not speak HTTP/2
+    /// (`Config::http2`): nothing else was sent.
+    NotHttp2 {
+        /// Where the probe went.
+        server: String,
+        /// What the server did instead, in a few words.
+        got: String,
+    },
     /// An unexpected system call failure while setting up.
     Setup {
         /// What was being done.
@@ -169,6 +177,9 @@ impl fmt::Display for EngineError {
                 step,
                 reason,
             } => write!(f, "could not {step} ({server}): {reason}"),
+            EngineError::NotHttp2 { server, got } => {
+                write!(f, "{server} does not speak HTTP/2: {got}")
+            }
             EngineError::Setup { what, source } => write!(f, "{what} failed: {source}"),
         }
     }

@@ -48,7 +48,7 @@ pub use io::transport::Negotiated;
 /// The request and response layer (no I/O): targets files and templates
 /// for [`Config::targets`], the framer.
 pub use proto;
-pub use report::stats::{ConnectCauses, Errors, LostCauses, TlsCauses};
+pub use report::stats::{ConnectCauses, Errors, Http2Report, LostCauses, ResetCodes, TlsCauses};
 pub use report::text::{banner, TextOptions};
 pub use report::threshold::Threshold;
 pub use report::units;

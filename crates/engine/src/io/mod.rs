@@ -11,5 +11,6 @@ pub(crate) mod endpoint;
 pub(crate) mod limits;
 pub(crate) mod probe;
 pub(crate) mod ring;
+pub(crate) mod session;
 pub(crate) mod token;
 pub(crate) mod transport;

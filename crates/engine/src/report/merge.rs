@@ -108,6 +108,14 @@ impl Report {
                 }
                 (a, b) => a.or_else(|| b.clone()),
             };
+            m.http2_only |= r.http2_only;
+            m.http2 = match (m.http2.take(), &r.http2) {
+                (Some(mut a), Some(b)) => {
+                    a.merge(b);
+                    Some(a)
+                }
+                (a, b) => a.or_else(|| b.clone()),
+            };
             // A closed-loop run has no schedule to add to another's.
             m.rate = m
                 .rate

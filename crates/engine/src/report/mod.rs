@@ -116,6 +116,14 @@ pub struct Report {
     /// `https://` runs: what was negotiated and how the handshakes went.
     #[serde(default)]
     pub tls: Option<TlsReport>,
+    /// An HTTP/1.1 run's parse errors were HTTP/2 frames: the server
+    /// speaks HTTP/2 only, and the run wants [`Config::http2`](crate::Config::http2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2_only: bool,
+    /// HTTP/2 runs: streams per connection, the server's limit, GOAWAYs,
+    /// resets and retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<crate::Http2Report>,
     /// A targets file's targets, in file order (the first 1000): what
     /// each got back. Empty for a single request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -577,6 +585,7 @@ pub(crate) struct RunFacts {
     pub schedule_offset_us: u64,
     pub requests_asked: Option<u64>,
     pub tls: bool,
+    pub http2: bool,
     pub io: IoInfo,
     /// Unix time of the window's start.
     pub started_at: f64,
@@ -743,6 +752,8 @@ impl Report {
                     handshake_histogram: t.handshake_us.clone(),
                 }
             }),
+            http2: facts.http2.then(|| s.h2.clone()),
+            http2_only: s.http2_only,
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
             seed: facts.seed,
             addresses: facts.addresses,

@@ -59,6 +59,10 @@ counters! {
         pub parse,
         /// TLS failures: handshakes and records (causes in [`TlsCauses`]).
         pub tls,
+        /// HTTP/2 streams the server reset with a code other than
+        /// REFUSED_STREAM (those are sent again); codes in
+        /// [`ResetCodes`].
+        pub reset,
     }
 }
 
@@ -113,6 +117,97 @@ counters! {
         pub timeout,
         /// Outstanding on a connection that failed in TLS.
         pub tls,
+        /// HTTP/2 streams the server reset (not REFUSED_STREAM).
+        pub reset,
+    }
+}
+
+counters! {
+    /// HTTP/2 streams the server reset, by RST_STREAM error code (RFC
+    /// 9113 §7); REFUSED_STREAM is not here: those requests are retried.
+    pub struct ResetCodes {
+        /// PROTOCOL_ERROR (0x1).
+        pub protocol_error,
+        /// INTERNAL_ERROR (0x2).
+        pub internal_error,
+        /// FLOW_CONTROL_ERROR (0x3).
+        pub flow_control_error,
+        /// STREAM_CLOSED (0x5).
+        pub stream_closed,
+        /// CANCEL (0x8).
+        pub cancel,
+        /// ENHANCE_YOUR_CALM (0xb).
+        pub enhance_your_calm,
+        /// NO_ERROR (0x0) before the response was complete, and every
+        /// other code.
+        pub other,
+    }
+}
+
+impl ResetCodes {
+    pub(crate) fn count(&mut self, code: u32) {
+        match code {
+            0x1 => self.protocol_error += 1,
+            0x2 => self.internal_error += 1,
+            0x3 => self.flow_control_error += 1,
+            0x5 => self.stream_closed += 1,
+            0x8 => self.cancel += 1,
+            0xb => self.enhance_your_calm += 1,
+            _ => self.other += 1,
+        }
+    }
+}
+
+/// What HTTP/2 did over a run (`Config::http2`): how many streams a
+/// connection carried, what the server allowed, and what it refused,
+/// reset or cut short with GOAWAY.
+///
+/// ```
+/// let mut a = urk_engine::Http2Report { streams_peak: 10, goaways: 1, ..Default::default() };
+/// a.merge(&urk_engine::Http2Report { streams_peak: 4, goaways: 2, server_max_streams: Some(128), ..Default::default() });
+/// assert_eq!((a.streams_peak, a.goaways, a.server_max_streams), (10, 3, Some(128)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Http2Report {
+    /// Connections whose HTTP/2 session started (the preface went out).
+    #[serde(default)]
+    pub sessions: u64,
+    /// Most streams open at once on one connection: what `pipeline`
+    /// asked for, unless the server allowed fewer.
+    #[serde(default)]
+    pub streams_peak: u64,
+    /// The lowest `SETTINGS_MAX_CONCURRENT_STREAMS` a server announced;
+    /// `None` if it set no limit.
+    #[serde(default)]
+    pub server_max_streams: Option<u64>,
+    /// GOAWAY frames received (nginx sends one every `keepalive_requests`
+    /// streams): no stream opens on that connection after one, and a new
+    /// connection takes its place.
+    #[serde(default)]
+    pub goaways: u64,
+    /// Requests sent again on another stream because the server never
+    /// processed them (REFUSED_STREAM, or above a GOAWAY's last stream):
+    /// counted once in `requests_sent`, their latency still from their
+    /// first intended send.
+    #[serde(default)]
+    pub retried: u64,
+    /// Streams the server reset, by code: lost, and counted as errors.
+    #[serde(default)]
+    pub resets: ResetCodes,
+}
+
+impl Http2Report {
+    /// Adds another run's (or worker's) figures.
+    pub fn merge(&mut self, o: &Http2Report) {
+        self.sessions += o.sessions;
+        self.streams_peak = self.streams_peak.max(o.streams_peak);
+        self.server_max_streams = match (self.server_max_streams, o.server_max_streams) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.goaways += o.goaways;
+        self.retried += o.retried;
+        self.resets += o.resets;
     }
 }
 
@@ -236,6 +331,10 @@ pub(crate) struct WorkerStats {
     pub intervals: Vec<Interval>,
     /// Per target of a targets file (the first `MAX_TRACKED`), by index.
     pub targets: Vec<TargetStats>,
+    /// HTTP/2 streams, GOAWAYs and resets.
+    pub h2: Http2Report,
+    /// An HTTP/1.1 run's parse error was the server's HTTP/2 preface.
+    pub http2_only: bool,
 }
 
 /// One target's responses: counts by status and latencies. The histogram
@@ -369,6 +468,8 @@ impl WorkerStats {
             pacing_window_us: 0,
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],
+            h2: Http2Report::default(),
+            http2_only: false,
         }
     }
 
@@ -431,6 +532,8 @@ impl WorkerStats {
         self.errors += o.errors;
         self.connect_causes += o.connect_causes;
         self.tls.merge(&o.tls);
+        self.h2.merge(&o.h2);
+        self.http2_only |= o.http2_only;
         self.enters += o.enters;
         self.completions += o.completions;
         self.recv_arms += o.recv_arms;

@@ -408,7 +408,11 @@ impl Report {
             }
         }
         if e.parse > 0 {
-            let _ = writeln!(out, "  Parse errors: {}", e.parse);
+            let hint = match self.http2_only {
+                true => " (the server speaks HTTP/2 only: try --http2)",
+                false => "",
+            };
+            let _ = writeln!(out, "  Parse errors: {}{hint}", e.parse);
         }
         if let Some(t) = &self.tls {
             if t.handshakes > 0 {
@@ -432,6 +436,20 @@ impl Report {
                 );
             }
         }
+        if let Some(h) = &self.http2 {
+            let limit = match h.server_max_streams {
+                Some(n) => format!("server allows {n}"),
+                None => "server sets no limit".into(),
+            };
+            let _ = writeln!(
+                out,
+                "  HTTP/2: up to {} streams per connection ({limit}), {} GOAWAYs, {} retried, {} reset",
+                h.streams_peak,
+                h.goaways,
+                h.retried,
+                h.resets.total()
+            );
+        }
         if self.requests_lost > 0 {
             let l = &self.lost_causes;
             let causes: Vec<String> = [
@@ -444,6 +462,7 @@ impl Report {
                 (l.parse, "on parse errors"),
                 (l.timeout, "timed out"),
                 (l.tls, "on TLS errors"),
+                (l.reset, "reset by the server (HTTP/2)"),
             ]
             .iter()
             .filter(|(n, _)| *n > 0)

@@ -8,6 +8,7 @@
 
 use proto::ResponseFramer;
 
+use crate::io::session::H2Session;
 use crate::io::token::Op;
 use crate::io::transport::TlsSession;
 use crate::source::Outbox;
@@ -93,7 +94,8 @@ pub(crate) struct Life {
     pub send: Option<u32>,
     /// Bytes on the wire of the batch being written (ciphertext under TLS).
     pub batch_len: u32,
-    /// Requests written (or being written) whose response is not complete.
+    /// Requests written (or being written) whose response is not complete
+    /// (on HTTP/2: open streams).
     pub outstanding: u32,
     /// Requests in the outstanding batch: `batch - outstanding` of them
     /// are answered, so the next response is the one at that index.
@@ -103,7 +105,8 @@ pub(crate) struct Life {
     /// When the outstanding batch should have been sent (constant-rate
     /// mode); equal to `sent_at` otherwise.
     pub intended_at: u64,
-    /// The server announced it will close after the current response.
+    /// The server announced it will close after the current response
+    /// (HTTP/1.1; an HTTP/2 server's GOAWAY is in its session).
     pub last: bool,
     /// The last response had a long body: heads are read with a short
     /// one-shot receive, bodies discarded unread (plain transport only).
@@ -121,6 +124,10 @@ pub(crate) struct Conn {
     pub phase: Phase,
     pub life: Life,
     pub framer: ResponseFramer,
+    /// HTTP/2: the session and its streams, in place of the framer (kept
+    /// across reconnects so that its buffers are reused); `None` on
+    /// HTTP/1.1.
+    pub h2: Option<Box<H2Session>>,
     /// TLS state on an `https://` target, `None` on the plain transport;
     /// kept across reconnects so that its send buffer is reused.
     pub tls: Option<Box<TlsSession>>,
@@ -147,11 +154,19 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(head_request: bool, buf_size: usize, tls: bool) -> Conn {
+    /// `h2_streams`: an HTTP/2 connection with this many streams at most
+    /// (`None`: HTTP/1.1).
+    pub(crate) fn new(
+        head_request: bool,
+        buf_size: usize,
+        tls: bool,
+        h2_streams: Option<usize>,
+    ) -> Conn {
         Conn {
             phase: Phase::Down { at: 0 },
             life: Life::default(),
             framer: ResponseFramer::new(head_request),
+            h2: h2_streams.map(|n| Box::new(H2Session::new(n))),
             tls: tls.then(|| Box::new(TlsSession::new())),
             gen: 0,
             k: 0,
@@ -184,9 +199,10 @@ impl Conn {
 
     /// The transport can consume body bytes unread (`MSG_TRUNC`): the
     /// plain one can; under TLS every record must be decrypted whole.
-    /// A script that reads bodies needs them too.
+    /// A script that reads bodies needs them too, and HTTP/2 frames every
+    /// byte.
     pub(crate) fn can_discard(&self) -> bool {
-        self.tls.is_none() && self.capture.is_none()
+        self.tls.is_none() && self.capture.is_none() && self.h2.is_none()
     }
 
     /// No operation refers to the slot any more: it may be reused.

@@ -48,6 +48,11 @@ impl Plan {
     /// # Ok::<(), urk_engine::EngineError>(())
     /// ```
     pub fn exchange(&self, body_limit: usize) -> Result<Exchange, EngineError> {
+        if self.cfg.http2 {
+            return Err(EngineError::Config(
+                "the one-request exchange speaks HTTP/1.1 only: it cannot show an HTTP/2 exchange (http2 is set)".into(),
+            ));
+        }
         let (request, head_request) = self.first_request()?;
         let timeout = self.cfg.timeout;
         let server = self.endpoint.to_string();
@@ -161,7 +166,7 @@ impl Plan {
 }
 
 /// A blocking byte stream: plain or TLS.
-trait ReadWrite: Read + Write {}
+pub(crate) trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 /// The response's bytes as they come: the head whole, the body up to a

@@ -6,6 +6,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod exchange;
+pub(crate) mod h2_probe;
 pub(crate) mod schedule;
 pub(crate) mod search;
 pub(crate) mod worker;
@@ -84,12 +85,18 @@ impl Plan {
         limits::ensure_files(Config::share(cfg.connections as u64, 0, cfg.threads))?;
         let tls = match cfg.request.target.tls {
             true => {
-                let setup = transport::TlsSetup::new(&cfg.tls, &cfg.request.target.host)?;
-                setup.probe(&endpoint, cfg.timeout)?;
+                let setup =
+                    transport::TlsSetup::new(&cfg.tls, &cfg.request.target.host, cfg.http2)?;
+                if !cfg.http2 {
+                    setup.probe(&endpoint, cfg.timeout)?;
+                }
                 Some(setup)
             }
             false => None,
         };
+        if cfg.http2 {
+            h2_probe::probe(&endpoint, tls.as_ref(), cfg.timeout)?;
+        }
         let source = match &cfg.script {
             Some(s) => source::Prepared::Script(s.clone()),
             // Plain only: under TLS the handshake dwarfs the port search,
@@ -226,6 +233,7 @@ impl Plan {
             live,
             intervals: cfg.intervals,
             tls: self.tls.clone(),
+            http2: cfg.http2,
         };
         let n = cfg.threads;
         let ready = Barrier::new(n);
@@ -376,6 +384,7 @@ impl Plan {
             schedule_offset_us: first.schedule_start_us.saturating_sub(load_at),
             requests_asked: cfg.requests,
             tls: self.tls.is_some(),
+            http2: cfg.http2,
             io,
             targets: self.source.labels(),
             seed: self.source.seed(),

@@ -347,6 +347,22 @@ impl<'a> WorkerSource<'a> {
         }
     }
 
+    /// Writes target `id` again (an HTTP/2 request the server never
+    /// processed); other sources write their next request.
+    pub(crate) fn render(&mut self, id: u32, out: &mut Outbox) -> Option<Batch> {
+        let WorkerSource::Targets { set, fill, .. } = self else {
+            return self.batch(1, 1, out);
+        };
+        out.bytes.clear();
+        out.ids.clear();
+        set.templates[id as usize].render_into(&mut out.bytes, fill);
+        out.ids.push(id);
+        Some(Batch {
+            requests: 1,
+            fixed_len: None,
+        })
+    }
+
     /// The fixed request's bytes, when batches are prefixes of them.
     pub(crate) fn fixed(&self) -> Option<&[u8]> {
         match self {

@@ -111,7 +111,9 @@ pub(crate) struct TlsSetup {
 }
 
 impl TlsSetup {
-    pub(crate) fn new(opts: &TlsOptions, host: &str) -> Result<TlsSetup, EngineError> {
+    /// `http2`: offer only `h2` by ALPN (the probe insists on it);
+    /// otherwise only `http/1.1`.
+    pub(crate) fn new(opts: &TlsOptions, host: &str, http2: bool) -> Result<TlsSetup, EngineError> {
         let provider = provider();
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
             (TlsVersion::V1_2, &rustls::version::TLS12),
@@ -158,7 +160,10 @@ impl TlsSetup {
             }
             None => builder.with_no_client_auth(),
         };
-        base.alpn_protocols = vec![b"http/1.1".to_vec()];
+        base.alpn_protocols = vec![match http2 {
+            true => b"h2".to_vec(),
+            false => b"http/1.1".to_vec(),
+        }];
         base.resumption = Resumption::disabled();
         let host = opts.sni.as_deref().unwrap_or(host);
         let name = ServerName::try_from(host.to_string()).map_err(|_| {

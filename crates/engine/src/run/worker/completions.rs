@@ -81,6 +81,7 @@ impl<B: Backend> Worker<'_, B> {
         let Some(t) = &mut c.tls else {
             c.phase = Phase::Open;
             c.failures = 0;
+            self.start_session(i);
             self.arm_recv(i);
             return self.try_send(i, now);
         };
@@ -113,6 +114,7 @@ impl<B: Backend> Worker<'_, B> {
                 self.flush_tls(i);
                 return true;
             };
+            let agreed_h2 = h.negotiated.alpn == "h2";
             let tls = &mut self.stats.tls;
             tls.handshakes += 1;
             tls.resumed += u64::from(h.resumed);
@@ -125,6 +127,14 @@ impl<B: Backend> Worker<'_, B> {
             // server may refuse the client (its certificate) only after
             // the handshake, and that refusal must back off too.
             c.phase = Phase::Open;
+            if c.h2.is_some() {
+                if !agreed_h2 {
+                    // The probe saw h2 agreed; this server did not.
+                    self.fail(i, now, Fault::Tls(TlsCause::Protocol));
+                    return false;
+                }
+                self.start_session(i);
+            }
             // The first batch rides with the client's last handshake
             // flight, in one send.
             self.try_send(i, now);
@@ -159,8 +169,10 @@ impl<B: Backend> Worker<'_, B> {
                 return;
             }
         }
-        if self.conns[i].life.outstanding == 0 {
-            // The responses overtook the send's completion.
+        let c = &self.conns[i];
+        if c.life.outstanding == 0 || c.h2.is_some() {
+            // The responses overtook the send's completion; on HTTP/2,
+            // streams and protocol answers may have waited for the send.
             self.try_send(i, now);
         }
     }
@@ -253,6 +265,24 @@ impl<B: Backend> Worker<'_, B> {
         let c = &mut self.conns[i];
         if c.failures != 0 && c.life.answered {
             c.failures = 0;
+        }
+        if let Some(h) = &c.h2 {
+            let l = &c.life;
+            let share_done = self
+                .shared
+                .requests_per_conn
+                .is_some_and(|n| l.responses >= n);
+            if l.outstanding == 0 && (h.session.going_away() || share_done) {
+                // A GOAWAY (or the connection's share) ends it once its
+                // last stream is done; a new one takes its place.
+                self.close(i, now, now);
+                return false;
+            }
+            self.try_send(i, now);
+            if !self.retries.is_empty() {
+                self.place_retries(now);
+            }
+            return true;
         }
         let l = &c.life;
         if l.last && l.outstanding == 0 {
@@ -358,6 +388,7 @@ impl<B: Backend> Worker<'_, B> {
             shared,
             scratch,
             source,
+            retries,
             ..
         } = self;
         let mut books = Books {
@@ -370,6 +401,7 @@ impl<B: Backend> Worker<'_, B> {
         };
         let Conn {
             framer,
+            h2,
             life,
             tls,
             buf,
@@ -378,6 +410,18 @@ impl<B: Backend> Worker<'_, B> {
             ..
         } = &mut conns[i];
         let data: &[u8] = io.data(bid, len, buf);
+        if let Some(h2) = h2 {
+            let mut conn = super::h2::H2Feed {
+                h2,
+                life,
+                source,
+                retries,
+            };
+            return match tls {
+                None => conn.feed(data, &mut books),
+                Some(t) => t.absorb(data, scratch, |plain| conn.feed(plain, &mut books)),
+            };
+        }
         let mut conn = Framing {
             framer,
             life,
@@ -400,6 +444,15 @@ impl<B: Backend> Worker<'_, B> {
             // Closed during the handshake (an alert would have been
             // reported while reading): the server refused it.
             return self.fail(i, now, Fault::Tls(TlsCause::Protocol));
+        }
+        if let Some(h) = &c.h2 {
+            // Open streams die with the connection: after a GOAWAY the
+            // server's close is its right, before one a fault.
+            return match (c.life.outstanding, h.session.going_away()) {
+                (0, _) => self.close(i, now, now),
+                (_, true) => self.fail(i, now, Fault::ServerClosed),
+                (_, false) => self.fail(i, now, Fault::Read),
+            };
         }
         match c.framer.finish() {
             // A response delimited by the close: complete, and the end of
@@ -440,7 +493,13 @@ impl Framing<'_, '_> {
             if let (true, Some(id)) = (self.mixed_head, target) {
                 self.framer.set_head_request(self.source.is_head(id));
             }
-            let (used, resp) = self.framer.feed(data).map_err(|_| Fault::Parse)?;
+            let fresh = self.framer.is_idle();
+            let (used, resp) = self.framer.feed(data).map_err(|_| {
+                if fresh && proto::h2::frame::looks_like_server_preface(data) {
+                    books.stats.http2_only = true;
+                }
+                Fault::Parse
+            })?;
             if let Some(cap) = &mut self.capture {
                 cap.extend_from_slice(&data[..used]);
             }
@@ -462,14 +521,14 @@ impl Framing<'_, '_> {
 
 /// Where a completed response is booked: the worker's counters at the
 /// time it was reaped.
-struct Books<'a> {
-    stats: &'a mut WorkerStats,
-    interval: &'a mut Option<Histogram<u64>>,
+pub(super) struct Books<'a> {
+    pub(super) stats: &'a mut WorkerStats,
+    pub(super) interval: &'a mut Option<Histogram<u64>>,
     /// A capacity search judges `ttfb.` objectives per second.
-    interval_ttfb: &'a mut Option<Histogram<u64>>,
-    in_flight: &'a mut u64,
-    rate_mode: bool,
-    now: u64,
+    pub(super) interval_ttfb: &'a mut Option<Histogram<u64>>,
+    pub(super) in_flight: &'a mut u64,
+    pub(super) rate_mode: bool,
+    pub(super) now: u64,
 }
 
 impl Books<'_> {

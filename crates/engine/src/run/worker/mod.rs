@@ -29,6 +29,7 @@ use crate::ResponseUse;
 use crate::{EngineError, IoLevel};
 
 mod completions;
+mod h2;
 mod pacing;
 mod queue;
 mod submit;
@@ -141,6 +142,9 @@ pub(crate) struct Shared<'a> {
     pub live: Option<&'a crate::Live>,
     /// `https://`: the checked TLS settings each worker makes its client from.
     pub tls: Option<TlsSetup>,
+    /// Speak HTTP/2 (h2 by ALPN under TLS, h2c with prior knowledge
+    /// otherwise); `pipeline` is then streams per connection.
+    pub http2: bool,
 }
 
 impl Shared<'_> {
@@ -269,6 +273,12 @@ pub(crate) struct Worker<'a, B: Backend> {
     interval_index: u32,
     interval_requests: u64,
     interval_errors: u64,
+    /// HTTP/2: requests the server never processed, to send again first.
+    retries: std::collections::VecDeque<crate::io::session::Retry>,
+    /// HTTP/2: the fixed request's header block and body, made once.
+    h2_fixed: Option<h2::FixedH2>,
+    /// HTTP/2: where any other request's header block is written.
+    h2_block: Vec<u8>,
 }
 
 impl<'a, B: Backend> Worker<'a, B> {
@@ -303,9 +313,21 @@ impl<'a, B: Backend> Worker<'a, B> {
         // response's bytes, kept per connection.
         let capture = source.hooks().response >= ResponseUse::Headers;
         let head_request = shared.head_request.or(source.fixed_head()).unwrap_or(false);
+        let h2_streams = shared.http2.then_some(shared.pipeline as usize);
+        let h2_fixed = match (shared.http2, source.fixed()) {
+            (true, Some(fixed)) => {
+                let scheme = if shared.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                Some(h2::FixedH2::new(fixed, scheme)?)
+            }
+            _ => None,
+        };
         let conns = (0..n)
             .map(|_| {
-                let mut c = Conn::new(head_request, legacy_buf, shared.tls.is_some());
+                let mut c = Conn::new(head_request, legacy_buf, shared.tls.is_some(), h2_streams);
                 c.capture = capture.then(Vec::new);
                 c
             })
@@ -371,6 +393,9 @@ impl<'a, B: Backend> Worker<'a, B> {
             interval_index: 0,
             interval_requests: 0,
             interval_errors: 0,
+            retries: std::collections::VecDeque::new(),
+            h2_fixed,
+            h2_block: Vec::new(),
         };
         if shared.paced() {
             // Slots are due to the microsecond: a wait that takes the

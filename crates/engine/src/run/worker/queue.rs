@@ -3,21 +3,28 @@
 use super::*;
 
 impl<B: Backend> Worker<'_, B> {
+    /// Requests may still go out: new ones, or HTTP/2 requests to send
+    /// again (which `-n` has counted already).
     pub(super) fn can_issue(&self) -> bool {
-        self.stop.is_none() && self.left() > 0
+        self.stop.is_none() && (self.left() > 0 || !self.retries.is_empty())
     }
 
     /// Requests this worker may still send: its share of a request count
     /// less what is done and in flight; no bound during a warm-up, whose
     /// requests are not counted.
-    fn left(&self) -> u64 {
+    pub(super) fn left(&self) -> u64 {
+        // Requests waiting to be sent again are spoken for.
+        let owed = self.stats.requests + self.in_flight + self.retries.len() as u64;
         match self.quota {
-            Some(q) if !self.in_warmup => q.saturating_sub(self.stats.requests + self.in_flight),
+            Some(q) if !self.in_warmup => q.saturating_sub(owed),
             _ => u64::MAX,
         }
     }
 
     pub(super) fn try_send(&mut self, i: usize, now: u64) {
+        if self.conns[i].h2.is_some() {
+            return self.send_streams(i, now);
+        }
         let c = &self.conns[i];
         if self.warming
             || c.phase != Phase::Open
@@ -33,55 +40,9 @@ impl<B: Backend> Worker<'_, B> {
             // What this connection has left before it is replaced.
             limit = limit.min(u64::from(n.saturating_sub(c.life.responses)));
         }
-        let c = &mut self.conns[i];
-        let mut intended = now;
-        // Paced: the connection's next slot, of the schedule (-R, ramps) or
-        // of a search step (whose slots interleave at the step's rate from
-        // its start; past its end they wait for the next step).
-        let slot_due = if let Some(s) = &self.shared.schedule {
-            Some(self.schedule_start + s.due_us(self.conn_base + i, c.k))
-        } else if let Some(st) = self.step {
-            if c.step != self.step_version {
-                c.step = self.step_version;
-                c.k = 0;
-            }
-            let slot = (self.conn_base + i) as u64 + c.k * self.shared.connections as u64;
-            let due = st.start_us + (slot as f64 * 1e6 / st.rate) as u64;
-            if due >= st.end_us {
-                return;
-            }
-            Some(due)
-        } else if self.shared.steps.is_some() {
-            // Between steps: nothing goes out.
+        let Some(intended) = self.take_slot(i, now) else {
             return;
-        } else {
-            None
         };
-        if let Some(due) = slot_due {
-            if due > now || now < self.batch_at {
-                // Not yet, or not until the window's slots go out together.
-                return self.hold(i, due);
-            }
-            self.conns[i].k += 1;
-            intended = due;
-            crate::report::stats::record_growing(&mut self.stats.send_lag, now - due);
-        }
-        if !self.shared.paced() && self.source.hooks().delay {
-            // A script's delay() holds the request back, on the ring's
-            // timers (the worker's due queue), not by sleeping.
-            let c = &mut self.conns[i];
-            match c.life.held_until {
-                Some(t) if t > now => return,
-                Some(_) => c.life.held_until = None,
-                None => {
-                    let wait = self.source.script().map_or(0, |s| s.delay_us());
-                    if wait > 0 {
-                        self.conns[i].life.held_until = Some(now + wait);
-                        return self.hold(i, now + wait);
-                    }
-                }
-            }
-        }
         let c = &mut self.conns[i];
         let Some(batch) = self.source.batch(self.shared.pipeline, limit, &mut c.out) else {
             // The script failed: the worker stops at the next turn.
@@ -119,6 +80,65 @@ impl<B: Backend> Worker<'_, B> {
         self.push_send_range(i, 0, wire);
     }
 
+    /// Connection `i`'s next request may go now: when it was meant to
+    /// (its slot, when paced; now otherwise), the slot taken. `None`: not
+    /// yet (the connection waits in the due queue for its slot, or a
+    /// script's `delay()`), or not in this step of a search.
+    pub(super) fn take_slot(&mut self, i: usize, now: u64) -> Option<u64> {
+        let c = &mut self.conns[i];
+        let mut intended = now;
+        // Paced: the connection's next slot, of the schedule (-R, ramps) or
+        // of a search step (whose slots interleave at the step's rate from
+        // its start; past its end they wait for the next step).
+        let slot_due = if let Some(s) = &self.shared.schedule {
+            Some(self.schedule_start + s.due_us(self.conn_base + i, c.k))
+        } else if let Some(st) = self.step {
+            if c.step != self.step_version {
+                c.step = self.step_version;
+                c.k = 0;
+            }
+            let slot = (self.conn_base + i) as u64 + c.k * self.shared.connections as u64;
+            let due = st.start_us + (slot as f64 * 1e6 / st.rate) as u64;
+            if due >= st.end_us {
+                return None;
+            }
+            Some(due)
+        } else if self.shared.steps.is_some() {
+            // Between steps: nothing goes out.
+            return None;
+        } else {
+            None
+        };
+        if let Some(due) = slot_due {
+            if due > now || now < self.batch_at {
+                // Not yet, or not until the window's slots go out together.
+                self.hold(i, due);
+                return None;
+            }
+            self.conns[i].k += 1;
+            intended = due;
+            crate::report::stats::record_growing(&mut self.stats.send_lag, now - due);
+        }
+        if !self.shared.paced() && self.source.hooks().delay {
+            // A script's delay() holds the request back, on the ring's
+            // timers (the worker's due queue), not by sleeping.
+            let c = &mut self.conns[i];
+            match c.life.held_until {
+                Some(t) if t > now => return None,
+                Some(_) => c.life.held_until = None,
+                None => {
+                    let wait = self.source.script().map_or(0, |s| s.delay_us());
+                    if wait > 0 {
+                        self.conns[i].life.held_until = Some(now + wait);
+                        self.hold(i, now + wait);
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(intended)
+    }
+
     /// Holds connection `i`'s next request until `at`, in the worker's due
     /// queue (once: a queued connection is not queued again).
     fn hold(&mut self, i: usize, at: u64) {
@@ -154,17 +174,18 @@ impl<B: Backend> Worker<'_, B> {
     /// transport, the connection's ciphertext under TLS.
     pub(super) fn push_send_range(&mut self, i: usize, from: usize, to: usize) {
         let c = &mut self.conns[i];
-        let bytes = match &c.tls {
-            None => match self.source.fixed() {
+        let bytes = match (&c.tls, &c.h2) {
+            (Some(t), _) => &t.tx[from..to],
+            (None, Some(h)) => &h.tx[from..to],
+            (None, None) => match self.source.fixed() {
                 Some(fixed) => &fixed[from..to],
                 None => &c.out.bytes[from..to],
             },
-            Some(t) => &t.tx[from..to],
         };
         let token = Token::new(Op::Send, i, c.gen).encode();
         // SAFETY: the bytes are the worker's fixed request (never changed
-        // during the run), or the connection's outbox or TLS buffer, which
-        // are not written again until this send's completion is reaped
+        // during the run), or the connection's outbox, TLS buffer or HTTP/2
+        // send buffer, which are not written again until this send's completion is reaped
         // (`life.send` is set until then), and outlive it: the connection
         // is only released once nothing is in flight.
         unsafe { self.io.send(i, token, bytes.as_ptr(), bytes.len() as u32) };
@@ -340,6 +361,9 @@ impl<B: Backend> Worker<'_, B> {
         }
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.framer.reset();
+        if let Some(h) = &mut c.h2 {
+            h.reset();
+        }
         c.life = Life::default();
         if let Some(t) = &mut c.tls {
             t.end();

@@ -160,6 +160,11 @@ impl<B: Backend> Worker<'_, B> {
                 Phase::Handshaking { since } if now - since > timeout => {
                     self.fail(i, now, Fault::Tls(TlsCause::HandshakeTimeout));
                 }
+                // HTTP/2 times streams, not the connection (`last` is
+                // never set on one, so the arms below never take it).
+                Phase::Open if c.h2.is_some() && c.life.outstanding > 0 => {
+                    self.expire_streams(i, now);
+                }
                 Phase::Open
                     if c.life.outstanding > 0 && now.saturating_sub(c.life.sent_at) > timeout =>
                 {
