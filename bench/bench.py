@@ -86,6 +86,17 @@ SCENARIOS = [
       for suffix, net in (("", "lo"), ("-veth", "veth"))
       for c in (50, 1000)
       for r in (20000, 50000, 100000)],
+    # HTTP/2 (issue 25): urk --http2 -p M against h2load -m M and oha
+    # --http2 -p M, streams per connection; h2c (prior knowledge) on its own
+    # port, "h2s-" over TLS (ALPN h2).
+    ("h2-c50-m10", 50, "/", 10, ["--http2"], "lo"),
+    ("h2-c50-m100", 50, "/", 100, ["--http2"], "lo"),
+    ("h2-c1000-m1", 1000, "/", 1, ["--http2"], "lo"),
+    ("h2-16KiB-c50-m10", 50, "/16k", 10, ["--http2"], "lo"),
+    ("h2s-c50-m10", 50, "/", 10, ["--http2"], "lo"),
+    ("h2-c50-m10-veth", 50, "/", 10, ["--http2"], "veth"),
+    ("h2s-c50-m10-veth", 50, "/", 10, ["--http2"], "veth"),
+    ("h2-c10000-m1", 10000, "/", 1, ["--http2"], "lo"),
 ]
 
 # The peers a user would pick instead, where installed (oha: cargo install
@@ -121,6 +132,10 @@ def fixed_equivalent(extra):
     return list(extra[extra.index("--fixed") + 1:]) if "--fixed" in extra else []
 
 
+def http2(extra):
+    return "--http2" in extra
+
+
 def paced(extra):
     return "-R" in extra
 
@@ -130,7 +145,10 @@ def offered(extra):
 
 
 def reference(extra):
-    """The tool every urk ratio is taken against: wrk, or wrk2 under -R."""
+    """The tool every urk ratio is taken against: wrk, wrk2 under -R,
+    h2load over HTTP/2."""
+    if http2(extra):
+        return "h2load"
     return "wrk2" if paced(extra) else "wrk"
 
 
@@ -144,6 +162,9 @@ EPOLL_SCENARIOS = {"c50", "c50-veth", "c1000", "pipeline16-c50", "https-c50"}
 
 
 def tools_for(pipeline, extra, name=""):
+    if http2(extra):
+        peers = [t for t in ("h2load", "oha") if shutil.which(t)]
+        return ["urk", *peers, *(["urk-base"] if BASELINE else [])]
     if paced(extra):
         # wrk2 is built from its repository (Debian does not ship it) and
         # put on PATH as wrk2; oha: cargo install oha.
@@ -234,7 +255,7 @@ def start_nginx(tmp, addr="127.0.0.1", prefix=(), client_prefix=()):
     """Starts nginx on core 1 listening on addr, inside `prefix` (a namespace's
     `ip netns exec`) if given, and waits until it answers from `client_prefix`;
     returns (process, port)."""
-    port, tls_port = free_port(), free_port()
+    port, tls_port, h2_port, h2_tls_port = free_port(), free_port(), free_port(), free_port()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", os.path.join(tmp, "key.pem"), "-out", os.path.join(tmp, "cert.pem"),
                     "-days", "2", "-subj", "/CN=urk-bench"], check=True, capture_output=True)
@@ -245,7 +266,8 @@ def start_nginx(tmp, addr="127.0.0.1", prefix=(), client_prefix=()):
             f.write(b"x" * size)
     conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
     conf = (conf.replace("@DIR@", tmp).replace("@ADDR@", addr).replace("@PORT@", str(port))
-            .replace("@TLSPORT@", str(tls_port)))
+            .replace("@TLSPORT@", str(tls_port)).replace("@H2PORT@", str(h2_port))
+            .replace("@H2TLSPORT@", str(h2_tls_port)))
     path = os.path.join(tmp, "nginx.conf")
     open(path, "w").write(conf)
     proc = subprocess.Popen(
@@ -256,7 +278,7 @@ def start_nginx(tmp, addr="127.0.0.1", prefix=(), client_prefix=()):
     probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.1).close()"
     for _ in range(200):
         if subprocess.run([*client_prefix, sys.executable, "-c", probe, addr, str(port)], capture_output=True).returncode == 0:
-            return proc, port, tls_port
+            return proc, port, tls_port, h2_port, h2_tls_port
         time.sleep(0.05)
     proc.terminate()
     raise SystemExit("nginx did not start: " + open(os.path.join(tmp, "error.log")).read())
@@ -282,11 +304,12 @@ def urk_cmd(url, conns, pipeline, seconds, extra=(), binary=URK):
     return [binary, "-t1", f"-c{conns}", f"-d{seconds}s", f"-p{pipeline}", "-q", "--json", *tls, *extra, url]
 
 
-def oha_cmd(url, conns, seconds, extra=()):
+def oha_cmd(url, conns, seconds, extra=(), streams=1):
     close = ["--disable-keepalive"] if closing(extra) else []
     rate = ["-q", offered(extra)] if paced(extra) else []
+    h2 = ["--http2", "-p", str(streams)] if http2(extra) else []
     return ["oha", "-z", f"{seconds}s", "-c", str(conns), "--no-tui", "--output-format", "json",
-            "--insecure", *close, *rate, url]
+            "--insecure", *close, *rate, *h2, url]
 
 
 def wrk2_cmd(url, conns, seconds, extra):
@@ -301,8 +324,9 @@ def parse_wrk2(out):
     return reqs, rps, errs, rest
 
 
-def h2load_cmd(url, conns, seconds):
-    return ["h2load", "--h1", "-t1", f"-c{conns}", "-D", str(seconds), url]
+def h2load_cmd(url, conns, seconds, extra=(), streams=1):
+    proto = [f"-m{streams}"] if http2(extra) else ["--h1"]
+    return ["h2load", *proto, "-t1", f"-c{conns}", "-D", str(seconds), url]
 
 
 def parse_oha(out):
@@ -389,9 +413,9 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
     elif tool == "wrk2":
         cmd, parse = wrk2_cmd(url, conns, seconds, extra), parse_wrk2
     elif tool == "oha":
-        cmd, parse = oha_cmd(url, conns, seconds, extra), parse_oha
+        cmd, parse = oha_cmd(url, conns, seconds, extra, pipeline), parse_oha
     elif tool == "h2load":
-        cmd, parse = h2load_cmd(url, conns, seconds), parse_h2load
+        cmd, parse = h2load_cmd(url, conns, seconds, extra, pipeline), parse_h2load
     else:
         cmd, parse = wrk_cmd(url, conns, pipeline, seconds, extra), parse_wrk
     server_before = process_cpu_s(server_pid)
@@ -494,14 +518,15 @@ def start_server(stack, net):
                   flush=True)
             return None
         addr, server_prefix, client_prefix = Veth.SERVER_ADDR, veth.server_prefix(), veth.client_prefix()
-    proc, port, tls_port = start_nginx(tmp, addr, server_prefix, client_prefix)
+    proc, port, tls_port, h2_port, h2_tls_port = start_nginx(tmp, addr, server_prefix, client_prefix)
 
     def stop():
         proc.terminate()
         proc.wait()
 
     stack.callback(stop)
-    return proc.pid, f"{addr}:{port}", f"{addr}:{tls_port}", client_prefix
+    return (proc.pid, f"{addr}:{port}", f"{addr}:{tls_port}", client_prefix,
+            f"{addr}:{h2_port}", f"{addr}:{h2_tls_port}")
 
 
 def main():
@@ -530,8 +555,13 @@ def main():
             srv = server(net)
             if srv is None:
                 continue
-            pid, host, tls_host, prefix = srv
-            url = f"https://{tls_host}{path}" if https(name) else f"http://{host}{path}"
+            pid, host, tls_host, prefix, h2_host, h2_tls_host = srv
+            if name.startswith("h2s-"):
+                url = f"https://{h2_tls_host}{path}"
+            elif name.startswith("h2-"):
+                url = f"http://{h2_host}{path}"
+            else:
+                url = f"https://{tls_host}{path}" if https(name) else f"http://{host}{path}"
             tools = tools_for(pipeline, extra, name)
             runs = {t: [] for t in tools}
             for r in range(args.rounds):
@@ -672,6 +702,7 @@ def markdown(meta, results, pace=None):
                          f"{fmt(m.get('server_cpu_us_per_req'), '.2f')} | "
                          f"{fmt(m['peak_rss_mb'], '.1f')} | {m['errors']} | {extra[0]} | {extra[1]} |")
     lines += paced_table(results)
+    lines += h2_targets(results)
     lines += targets(results)
     sc = [e for e in results if "syscalls" in e]
     if sc:
@@ -739,6 +770,35 @@ def paced_table(results):
     return out
 
 
+def h2_targets(results):
+    """Issue 25's targets: urk's CPU-µs per request below every peer's in
+    every HTTP/2 scenario, at most 0.85x the best peer's at h2c c50 with 10
+    streams, and peak RSS at 10,000 connections below both."""
+    rows = [e for e in results if http2(e["urk_flags"])]
+    if not rows:
+        return []
+    out = ["", "Targets (issue 25, HTTP/2; urk/tool ratios are medians of per-round ratios, the reference being "
+           "h2load):", ""]
+    for e in rows:
+        ratios = dict(e["urk_over_peers_cpu_us_per_req"])
+        ratios[e["reference"]] = e["urk_over_wrk"]["cpu_us_per_req"]
+        ratios = {t: r for t, r in ratios.items() if r is not None and t in ("h2load", "oha")}
+        if not ratios:
+            continue
+        worst = max(ratios.values())
+        limit = 0.85 if e["scenario"] == "h2-c50-m10" else 1.0
+        each = ", ".join(f"urk/{t} {r:.2f}" for t, r in sorted(ratios.items()))
+        out.append(f"- {'met' if worst <= limit else 'NOT met'}: {e['scenario']} CPU-µs/req {each} "
+                   f"(target <= {limit} against every peer); urk errors {e['median']['urk']['errors']}")
+        if e["connections"] >= 10000:
+            m = e["median"]
+            peers = {t: m[t]["peak_rss_mb"] for t in ("h2load", "oha") if t in m}
+            ok = all(m["urk"]["peak_rss_mb"] < v for v in peers.values())
+            out.append(f"- {'met' if ok else 'NOT met'}: {e['scenario']} peak RSS urk {m['urk']['peak_rss_mb']:.1f} MB vs "
+                       + ", ".join(f"{t} {v:.1f} MB" for t, v in peers.items()))
+    return out
+
+
 def targets(results):
     """Each target, met or not, and by how much (medians from this run)."""
     by = {e["scenario"]: e for e in results}
@@ -787,7 +847,8 @@ def targets(results):
         whi, wlo = by["c10000"]["median"]["wrk"]["cpu_us_per_req"], by["c50"]["median"]["wrk"]["cpu_us_per_req"]
         if hi and lo and whi and wlo:
             line(hi / lo <= 1.25, f"urk CPU-us/req c10000 / c50 = {hi / lo:.2f} (target <= 1.25; wrk's {whi / wlo:.2f})")
-    veth = [e for e in results if e.get("network") == "veth" and not paced(e["urk_flags"])]
+    veth = [e for e in results if e.get("network") == "veth" and not paced(e["urk_flags"])
+            and not http2(e["urk_flags"])]
     if veth:
         out += ["", "Each end's receive work on its own core (-veth, diagnostic; the loopback figure in brackets):", ""]
         for e in veth:
