@@ -502,3 +502,198 @@ end
     let logged = nginx.logged();
     assert_eq!(logged, BTreeMap::from([(200, 250), (404, 250)]));
 }
+
+#[test]
+fn a_scripts_response_hook_gets_http2_headers_and_bodies() {
+    let Some(nginx) = Nginx::start("h2-hooks") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("urk-h2-hooks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lua = dir.join("hooks.lua");
+    std::fs::write(
+        &lua,
+        r#"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) n = 0; statuses = {}; server = ""; body = "" end
+request = function()
+  n = n + 1
+  return wrk.format(nil, (n % 2 == 0) and "/missing" or "/")
+end
+function response(status, headers, b)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status == 200 then
+    server = headers["server"]
+    body = b
+  end
+end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    print("200=" .. s[200])
+    print("404=" .. s[404])
+    print("server=" .. t:get("server"))
+    print("body=" .. t:get("body"):gsub("\n", "\\n"))
+  end
+end
+"#,
+    )
+    .unwrap();
+    let out = urk(&[
+        "-q",
+        "--http2",
+        "-t1",
+        "-c2",
+        "-p",
+        "5",
+        "-n",
+        "40",
+        "-s",
+        lua.to_str().unwrap(),
+        &nginx.h2_url("/"),
+    ]);
+    let o = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{o}{}", text(&out.stderr));
+    let printed = |key: &str| {
+        o.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(printed("200"), "20", "{o}");
+    assert_eq!(printed("404"), "20", "{o}");
+    assert!(printed("server").starts_with("nginx"), "{o}");
+    assert_eq!(printed("body"), "hello world\\n", "{o}");
+}
+
+#[test]
+fn debug_shows_one_http2_exchange_and_merge_adds_http2_figures() {
+    let Some(nginx) = Nginx::start("h2-debug") else {
+        return;
+    };
+    let out = urk(&["--http2", "--debug", "-H", "X-Trace: 7", &nginx.h2_url("/")]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    for want in [
+        "HTTP/2 with prior knowledge",
+        "> :method: GET",
+        "> :scheme: http",
+        "> x-trace: 7",
+        "< :status: 200",
+        "hello world",
+    ] {
+        assert!(shown.contains(want), "{want} in {shown}");
+    }
+    assert_eq!(nginx.logged(), BTreeMap::from([(200, 1)]));
+
+    // Two runs' reports merge into one whose HTTP/2 figures add up.
+    let dir = std::env::temp_dir().join(format!("urk-h2-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = Vec::new();
+    for k in 0..2 {
+        let out = urk(&[
+            "--http2",
+            "-t1",
+            "-c2",
+            "-p",
+            "10",
+            "-n",
+            "2500",
+            "--json",
+            &nginx.h2_url("/"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let p = dir.join(format!("{k}.json"));
+        std::fs::write(&p, &out.stdout).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let out = urk(&["merge", "--json", &paths[0], &paths[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    schema::validate(&m);
+    assert_eq!(m["requests"], 5000);
+    assert!(
+        m["http2"]["goaways"].as_u64().unwrap() >= 4,
+        "{}",
+        m["http2"]
+    );
+    assert_eq!(m["http2"]["streams_peak"], 10);
+}
+
+/// nghttpd (nghttp2's server) started on a free port serving `dir`, with
+/// `flags`; `None` (skipped) when it is not installed, unless
+/// URK_REQUIRE_NGHTTPD=1.
+fn nghttpd(dir: &std::path::Path, flags: &[&str]) -> Option<(std::process::Child, u16)> {
+    if std::process::Command::new("nghttpd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert_ne!(
+            std::env::var("URK_REQUIRE_NGHTTPD").as_deref(),
+            Ok("1"),
+            "nghttpd is required (URK_REQUIRE_NGHTTPD=1) but not installed"
+        );
+        eprintln!("skipped: nghttpd is not installed (apt-get install nghttp2-server)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("nghttpd")
+        .args(["--no-tls", "-d"])
+        .arg(dir)
+        .args(flags)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nghttpd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, port))
+}
+
+#[test]
+fn against_nghttpd_padding_small_windows_and_trailers_are_exact() {
+    let dir = std::env::temp_dir().join(format!("urk-nghttpd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = vec![b'n'; 50_000];
+    std::fs::write(dir.join("f"), &file).unwrap();
+    // 255 bytes of padding on every frame, 1 KiB stream windows (ours to
+    // obey when sending bodies) and a trailer on every response.
+    let Some((mut child, port)) = nghttpd(
+        &dir,
+        &["--padding=255", "--window-bits=10", "--trailer=x-done: 1"],
+    ) else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{port}/f");
+    let r = run(&h2(&url).pipeline(10).requests(500)).unwrap();
+    assert_eq!(r.requests, 500, "{}", brief(&r));
+    assert_eq!(r.errors.total(), 0, "{}", brief(&r));
+    assert_eq!(r.status, BTreeMap::from([(200, 500)]));
+    assert!(r.bytes_read > 500 * file.len() as u64, "{}", r.bytes_read);
+    // Request bodies larger than its 1 KiB windows wait for its
+    // WINDOW_UPDATEs.
+    let r = run(&h2(&url)
+        .method("POST")
+        .body(vec![b'p'; 20_000])
+        .pipeline(4)
+        .requests(100))
+    .unwrap();
+    assert_eq!(r.requests, 100, "{}", brief(&r));
+    assert_eq!(r.errors.total(), 0, "{}", brief(&r));
+    assert!(r.bytes_written > 100 * 20_000, "{}", r.bytes_written);
+    let _ = child.kill();
+    let _ = child.wait();
+}

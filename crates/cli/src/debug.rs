@@ -25,6 +25,17 @@ pub fn show(x: &Exchange) -> String {
             let _ = writeln!(out, "* Connected to {}", x.server);
         }
     }
+    if x.http2 {
+        let _ = writeln!(
+            out,
+            "* HTTP/2{}: header fields as sent and as decoded (compressed on the wire)",
+            if x.tls.is_some() {
+                ""
+            } else {
+                " with prior knowledge (h2c)"
+            }
+        );
+    }
     let (head, body) = split_head(&x.request);
     lines(&mut out, "> ", head);
     data(&mut out, body, body.len() as u64);

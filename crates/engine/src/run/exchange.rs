@@ -20,10 +20,15 @@ pub struct Exchange {
     pub server: String,
     /// `https://`: what the handshake agreed on.
     pub tls: Option<Negotiated>,
-    /// The request, byte for byte as sent (plaintext).
+    /// It spoke HTTP/2: `request` and `head` are the header fields as
+    /// sent and decoded (`name: value` lines, pseudo-fields first, a blank
+    /// line after), not bytes on the wire, which are compressed.
+    pub http2: bool,
+    /// The request, byte for byte as sent (plaintext; on HTTP/2, its
+    /// fields as lines and then its body).
     pub request: Vec<u8>,
     /// The response's head: status line and headers, through the blank
-    /// line.
+    /// line (on HTTP/2, `:status` and the fields as lines).
     pub head: Vec<u8>,
     /// The start of its body, at most the limit asked for.
     pub body: Vec<u8>,
@@ -48,11 +53,6 @@ impl Plan {
     /// # Ok::<(), urk_engine::EngineError>(())
     /// ```
     pub fn exchange(&self, body_limit: usize) -> Result<Exchange, EngineError> {
-        if self.cfg.http2 {
-            return Err(EngineError::Config(
-                "the one-request exchange speaks HTTP/1.1 only: it cannot show an HTTP/2 exchange (http2 is set)".into(),
-            ));
-        }
         let (request, head_request) = self.first_request()?;
         let timeout = self.cfg.timeout;
         let server = self.endpoint.to_string();
@@ -73,6 +73,21 @@ impl Plan {
                 (Box::new(sock), None)
             }
         };
+        if self.cfg.http2 {
+            return super::exchange_h2::exchange(wire, &request, self.tls.is_some(), body_limit)
+                .map(|x| Exchange {
+                    server: server.clone(),
+                    tls,
+                    http2: true,
+                    request: x.request,
+                    head: x.head,
+                    body: x.body,
+                    body_len: x.body_len,
+                    status: x.status,
+                    elapsed: x.elapsed,
+                })
+                .map_err(|(step, reason)| fail(step, reason));
+        }
         let began = Instant::now();
         wire.write_all(&request)
             .and_then(|()| wire.flush())
@@ -118,6 +133,7 @@ impl Plan {
         Ok(Exchange {
             server,
             tls,
+            http2: false,
             request,
             head: got.head,
             body: got.body,

@@ -6,6 +6,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod exchange;
+pub(crate) mod exchange_h2;
 pub(crate) mod h2_probe;
 pub(crate) mod schedule;
 pub(crate) mod search;

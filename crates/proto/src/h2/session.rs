@@ -57,6 +57,18 @@ pub enum Event {
     GoAway { last_stream: u32, code: u32 },
 }
 
+/// What a caller that keeps responses (a script that reads headers or
+/// bodies, `--debug`) is handed besides the [`Event`]s: the fields of each
+/// final response head (pseudo-fields and interim heads left out), and
+/// its body bytes as they come. Borrowed: valid for the call only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// One field of the response head.
+    Field { name: &'a [u8], value: &'a [u8] },
+    /// Body bytes.
+    Data(&'a [u8]),
+}
+
 /// Why the connection cannot go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
@@ -147,6 +159,9 @@ struct State {
     send_window: i64,
     /// Connection bytes received and not yet given back.
     unacked: u32,
+    /// Request bodies' buffers of finished streams, for the next ones: a
+    /// request with a body allocates nothing once enough are here.
+    spare: Vec<Vec<u8>>,
     /// A header block being gathered across CONTINUATIONs: its stream
     /// and END_STREAM flag; the bytes are in `block`.
     gathering: Option<(u32, bool)>,
@@ -187,6 +202,7 @@ impl ClientSession {
                 initial_window: DEFAULT_WINDOW,
                 max_frame: frame::DEFAULT_MAX_FRAME,
                 table_size_update: None,
+                spare: Vec::new(),
                 send_window: DEFAULT_WINDOW,
                 unacked: 0,
                 gathering: None,
@@ -225,6 +241,11 @@ impl ClientSession {
     /// The server sent GOAWAY: no stream may be opened on this connection.
     pub fn going_away(&self) -> bool {
         self.state.goaway.is_some()
+    }
+
+    /// Every stream id is used (§5.1.1): the connection must be replaced.
+    pub fn exhausted(&self) -> bool {
+        self.state.next_stream > LAST_STREAM
     }
 
     /// Streams open now.
@@ -271,31 +292,42 @@ impl ClientSession {
             ..Stream::default()
         };
         if !body.is_empty() {
-            s.body = body.to_vec();
+            let mut b = self.state.spare.pop().unwrap_or_default();
+            b.extend_from_slice(body);
+            s.body = b;
         }
-        self.state.streams.insert(id, s);
-        self.state.flush_body(id);
+        let st = &mut self.state;
+        let s = st.streams.entry(id).or_insert(s);
+        flush_body(id, s, &mut st.send_window, st.max_frame, &mut st.out);
         Some(id)
     }
 
     /// Gives up on a stream (its timeout): RST_STREAM(CANCEL). Its late
     /// frames are still read (and their DATA counted against the window).
     pub fn cancel(&mut self, stream: u32) {
-        if self.state.streams.remove(&stream).is_some() {
+        if self.state.forget(stream) {
             frame::write::rst_stream(stream, 0x8, &mut self.state.out);
         }
     }
 
     /// Takes bytes that arrived, telling `on` what they meant.
-    pub fn receive(
+    pub fn receive(&mut self, bytes: &[u8], on: impl FnMut(Event)) -> Result<(), SessionError> {
+        self.receive_pieces(bytes, on, |_, _| {})
+    }
+
+    /// Like [`ClientSession::receive`], and hands `keep` each final
+    /// response head's fields and its body bytes, by stream, for a caller
+    /// that keeps responses.
+    pub fn receive_pieces(
         &mut self,
         mut bytes: &[u8],
         mut on: impl FnMut(Event),
+        mut keep: impl FnMut(u32, Piece<'_>),
     ) -> Result<(), SessionError> {
         while !bytes.is_empty() {
             let (used, ev) = self.reader.feed(bytes)?;
             if let Some(ev) = ev {
-                self.state.handle(ev, &mut on)?;
+                self.state.handle(ev, &mut on, &mut keep)?;
             }
             bytes = &bytes[used..];
         }
@@ -303,42 +335,51 @@ impl ClientSession {
     }
 }
 
-impl State {
-    /// Sends what the windows allow of a stream's body.
-    fn flush_body(&mut self, id: u32) {
-        let Some(s) = self.streams.get_mut(&id) else {
+/// Sends what the windows allow of stream `id`'s body.
+fn flush_body(id: u32, s: &mut Stream, conn_window: &mut i64, max_frame: u32, out: &mut Vec<u8>) {
+    while s.sent < s.body.len() {
+        let room = s.send_window.min(*conn_window).min(i64::from(max_frame));
+        if room <= 0 {
             return;
-        };
-        while s.sent < s.body.len() {
-            let room = s
-                .send_window
-                .min(self.send_window)
-                .min(i64::from(self.max_frame));
-            if room <= 0 {
-                return;
-            }
-            let n = (room as usize).min(s.body.len() - s.sent);
-            let end = s.sent + n == s.body.len();
-            frame::write::data(id, &s.body[s.sent..s.sent + n], end, &mut self.out);
-            s.sent += n;
-            s.send_window -= n as i64;
-            self.send_window -= n as i64;
         }
+        let n = (room as usize).min(s.body.len() - s.sent);
+        let end = s.sent + n == s.body.len();
+        frame::write::data(id, &s.body[s.sent..s.sent + n], end, out);
+        s.sent += n;
+        s.send_window -= n as i64;
+        *conn_window -= n as i64;
     }
+}
 
+impl State {
+    /// Bodies waiting for window, sent as far as it now allows.
     fn flush_bodies(&mut self) {
-        let ids: Vec<u32> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.sent < s.body.len())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
-            self.flush_body(id);
+        for (&id, st) in self.streams.iter_mut() {
+            if st.sent < st.body.len() {
+                flush_body(id, st, &mut self.send_window, self.max_frame, &mut self.out);
+            }
         }
     }
 
-    fn handle(&mut self, ev: Wire<'_>, on: &mut impl FnMut(Event)) -> Result<(), SessionError> {
+    /// Stream `id` is over: forgotten, its body's buffer kept for the
+    /// next. False if it was not open.
+    fn forget(&mut self, id: u32) -> bool {
+        let Some(mut s) = self.streams.remove(&id) else {
+            return false;
+        };
+        if s.body.capacity() > 0 {
+            s.body.clear();
+            self.spare.push(s.body);
+        }
+        true
+    }
+
+    fn handle(
+        &mut self,
+        ev: Wire<'_>,
+        on: &mut impl FnMut(Event),
+        keep: &mut impl FnMut(u32, Piece<'_>),
+    ) -> Result<(), SessionError> {
         let continuation = matches!(ev, Wire::Frame(Frame::Continuation { .. }));
         if self.gathering.is_some() != continuation {
             return Err(SessionError::BrokenHeaderBlock);
@@ -351,6 +392,9 @@ impl State {
                 end_stream,
                 ..
             } => {
+                if !data.is_empty() && self.streams.contains_key(&stream) {
+                    keep(stream, Piece::Data(data));
+                }
                 self.data(stream, data.len(), flow, end_stream, on);
                 return Ok(());
             }
@@ -362,7 +406,7 @@ impl State {
                 end_stream,
                 end_headers: true,
                 block,
-            } => self.headers_done(stream, end_stream, block, on)?,
+            } => self.headers_done(stream, end_stream, block, on, keep)?,
             Frame::Headers {
                 stream,
                 end_stream,
@@ -383,7 +427,7 @@ impl State {
                 if end_headers {
                     let (stream, end_stream) = self.gathering.take().unwrap_or_default();
                     let block = std::mem::take(&mut self.block);
-                    let done = self.headers_done(stream, end_stream, &block, on);
+                    let done = self.headers_done(stream, end_stream, &block, on, keep);
                     self.block = block;
                     done?;
                 }
@@ -417,11 +461,17 @@ impl State {
             Frame::WindowUpdate { stream, increment } => {
                 if let Some(s) = self.streams.get_mut(&stream) {
                     s.send_window += i64::from(increment);
-                    self.flush_body(stream);
+                    flush_body(
+                        stream,
+                        s,
+                        &mut self.send_window,
+                        self.max_frame,
+                        &mut self.out,
+                    );
                 }
             }
             Frame::RstStream { stream, code } => {
-                if self.streams.remove(&stream).is_some() {
+                if self.forget(stream) {
                     on(Event::Reset { stream, code });
                 }
             }
@@ -458,7 +508,7 @@ impl State {
                 s.unacked = 0;
             }
             if end_stream {
-                self.streams.remove(&stream);
+                self.forget(stream);
                 on(Event::Done { stream });
             }
         }
@@ -499,14 +549,21 @@ impl State {
         end_stream: bool,
         block: &[u8],
         on: &mut impl FnMut(Event),
+        keep: &mut impl FnMut(u32, Piece<'_>),
     ) -> Result<(), SessionError> {
         let mut status = None;
+        // Only a final head's fields are kept: not an interim one's, not
+        // trailers, not a cancelled stream's.
+        let mut kept = self.streams.get(&stream).is_some_and(|s| !s.answered);
         self.decoder
             .decode(block, |n, v| {
                 if n == b":status" {
                     status = std::str::from_utf8(v)
                         .ok()
                         .and_then(|s| s.parse::<u16>().ok());
+                    kept &= !matches!(status, Some(100..=199));
+                } else if kept && !n.starts_with(b":") {
+                    keep(stream, Piece::Field { name: n, value: v });
                 }
             })
             .map_err(SessionError::Hpack)?;
@@ -529,7 +586,7 @@ impl State {
             }
         }
         if end_stream {
-            self.streams.remove(&stream);
+            self.forget(stream);
             on(Event::Done { stream });
         }
         Ok(())

@@ -272,9 +272,11 @@ impl<B: Backend> Worker<'_, B> {
                 .shared
                 .requests_per_conn
                 .is_some_and(|n| l.responses >= n);
-            if l.outstanding == 0 && (h.session.going_away() || share_done) {
-                // A GOAWAY (or the connection's share) ends it once its
-                // last stream is done; a new one takes its place.
+            let ended = h.session.going_away() || h.session.exhausted() || share_done;
+            if l.outstanding == 0 && ended {
+                // A GOAWAY (or the connection's share, or its last stream
+                // id) ends it once its last stream is done; a new one
+                // takes its place.
                 self.close(i, now, now);
                 return false;
             }
@@ -416,6 +418,7 @@ impl<B: Backend> Worker<'_, B> {
                 life,
                 source,
                 retries,
+                keep: capture.is_some(),
             };
             return match tls {
                 None => conn.feed(data, &mut books),

@@ -49,6 +49,10 @@ impl<B: Backend> Worker<'_, B> {
                 },
             };
             if !self.open_streams(i, now, intended, retry) {
+                if let Some(r) = retry {
+                    // Still owed: the next connection with room sends it.
+                    self.retries.push_front(r);
+                }
                 break;
             }
         }
@@ -217,6 +221,7 @@ impl<B: Backend> Worker<'_, B> {
             let s = h.streams[k];
             if now.saturating_sub(s.sent_at) > timeout {
                 h.session.cancel(s.id);
+                h.captures.drop_stream(s.id);
                 h.streams.swap_remove(k);
                 expired += 1;
             } else {
@@ -248,6 +253,8 @@ pub(super) struct H2Feed<'a, 'w> {
     pub life: &'a mut Life,
     pub source: &'a mut WorkerSource<'w>,
     pub retries: &'a mut std::collections::VecDeque<Retry>,
+    /// A script reads headers or bodies: responses are kept whole.
+    pub keep: bool,
 }
 
 impl H2Feed<'_, '_> {
@@ -256,17 +263,23 @@ impl H2Feed<'_, '_> {
     /// the connection as a parse fault.
     pub(super) fn feed(&mut self, data: &[u8], books: &mut Books) -> Result<(), Fault> {
         let H2Session {
-            session, streams, ..
+            session,
+            streams,
+            captures,
+            ..
         } = &mut *self.h2;
         let life = &mut *self.life;
         let source = &mut *self.source;
         let retries = &mut *self.retries;
         let limit = session.max_concurrent();
+        // Both of the session's callbacks write kept responses.
+        let captures = std::cell::RefCell::new(captures);
+        let keep = self.keep;
         let taken = |streams: &mut Vec<Stream>, id: u32| {
             let k = streams.iter().position(|s| s.id == id)?;
             Some(streams.swap_remove(k))
         };
-        let result = session.receive(data, |ev| match ev {
+        let on = |ev| match ev {
             Event::FirstByte { stream } => {
                 if let Some(s) = streams.iter().find(|s| s.id == stream) {
                     books.first_byte_at(s.intended_at);
@@ -275,19 +288,27 @@ impl H2Feed<'_, '_> {
             Event::Status { stream, status } => {
                 if let Some(s) = streams.iter_mut().find(|s| s.id == stream) {
                     s.status = status;
+                    if keep {
+                        captures.borrow_mut().status(stream, status);
+                    }
                 }
             }
             Event::Body { .. } => {}
             Event::Done { stream } => {
                 if let Some(s) = taken(streams, stream) {
                     books.book_stream(life, &s);
+                    let raw = keep.then(|| captures.borrow_mut().take(stream)).flatten();
                     if let Some(sc) = source.script() {
-                        sc.response(s.status, None);
+                        sc.response(s.status, raw.as_deref());
+                    }
+                    if let Some(raw) = raw {
+                        captures.borrow_mut().give_back(raw);
                     }
                 }
             }
             Event::Reset { stream, code } => {
                 if let Some(s) = taken(streams, stream) {
+                    captures.borrow_mut().drop_stream(stream);
                     books.unbook_stream(life, &s, code, retries);
                 }
             }
@@ -299,13 +320,20 @@ impl H2Feed<'_, '_> {
                 while k < streams.len() {
                     if streams[k].id > last_stream {
                         let s = streams.swap_remove(k);
+                        captures.borrow_mut().drop_stream(s.id);
                         books.unbook_stream(life, &s, REFUSED_STREAM, retries);
                     } else {
                         k += 1;
                     }
                 }
             }
-        });
+        };
+        let result = match keep {
+            false => session.receive(data, on),
+            true => session.receive_pieces(data, on, |stream, piece| {
+                captures.borrow_mut().piece(stream, piece)
+            }),
+        };
         let now_limit = session.max_concurrent();
         if now_limit != limit && now_limit != u32::MAX {
             let m = &mut books.stats.h2.server_max_streams;
