@@ -89,13 +89,11 @@ SCENARIOS = [
     # HTTP/2 (issue 25): urk --http2 -p M against h2load -m M and oha
     # --http2 -p M, streams per connection; h2c (prior knowledge) on its own
     # port, "h2s-" over TLS (ALPN h2).
-    ("h2-c50-m10", 50, "/", 10, ["--http2"], "lo"),
-    ("h2-c50-m100", 50, "/", 100, ["--http2"], "lo"),
-    ("h2-c1000-m1", 1000, "/", 1, ["--http2"], "lo"),
-    ("h2-16KiB-c50-m10", 50, "/16k", 10, ["--http2"], "lo"),
-    ("h2s-c50-m10", 50, "/", 10, ["--http2"], "lo"),
-    ("h2-c50-m10-veth", 50, "/", 10, ["--http2"], "veth"),
-    ("h2s-c50-m10-veth", 50, "/", 10, ["--http2"], "veth"),
+    *[(f"{name}{suffix}", c, path, m, ["--http2"], net)
+      for suffix, net in (("", "lo"), ("-veth", "veth"))
+      for name, c, path, m in (("h2-c50-m10", 50, "/", 10), ("h2-c50-m100", 50, "/", 100),
+                               ("h2-c1000-m1", 1000, "/", 1), ("h2-16KiB-c50-m10", 50, "/16k", 10),
+                               ("h2s-c50-m10", 50, "/", 10))],
     ("h2-c10000-m1", 10000, "/", 1, ["--http2"], "lo"),
 ]
 
