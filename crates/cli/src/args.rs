@@ -118,6 +118,10 @@ pub struct Args {
     /// this SVG file (with --find-max: latency against offered rate)
     #[argh(option)]
     pub plot: Option<String>,
+    /// write a self-contained HTML report to FILE (charts, every figure,
+    /// the command line; opens offline)
+    #[argh(option)]
+    pub html: Option<String>,
     /// https: accept any server certificate (self-signed test servers);
     /// the handshake's signatures are still checked
     #[argh(switch, short = 'k')]

@@ -3,6 +3,7 @@
 mod args;
 mod debug;
 mod hdr_log;
+mod html;
 mod merge;
 mod plot;
 mod progress;
@@ -145,6 +146,22 @@ fn why_none(r: &urk_engine::Report) -> String {
     format!(": {}", parts.join(", "))
 }
 
+fn report_main(argv: &[String]) -> ExitCode {
+    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match html::ReportArgs::from_args(&["urk", "report"], &strs) {
+        Ok(a) => a,
+        Err(early) if early.status.is_ok() => {
+            print!("{}", early.output);
+            return ExitCode::SUCCESS;
+        }
+        Err(early) => return fail(format!("{} (see urk report --help)", early.output)),
+    };
+    match html::args::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
 fn merge_main(argv: &[String]) -> ExitCode {
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match merge::MergeArgs::from_args(&["urk", "merge"], &strs) {
@@ -184,10 +201,11 @@ fn search_main(args: &Args, cfg: &urk_engine::Config, search: &urk_engine::Searc
             cfg.threads, cfg.connections
         );
     }
-    let (found, merged) = match urk_engine::find_max(cfg, search, &STOP) {
+    let (found, mut merged) = match urk_engine::find_max(cfg, search, &STOP) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
+    merged.command = Some(html::this_command());
     if args.json {
         match serde_json::to_string_pretty(&merged) {
             Ok(j) => println!("{j}"),
@@ -199,6 +217,16 @@ fn search_main(args: &Args, cfg: &urk_engine::Config, search: &urk_engine::Searc
     if let Some(path) = &args.plot {
         if let Err(e) = plot::write_search(path, &found) {
             return fail(format!("cannot write --plot '{path}': {e}"));
+        }
+    }
+    if let Some(path) = &args.html {
+        let run = html::Run {
+            report: &merged,
+            label: merged.url.clone(),
+            command: merged.command.clone(),
+        };
+        if let Err(e) = html::write(path, &[run]) {
+            return fail(format!("cannot write --html '{path}': {e}"));
         }
     }
     if found.rate.is_none() {
@@ -223,6 +251,9 @@ fn main() -> ExitCode {
     if argv.first().map(String::as_str) == Some("merge") {
         return merge_main(&argv[1..]);
     }
+    if argv.first().map(String::as_str) == Some("report") {
+        return report_main(&argv[1..]);
+    }
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&["urk"], &strs) {
         Ok(a) => a,
@@ -234,7 +265,7 @@ fn main() -> ExitCode {
     };
     if args.version {
         println!(
-            "urk {} (HTTP/1.1 load generator on io_uring)",
+            "urk {} (HTTP/1.1 and HTTP/2 load generator on io_uring)",
             env!("CARGO_PKG_VERSION")
         );
         match urk_engine::KernelSupport::probe() {
@@ -322,10 +353,11 @@ fn main() -> ExitCode {
     let progress = progress::Progress::start(live.clone(), cfg.warmup + cfg.duration, args.quiet);
     let result = plan.run_watched(&STOP, &live);
     progress.finish();
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    report.command = Some(html::this_command());
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),
@@ -346,6 +378,16 @@ fn main() -> ExitCode {
     if let Some(path) = &args.plot {
         if let Err(e) = plot::write(path, &report) {
             return fail(format!("cannot write --plot '{path}': {e}"));
+        }
+    }
+    if let Some(path) = &args.html {
+        let run = html::Run {
+            report: &report,
+            label: report.url.clone(),
+            command: report.command.clone(),
+        };
+        if let Err(e) = html::write(path, &[run]) {
+            return fail(format!("cannot write --html '{path}': {e}"));
         }
     }
     if let Some(s) = &script {

@@ -109,6 +109,9 @@ impl Report {
                 (a, b) => a.or_else(|| b.clone()),
             };
             m.http2_only |= r.http2_only;
+            if m.command != r.command {
+                m.command = None;
+            }
             m.http2 = match (m.http2.take(), &r.http2) {
                 (Some(mut a), Some(b)) => {
                     a.merge(b);

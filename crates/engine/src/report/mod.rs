@@ -124,6 +124,10 @@ pub struct Report {
     /// resets and retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: Option<crate::Http2Report>,
+    /// The command line that made the run, when the caller sets it (the
+    /// CLI does), so that a saved report says how to repeat it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// A targets file's targets, in file order (the first 1000): what
     /// each got back. Empty for a single request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -754,6 +758,7 @@ impl Report {
             }),
             http2: facts.http2.then(|| s.h2.clone()),
             http2_only: s.http2_only,
+            command: None,
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
             seed: facts.seed,
             addresses: facts.addresses,
