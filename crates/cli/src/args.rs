@@ -197,6 +197,9 @@ pub struct Args {
     /// no live progress on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
+    /// keep the one-line progress instead of the full-screen live view
+    #[argh(switch)]
+    pub no_tui: bool,
     /// print version details
     #[argh(switch, short = 'v')]
     pub version: bool,

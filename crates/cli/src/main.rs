@@ -7,6 +7,7 @@ mod html;
 mod merge;
 mod plot;
 mod progress;
+mod tui;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -299,6 +300,12 @@ fn main() -> ExitCode {
     // Before the checks: a TLS probe can take up to the timeout, and a
     // Ctrl-C during it should stop the run (and a second one quit).
     install_signal_handlers();
+    let length = cfg.warmup + cfg.duration;
+    let live_view = tui::wanted(args.quiet, args.no_tui, length) && search.is_none();
+    if live_view {
+        // The view draws the seconds the workers close.
+        cfg = cfg.intervals(true);
+    }
     let plan = match urk_engine::Plan::new(&cfg) {
         Ok(p) => p,
         Err(urk_engine::EngineError::Tls(t)) => return fail(tls_hint(&t)),
@@ -349,10 +356,29 @@ fn main() -> ExitCode {
     if !args.json {
         print!("{}", urk_engine::banner(&cfg));
     }
-    let live = std::sync::Arc::new(urk_engine::Live::default());
-    let progress = progress::Progress::start(live.clone(), cfg.warmup + cfg.duration, args.quiet);
-    let result = plan.run_watched(&STOP, &live);
-    progress.finish();
+    let result = if live_view {
+        // The view reads each second as the workers close it.
+        let live = std::sync::Arc::new(urk_engine::Live::with_seconds());
+        let facts = tui::Facts {
+            url: cfg.request.target.url.clone(),
+            threads: cfg.threads,
+            connections: cfg.connections,
+            duration: length,
+            requests: cfg.requests,
+            plan: cfg.plan(),
+            corrected: cfg.plan().is_some(),
+        };
+        let view = tui::LiveView::start(live.clone(), facts, &STOP);
+        let result = plan.run_watched(&STOP, &live);
+        view.finish();
+        result
+    } else {
+        let live = std::sync::Arc::new(urk_engine::Live::default());
+        let progress = progress::Progress::start(live.clone(), length, args.quiet);
+        let result = plan.run_watched(&STOP, &live);
+        progress.finish();
+        result
+    };
     let mut report = match result {
         Ok(r) => r,
         Err(e) => return fail(e),

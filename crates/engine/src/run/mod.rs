@@ -456,14 +456,78 @@ fn work<B: backend::Backend>(
 }
 
 /// Running totals of a run in progress, updated by the workers every
-/// 100 ms, read by whoever shows progress.
+/// 100 ms, read by whoever shows progress; and, when asked for
+/// ([`Live::with_seconds`]), each worker's figures for every second as it
+/// closes, for a live view. Nothing here is touched per request.
+///
+/// ```
+/// let live = urk_engine::Live::with_seconds();
+/// assert_eq!(live.totals(), (0, 0));
+/// assert!(live.take_seconds().is_empty());
+/// ```
 #[derive(Debug, Default)]
 pub struct Live {
     requests: std::sync::atomic::AtomicU64,
     errors: std::sync::atomic::AtomicU64,
+    seconds: Option<std::sync::Mutex<Vec<LiveSecond>>>,
+}
+
+/// One worker's second, published as it closes (needs
+/// [`Config::intervals`]): what happened in it, and the worker's running
+/// counts at its end.
+#[derive(Debug, Clone)]
+pub struct LiveSecond {
+    /// Which worker.
+    pub worker: usize,
+    /// The second's index on the run's timeline.
+    pub index: u32,
+    /// Responses completed in it.
+    pub requests: u64,
+    /// Its latencies (corrected), HdrHistogram V2 encoding, µs.
+    pub histogram_v2: Vec<u8>,
+    /// This worker's share of the second spent on its thread's CPU (0-1).
+    pub busy: f64,
+    /// Running counts at its end: faults by class, failed connects by
+    /// cause, responses by status, connections that connected and TLS
+    /// handshakes done.
+    pub errors: crate::Errors,
+    pub connect_errors: crate::ConnectCauses,
+    pub status: Vec<(u16, u64)>,
+    pub connects: u64,
+    pub handshakes: u64,
+    /// Connections open, and connecting, at its end.
+    pub open: u64,
+    pub connecting: u64,
 }
 
 impl Live {
+    /// A `Live` that also keeps each worker's seconds, for
+    /// [`Live::take_seconds`].
+    pub fn with_seconds() -> Live {
+        Live {
+            seconds: Some(std::sync::Mutex::new(Vec::new())),
+            ..Live::default()
+        }
+    }
+
+    /// The seconds published since the last call, oldest first.
+    pub fn take_seconds(&self) -> Vec<LiveSecond> {
+        match &self.seconds {
+            Some(m) => std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())),
+            None => Vec::new(),
+        }
+    }
+
+    pub(crate) fn wants_seconds(&self) -> bool {
+        self.seconds.is_some()
+    }
+
+    pub(crate) fn publish(&self, s: LiveSecond) {
+        if let Some(m) = &self.seconds {
+            m.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        }
+    }
+
     /// Completed requests and errors so far.
     pub fn totals(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;

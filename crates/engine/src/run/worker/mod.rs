@@ -279,6 +279,8 @@ pub(crate) struct Worker<'a, B: Backend> {
     h2_fixed: Option<h2::FixedH2>,
     /// HTTP/2: where any other request's header block is written.
     h2_block: Vec<u8>,
+    /// This thread's CPU time when the last second was published live.
+    live_cpu: f64,
 }
 
 impl<'a, B: Backend> Worker<'a, B> {
@@ -396,6 +398,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             retries: std::collections::VecDeque::new(),
             h2_fixed,
             h2_block: Vec::new(),
+            live_cpu: 0.0,
         };
         if shared.paced() {
             // Slots are due to the microsecond: a wait that takes the
@@ -423,6 +426,7 @@ impl<'a, B: Backend> Worker<'a, B> {
         self.next_sample = self.load_at_us + SAMPLE_US;
         self.cpu_at_start = thread_cpu_seconds();
         self.interval_cpu = self.cpu_at_start;
+        self.live_cpu = self.cpu_at_start;
         loop {
             let now = self.now();
             self.check_stop(now);

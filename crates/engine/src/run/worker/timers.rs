@@ -243,6 +243,36 @@ impl<B: Backend> Worker<'_, B> {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(second);
         }
+        if let Some(live) = self.shared.live.filter(|l| l.wants_seconds()) {
+            let cpu = thread_cpu_seconds();
+            let (mut open, mut connecting) = (0, 0);
+            for c in &self.conns {
+                match c.phase {
+                    Phase::Open | Phase::Handshaking { .. } => open += 1,
+                    Phase::Connecting { .. } => connecting += 1,
+                    _ => {}
+                }
+            }
+            let s = &self.stats;
+            live.publish(crate::LiveSecond {
+                worker: self.index,
+                index: self.interval_index,
+                requests,
+                histogram_v2: encoded.clone(),
+                busy: (cpu - self.live_cpu).clamp(0.0, 1.0),
+                errors: s.errors,
+                connect_errors: s.connect_causes,
+                status: (0..s.status.len())
+                    .filter(|&c| s.status[c] > 0)
+                    .map(|c| (c as u16, s.status[c]))
+                    .collect(),
+                connects: s.connects,
+                handshakes: s.tls.handshakes,
+                open,
+                connecting,
+            });
+            self.live_cpu = cpu;
+        }
         self.stats.intervals.push(Interval {
             index: self.interval_index,
             requests,
