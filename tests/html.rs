@@ -125,8 +125,8 @@ fn a_runs_html_report_draws_every_chart_and_its_numbers_are_the_jsons() {
     quiet(&console);
     assert_eq!(
         body_attr(&dom, "data-charts"),
-        "4",
-        "rps, latency, errors, spectrum"
+        "5",
+        "rps, latency, errors, connections, spectrum"
     );
     assert_eq!(body_attr(&dom, "data-blank-charts"), "0");
     assert_eq!(
@@ -206,7 +206,7 @@ fn saved_reports_overlay_and_bad_ones_get_one_line() {
     let (dom, console) = open_in_browser(bin, &page, "html-overlay.png");
     quiet(&console);
     assert_eq!(body_attr(&dom, "data-blank-charts"), "0");
-    assert_eq!(body_attr(&dom, "data-charts"), "4");
+    assert_eq!(body_attr(&dom, "data-charts"), "5");
     for (k, j) in jsons.iter().enumerate() {
         assert_eq!(card(&dom, k, "requests"), j["requests"].as_f64().unwrap());
     }
@@ -241,7 +241,7 @@ fn a_capacity_search_gets_its_latency_against_rate_chart() {
     quiet(&console);
     assert_eq!(
         body_attr(&dom, "data-charts"),
-        "5",
+        "6",
         "the search's chart too"
     );
     assert_eq!(body_attr(&dom, "data-blank-charts"), "0");

@@ -388,37 +388,16 @@ fn the_json_report_carries_http2_and_text_has_its_line() {
         max_streams: Some(64),
         ..H2Config::default()
     });
-    let out = urk(&[
-        "--http2",
-        "-n",
-        "300",
-        "-c",
-        "2",
-        "-t",
-        "1",
-        "-p",
-        "10",
-        "--json",
-        &server.url("/"),
-    ]);
+    let url = server.url("/");
+    let args = ["--http2", "-n", "300", "-c", "2", "-t", "1", "-p", "10"];
+    let out = urk(&[&args[..], &["--json", &url]].concat());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["requests"], 300);
     assert_eq!(v["http2"]["streams_peak"], 10);
     assert_eq!(v["http2"]["server_max_streams"], 64);
     schema::validate(&v);
-    let out = urk(&[
-        "--http2",
-        "-n",
-        "300",
-        "-c",
-        "2",
-        "-t",
-        "1",
-        "-p",
-        "10",
-        &server.url("/"),
-    ]);
+    let out = urk(&[&args[..], &[&url]].concat());
     let report = text(&out.stdout);
     assert!(
         report.contains("HTTP/2: up to 10 streams per connection (server allows 64)"),

@@ -147,3 +147,52 @@ fn without_a_terminal_nothing_but_the_report_is_written() {
     }
     assert!(text(&out.stdout).contains("requests in"));
 }
+
+#[test]
+fn a_capacity_search_shows_its_steps_and_bracket_live() {
+    let server = TestServer::start(ServerConfig::default());
+    let Some(tmux) = Tmux::new("search") else {
+        return;
+    };
+    let cmd = format!(
+        "{} -t1 -c4 -d8s --find-max 'p99<50ms' --step-duration 1s {}; echo URK-EXIT=$?; sleep 60",
+        bin(),
+        server.url("/")
+    );
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    // The first step's verdict, in the search's panel.
+    let screen = tmux.wait_for("rate/s", false);
+    assert!(screen.contains("Capacity search: p99<50ms"), "{screen}");
+    let step_row = |s: &str| {
+        s.lines().any(|l| {
+            !l.contains("Capacity search")
+                && l.starts_with('│')
+                && (l.contains(" pass ") || l.contains("fail: "))
+        })
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    let mut screen = tmux.screen(false);
+    while !step_row(&screen) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+        screen = tmux.screen(false);
+    }
+    assert!(step_row(&screen), "no judged step: {screen}");
+    // The search ends by itself; the view leaves and its report follows.
+    let done = tmux.wait_for("URK-EXIT=", true);
+    assert!(done.contains("closed-loop probe"), "{done}");
+    assert!(
+        done.contains("URK-EXIT=0") || done.contains("URK-EXIT=3"),
+        "{done}"
+    );
+}

@@ -184,7 +184,12 @@ fn merge_main(argv: &[String]) -> ExitCode {
 
 /// `--find-max`: the answer first, then the steps; the exit status says
 /// whether any rate met the objectives.
-fn search_main(args: &Args, cfg: &urk_engine::Config, search: &urk_engine::Search) -> ExitCode {
+fn search_main(
+    args: &Args,
+    cfg: &urk_engine::Config,
+    search: &urk_engine::Search,
+    live_view: bool,
+) -> ExitCode {
     if !args.json {
         println!(
             "Finding the max rate under {} @ {} (within {})",
@@ -202,7 +207,25 @@ fn search_main(args: &Args, cfg: &urk_engine::Config, search: &urk_engine::Searc
             cfg.threads, cfg.connections
         );
     }
-    let (found, mut merged) = match urk_engine::find_max(cfg, search, &STOP) {
+    let result = if live_view {
+        let live = std::sync::Arc::new(urk_engine::Live::with_seconds());
+        let facts = tui::Facts {
+            url: cfg.request.target.url.clone(),
+            threads: cfg.threads,
+            connections: cfg.connections,
+            duration: search.budget,
+            requests: None,
+            plan: None,
+            corrected: true,
+        };
+        let view = tui::LiveView::start(live.clone(), facts, &STOP);
+        let result = urk_engine::find_max_watched(cfg, search, &STOP, Some(&live));
+        view.finish();
+        result
+    } else {
+        urk_engine::find_max(cfg, search, &STOP)
+    };
+    let (found, mut merged) = match result {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
@@ -301,7 +324,7 @@ fn main() -> ExitCode {
     // Ctrl-C during it should stop the run (and a second one quit).
     install_signal_handlers();
     let length = cfg.warmup + cfg.duration;
-    let live_view = tui::wanted(args.quiet, args.no_tui, length) && search.is_none();
+    let live_view = tui::wanted(args.quiet, args.no_tui, length);
     if live_view {
         // The view draws the seconds the workers close.
         cfg = cfg.intervals(true);
@@ -351,7 +374,7 @@ fn main() -> ExitCode {
         };
     }
     if let Some(search) = search {
-        return search_main(&args, &cfg, &search);
+        return search_main(&args, &cfg, &search, live_view);
     }
     if !args.json {
         print!("{}", urk_engine::banner(&cfg));

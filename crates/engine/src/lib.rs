@@ -58,8 +58,8 @@ pub use report::{
 };
 pub use run::exchange::Exchange;
 pub use run::schedule::{RatePlan, Stage};
-pub use run::search::{find_max, Search, SearchReport, SearchStep};
-pub use run::{run, run_until, Live, LiveSecond, Plan};
+pub use run::search::{find_max, find_max_watched, Search, SearchReport, SearchStep};
+pub use run::{run, run_until, Live, LiveSecond, Plan, SearchProgress};
 pub use source::script::{
     Hooks, RequestScript, ResponseUse, ScriptError, ScriptResponse, WorkerScript,
 };

@@ -124,6 +124,8 @@ fn run_data(run: &Run<'_>) -> Value {
         "rps": t.iter().map(|e| e.requests).collect::<Vec<_>>(),
         "offered": if offered { json!(t.iter().map(|e| e.offered).collect::<Vec<_>>()) } else { Value::Null },
         "errors": t.iter().map(|e| e.errors).collect::<Vec<_>>(),
+        "non_2xx_3xx": t.iter().map(|e| e.non_2xx_3xx).collect::<Vec<_>>(),
+        "connects": t.iter().map(|e| e.connects).collect::<Vec<_>>(),
         "p50": t.iter().map(|e| ms(&e.histogram, 0.5)).collect::<Vec<_>>(),
         "p99": t.iter().map(|e| ms(&e.histogram, 0.99)).collect::<Vec<_>>(),
         "max": t.iter().map(|e| ms(&e.histogram, 1.0)).collect::<Vec<_>>(),

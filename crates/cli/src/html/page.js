@@ -108,8 +108,17 @@
     runs.forEach(function (r, i) {
       errRows.push(padded(r.timeline.errors));
       errSeries.push(series("errors" + multi(i), i));
+      errRows.push(padded(r.timeline.non_2xx_3xx));
+      errSeries.push(series("non-2xx/3xx" + multi(i), i, { dash: [6, 4] }));
     });
-    chart("Errors per second", { series: errSeries, scales: { x: { time: false } }, axes: seconds() }, errRows);
+    chart("Errors and non-2xx/3xx responses per second", { series: errSeries, scales: { x: { time: false } }, axes: seconds() }, errRows);
+
+    var connRows = [secs], connSeries = [{ label: "second" }];
+    runs.forEach(function (r, i) {
+      connRows.push(padded(r.timeline.connects));
+      connSeries.push(series("connections made" + multi(i), i));
+    });
+    chart("Connections made per second", { series: connSeries, scales: { x: { time: false } }, axes: seconds() }, connRows);
   }
 
   // The percentile spectrum: x is 1/(1-p) on a log axis.

@@ -95,6 +95,7 @@ fn draw_until(
     let mut model = model::Model::new(facts, Instant::now());
     while !done.load(Ordering::Relaxed) {
         model.take(live.take_seconds(), live.totals());
+        model.search = live.search();
         term.draw(|f| view::draw(f, &model, Instant::now()))?;
         // Keys, until the next frame is due.
         let until = Instant::now() + FRAME;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
-use urk_engine::{ConnectCauses, Errors, LiveSecond, RatePlan};
+use urk_engine::{ConnectCauses, Errors, LiveSecond, RatePlan, SearchProgress};
 
 /// What the view shows that the run's configuration says.
 pub struct Facts {
@@ -45,6 +45,8 @@ pub struct Model {
     pub totals: (u64, u64),
     /// `q` or Ctrl-C was pressed: the run is stopping.
     pub stopping: bool,
+    /// A capacity search's progress.
+    pub search: Option<SearchProgress>,
 }
 
 impl Model {
@@ -58,6 +60,7 @@ impl Model {
             latest: vec![None; threads],
             totals: (0, 0),
             stopping: false,
+            search: None,
         }
     }
 

@@ -8,7 +8,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Row, Table};
 use ratatui::Frame;
-use urk_engine::units::format_time_us;
+use urk_engine::units::{format_count as group, format_time_us};
 
 use super::model::Model;
 
@@ -29,6 +29,15 @@ pub fn draw(f: &mut Frame, m: &Model, now: Instant) {
     ])
     .areas(area);
     f.render_widget(header(m, now), top);
+    let chart = match &m.search {
+        Some(s) => {
+            let [chart, steps] =
+                Layout::vertical([Constraint::Min(6), Constraint::Length(10)]).areas(chart);
+            f.render_widget(search(s), steps);
+            chart
+        }
+        None => chart,
+    };
     draw_chart(f, m, chart);
     let [first, second] = if wide {
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom)
@@ -181,6 +190,59 @@ fn latency(m: &Model) -> Table<'static> {
     .block(Block::bordered().title(title))
 }
 
+/// A capacity search's steps so far, newest last, and its bracket.
+fn search(s: &urk_engine::SearchProgress) -> Table<'static> {
+    let rate = |r: Option<f64>| r.map_or("-".to_string(), |r| group(r as u64));
+    let title = format!(
+        " Capacity search: {}  |  passed up to {}, failed from {}{} ",
+        s.objectives.join(", "),
+        rate(s.passed),
+        rate(s.failed),
+        s.current
+            .map_or(String::new(), |c| format!("  |  now {}/s", group(c as u64)))
+    );
+    let rows: Vec<Row> = s
+        .steps
+        .iter()
+        .rev()
+        .take(8)
+        .rev()
+        .map(|st| {
+            Row::new(vec![
+                group(st.rate as u64),
+                group(st.achieved as u64),
+                format_time_us(st.latency_us.p50 as f64),
+                format_time_us(st.latency_us.p99 as f64),
+                if st.pass {
+                    "pass".to_string()
+                } else {
+                    format!("fail: {}", st.failed.join(", "))
+                },
+            ])
+            .style(if st.pass {
+                Style::new().fg(Color::Green)
+            } else {
+                Style::new().fg(Color::Red)
+            })
+        })
+        .collect();
+    Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(vec!["rate/s", "achieved", "p50", "p99", "verdict"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .block(Block::bordered().title(title))
+}
+
 fn counts(m: &Model) -> Paragraph<'static> {
     let c = m.counts();
     let status: Vec<String> = c
@@ -223,19 +285,6 @@ fn counts(m: &Model) -> Paragraph<'static> {
         )));
     }
     Paragraph::new(lines).block(Block::bordered().title(" Responses and connections "))
-}
-
-/// 1234567 as 1,234,567.
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 fn clock(s: u64) -> String {

@@ -57,6 +57,8 @@ impl Report {
                 t.warmup |= e.warmup;
                 t.requests += e.requests;
                 t.errors += e.errors;
+                t.non_2xx_3xx += e.non_2xx_3xx;
+                t.connects += e.connects;
                 if let Some(o) = e.offered {
                     t.offered = Some(t.offered.unwrap_or(0.0) + o);
                 }

@@ -414,6 +414,12 @@ pub struct TimelineEntry {
     pub requests: u64,
     /// Faults counted in this second.
     pub errors: u64,
+    /// Responses in this second whose status is not 2xx or 3xx.
+    #[serde(default)]
+    pub non_2xx_3xx: u64,
+    /// Connections that connected in this second.
+    #[serde(default)]
+    pub connects: u64,
     /// 99th percentile latency of this second's responses, µs.
     pub p99_us: u64,
     /// Paced runs: requests the schedule offered in this second.
@@ -434,6 +440,8 @@ impl TimelineEntry {
             second,
             requests: 0,
             errors: 0,
+            non_2xx_3xx: 0,
+            connects: 0,
             p99_us: 0,
             offered: None,
             warmup: false,
@@ -655,6 +663,8 @@ fn timeline(s: &WorkerStats, warmup: u32) -> Vec<TimelineEntry> {
         }
         out[i].requests += iv.requests;
         out[i].errors += iv.errors;
+        out[i].non_2xx_3xx += iv.non_2xx_3xx;
+        out[i].connects += iv.connects;
         if let Ok(h) = decoder.deserialize::<u64, _>(&mut iv.encoded.as_slice()) {
             let _ = out[i].histogram.add(&h);
         }

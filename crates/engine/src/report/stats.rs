@@ -429,6 +429,8 @@ pub(crate) struct Interval {
     pub index: u32,
     pub requests: u64,
     pub errors: u64,
+    pub non_2xx_3xx: u64,
+    pub connects: u64,
     pub encoded: Vec<u8>,
 }
 
@@ -520,6 +522,8 @@ impl WorkerStats {
             index: iv.index,
             requests: iv.requests,
             errors: iv.errors,
+            non_2xx_3xx: iv.non_2xx_3xx,
+            connects: iv.connects,
             encoded: iv.encoded.clone(),
         }));
         let _ = self.rate.add(&o.rate);

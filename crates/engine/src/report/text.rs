@@ -269,16 +269,7 @@ impl crate::SearchReport {
 
 /// A rate with thousands separators: 9450 -> "9,450".
 fn thousands(v: f64) -> String {
-    let n = v.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::report::units::format_count(v.round() as u64)
 }
 
 impl Report {

@@ -110,6 +110,24 @@ pub fn format_time_us(us: f64) -> String {
     }
 }
 
+/// A count with thousands separators: 9450 as `9,450`.
+///
+/// ```
+/// assert_eq!(urk_engine::units::format_count(1234567), "1,234,567");
+/// assert_eq!(urk_engine::units::format_count(999), "999");
+/// ```
+pub fn format_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Seconds as wrk prints the test length: `5s`, `1m`.
 pub fn format_time_s(s: f64) -> String {
     format_units(s, &TIME_S, 0)

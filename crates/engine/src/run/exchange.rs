@@ -98,6 +98,8 @@ impl Plan {
         let status = loop {
             let n = match wire.read(&mut buf) {
                 Ok(n) => n,
+                // A signal (a read with a timeout is not restarted): read on.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // A server that closes without close_notify ends the body
                 // as a close would.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,

@@ -69,6 +69,8 @@ pub(crate) fn exchange(
                 ))
             }
             Ok(n) => n,
+            // A signal (a read with a timeout is not restarted): read on.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(("read the response", e.to_string())),
         };
         let mut fields = Vec::new();

@@ -67,6 +67,7 @@ pub(crate) fn probe(
         match wire.read(&mut head[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if got == 0 => {
                 return Err(io_failed("read the answer to the HTTP/2 preface", e))
             }

@@ -179,10 +179,11 @@ impl Plan {
     pub(crate) fn run_steps(
         &self,
         stop: &AtomicBool,
+        live: Option<&Live>,
         steps: &search::LiveSteps,
         control: &mut StepControl<'_>,
     ) -> Result<Report, EngineError> {
-        self.run_inner(stop, None, Some(steps), Some(control))
+        self.run_inner(stop, live, Some(steps), Some(control))
     }
 
     fn run_inner(
@@ -470,6 +471,24 @@ pub struct Live {
     requests: std::sync::atomic::AtomicU64,
     errors: std::sync::atomic::AtomicU64,
     seconds: Option<std::sync::Mutex<Vec<LiveSecond>>>,
+    /// Added to every published second's index: a capacity search's
+    /// steps run after its probe, on a timeline of their own.
+    base: std::sync::atomic::AtomicU32,
+    search: std::sync::Mutex<Option<SearchProgress>>,
+}
+
+/// A capacity search so far, for a live view: the steps judged, the
+/// bracket they make, and the rate of the step under way.
+#[derive(Debug, Clone, Default)]
+pub struct SearchProgress {
+    /// The objectives, as given.
+    pub objectives: Vec<String>,
+    pub steps: Vec<crate::SearchStep>,
+    /// The highest rate that passed, and the lowest that failed.
+    pub passed: Option<f64>,
+    pub failed: Option<f64>,
+    /// The step being run now.
+    pub current: Option<f64>,
 }
 
 /// One worker's second, published as it closes (needs
@@ -508,6 +527,26 @@ impl Live {
             seconds: Some(std::sync::Mutex::new(Vec::new())),
             ..Live::default()
         }
+    }
+
+    /// A capacity search's progress, once one has started.
+    pub fn search(&self) -> Option<SearchProgress> {
+        self.search
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_search(&self, p: SearchProgress) {
+        *self.search.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+    }
+
+    pub(crate) fn set_base(&self, base: u32) {
+        self.base.store(base, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn base(&self) -> u32 {
+        self.base.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The seconds published since the last call, oldest first.

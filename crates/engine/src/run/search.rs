@@ -153,6 +153,19 @@ pub fn find_max(
     search: &Search,
     stop: &AtomicBool,
 ) -> Result<(SearchReport, Report), EngineError> {
+    find_max_watched(cfg, search, stop, None)
+}
+
+/// [`find_max`], publishing its progress into `live` as it goes: each
+/// second the workers close ([`Live::with_seconds`](crate::Live::with_seconds),
+/// the probe's first, the steps' after them) and each step as it is
+/// judged ([`Live::search`](crate::Live::search)).
+pub fn find_max_watched(
+    cfg: &Config,
+    search: &Search,
+    stop: &AtomicBool,
+    watch: Option<&crate::Live>,
+) -> Result<(SearchReport, Report), EngineError> {
     if search.objectives.is_empty() {
         return Err(EngineError::Config(
             "find_max needs at least one objective".into(),
@@ -179,7 +192,26 @@ pub fn find_max(
     probe_cfg.requests = None;
     probe_cfg.intervals = true;
     probe_cfg.duration = probe_len;
-    let probe = Plan::new(&probe_cfg)?.run_until(stop)?;
+    let objectives: Vec<String> = search.objectives.iter().map(|o| o.to_string()).collect();
+    let mut progress = crate::SearchProgress {
+        objectives: objectives.clone(),
+        ..Default::default()
+    };
+    let publish = |p: &crate::SearchProgress| {
+        if let Some(w) = watch {
+            w.set_search(p.clone());
+        }
+    };
+    publish(&progress);
+    let probe_plan = Plan::new(&probe_cfg)?;
+    let probe = match watch {
+        Some(w) => probe_plan.run_watched(stop, w)?,
+        None => probe_plan.run_until(stop)?,
+    };
+    if let Some(w) = watch {
+        // The steps' seconds come after the probe's on the view's timeline.
+        w.set_base(probe.timeline.len() as u32);
+    }
     let probe_rps = probe.requests_per_sec.max(1.0);
     let mut all = vec![probe];
 
@@ -255,6 +287,8 @@ pub fn find_max(
             }
             step_s = len.as_secs_f64();
             warmup_s = warm.as_secs_f64();
+            progress.current = Some(rate);
+            publish(&progress);
             // Steps start on a whole second of the timeline, at least
             // 200 ms (and, for the first, the connects) from now.
             let now = t0.elapsed().as_micros() as u64;
@@ -298,6 +332,9 @@ pub fn find_max(
                 hi_generator = step.generator_bound;
             }
             steps.push(step);
+            progress.steps.clone_from(&steps);
+            (progress.passed, progress.failed, progress.current) = (lo, hi, None);
+            publish(&progress);
             let good = steps.last().map_or(0.0, |s| s.good_rps);
             rate = match (lo, hi) {
                 (Some(l), Some(h)) => (l + h) / 2.0,
@@ -315,7 +352,7 @@ pub fn find_max(
         }
         done.store(true, Ordering::Relaxed);
     };
-    let run = plan.run_steps(&done, &live, &mut control)?;
+    let run = plan.run_steps(&done, watch, &live, &mut control)?;
     all.push(run);
     // The probe and the steps ran one after another: their counts and
     // histograms add, but not their rates.
@@ -332,7 +369,7 @@ pub fn find_max(
     let report = SearchReport {
         rate: lo,
         limited_by_generator: hi_generator,
-        objectives: search.objectives.iter().map(|o| o.to_string()).collect(),
+        objectives,
         step_s,
         warmup_s,
         probe_rps,

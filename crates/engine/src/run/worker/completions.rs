@@ -540,11 +540,7 @@ impl Books<'_> {
     /// does. Bytes nobody asked for are not a response's.
     fn first_byte(&mut self, l: &Life) {
         if l.outstanding > 0 && !l.last {
-            let ttfb = self.now.saturating_sub(l.intended_at);
-            crate::report::stats::record_growing(&mut self.stats.ttfb_us, ttfb.max(1));
-            if let Some(iv) = self.interval_ttfb {
-                iv.saturating_record(ttfb.max(1));
-            }
+            self.first_byte_at(l.intended_at);
         }
     }
 

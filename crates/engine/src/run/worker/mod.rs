@@ -258,6 +258,8 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// This thread's CPU time and non-2xx count when the last second closed.
     interval_cpu: f64,
     interval_non2xx: u64,
+    /// Connects counted when the last second closed.
+    interval_connects: u64,
     /// Which worker this is.
     index: usize,
     /// Global index of this worker's first connection (for the schedule).
@@ -381,6 +383,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             step_version: 0,
             interval_cpu: 0.0,
             interval_non2xx: 0,
+            interval_connects: 0,
             index,
             conn_base,
             due: BinaryHeap::with_capacity(if shared.paced() { n } else { 0 }),
@@ -571,6 +574,7 @@ impl<'a, B: Backend> Worker<'a, B> {
         self.interval_requests = 0;
         self.interval_errors = 0;
         self.interval_non2xx = 0;
+        self.interval_connects = 0;
         self.next_sample = now + SAMPLE_US;
     }
 }

@@ -210,23 +210,28 @@ impl<B: Backend> Worker<'_, B> {
         let errors = self.stats.errors.total();
         let (carried_requests, carried_errors) = std::mem::take(&mut self.interval_carry);
         let requests = self.stats.requests - self.interval_requests + carried_requests;
+        // Once a second: the status array is read, never per response.
+        let non2xx: u64 = self
+            .stats
+            .status
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| !(200..400).contains(c))
+            .map(|(_, n)| n)
+            .sum();
+        let non_2xx_3xx = non2xx.saturating_sub(self.interval_non2xx);
+        self.interval_non2xx = non2xx;
+        let connects = self.stats.connects.saturating_sub(self.interval_connects);
+        self.interval_connects = self.stats.connects;
         if let Some(live) = self.shared.steps {
             // The search judges steps from these while the run goes on.
             let cpu = thread_cpu_seconds();
-            let non2xx: u64 = self
-                .stats
-                .status
-                .iter()
-                .enumerate()
-                .filter(|(c, _)| !(200..400).contains(c))
-                .map(|(_, n)| n)
-                .sum();
             let second = crate::run::search::Second {
                 worker: self.index,
                 index: self.interval_index,
                 requests,
                 errors: errors - self.interval_errors + carried_errors,
-                non_2xx_3xx: non2xx - self.interval_non2xx,
+                non_2xx_3xx,
                 cpu_s: (cpu - self.interval_cpu).max(0.0),
                 encoded: encoded.clone(),
                 ttfb_encoded: self.interval_ttfb.as_mut().map_or(Vec::new(), |t| {
@@ -237,7 +242,6 @@ impl<B: Backend> Worker<'_, B> {
                 }),
             };
             self.interval_cpu = cpu;
-            self.interval_non2xx = non2xx;
             live.seconds
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -256,7 +260,7 @@ impl<B: Backend> Worker<'_, B> {
             let s = &self.stats;
             live.publish(crate::LiveSecond {
                 worker: self.index,
-                index: self.interval_index,
+                index: self.interval_index + live.base(),
                 requests,
                 histogram_v2: encoded.clone(),
                 busy: (cpu - self.live_cpu).clamp(0.0, 1.0),
@@ -277,6 +281,8 @@ impl<B: Backend> Worker<'_, B> {
             index: self.interval_index,
             requests,
             errors: errors - self.interval_errors + carried_errors,
+            non_2xx_3xx,
+            connects,
             encoded,
         });
         self.interval_requests = self.stats.requests;
