@@ -90,6 +90,11 @@ pub struct Args {
     /// every slot on time at a wake-up's CPU each (default 1ms)
     #[argh(option)]
     pub pacing_window: Option<String>,
+    /// with -R, ramps, stages or --find-max: how requests arrive, uniform
+    /// (evenly, as wrk2) or poisson (exponential gaps at the same mean
+    /// rate, seeded by --seed); default uniform
+    #[argh(option)]
+    pub arrivals: Option<String>,
     /// with -R: also print the uncorrected latency distribution
     #[argh(switch, short = 'U')]
     pub u_latency: bool,
@@ -511,6 +516,14 @@ impl Args {
             }
         } else if self.ramp.is_some() {
             return Err("--ramp needs -R A..B, e.g. -R 1000..20000 --ramp 60s".into());
+        }
+        if let Some(a) = &self.arrivals {
+            if self.rate.is_none() && self.find_max.is_empty() {
+                return Err("--arrivals applies to paced runs: give -R or --find-max".into());
+            }
+            cfg.arrivals = a
+                .parse()
+                .map_err(|e: String| format!("invalid --arrivals: {e}"))?;
         }
         if self.hdr_log.is_some() || self.json || self.plot.is_some() {
             cfg = cfg.intervals(true);

@@ -231,6 +231,11 @@ pub struct Config {
     /// Rate ramps or stages instead of one constant `rate` (open-model
     /// load); latency still counts from each request's intended send time.
     pub rate_plan: Option<crate::RatePlan>,
+    /// How a paced run's requests arrive (`rate`, ramps, stages, a capacity
+    /// search's steps): evenly, or as a Poisson process with the same mean
+    /// rate (seeded by `seed`); latency counts from each intended send
+    /// either way.
+    pub arrivals: crate::Arrivals,
     /// Keep one latency histogram per second of the run, for
     /// [`Report::timeline`](crate::Report::timeline) and HdrHistogram
     /// interval logs.
@@ -293,6 +298,7 @@ impl Config {
             rate: None,
             pacing_window: Duration::from_millis(1),
             rate_plan: None,
+            arrivals: crate::Arrivals::Uniform,
             intervals: false,
             tls: TlsOptions::default(),
             targets: Vec::new(),

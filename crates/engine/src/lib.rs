@@ -48,14 +48,16 @@ pub use io::transport::Negotiated;
 /// The request and response layer (no I/O): targets files and templates
 /// for [`Config::targets`], the framer.
 pub use proto;
+pub use report::confidence::percentile_ranks;
 pub use report::stats::{ConnectCauses, Errors, Http2Report, LostCauses, ResetCodes, TlsCauses};
 pub use report::text::{banner, TextOptions};
 pub use report::threshold::Threshold;
 pub use report::units;
 pub use report::{
-    IoInfo, LatencySummary, PhaseTimings, RateReport, RateSummary, Report, StopCause, TargetReport,
-    TimelineEntry, TlsReport, WarmupReport,
+    IoInfo, LatencySummary, PercentileIntervals, PhaseTimings, RateReport, RateSummary, Report,
+    StopCause, TargetReport, TimelineEntry, TlsReport, WarmupReport,
 };
+pub use run::arrivals::Arrivals;
 pub use run::exchange::Exchange;
 pub use run::schedule::{RatePlan, Stage};
 pub use run::search::{find_max, find_max_watched, Search, SearchReport, SearchStep};

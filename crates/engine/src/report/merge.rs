@@ -263,5 +263,6 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
         window_us: a.window_us.max(b.window_us),
         kept: behind <= (scheduled / 100).max(1),
         plan: a.plan.clone().or_else(|| b.plan.clone()),
+        arrivals: a.arrivals,
     }
 }

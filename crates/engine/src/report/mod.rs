@@ -1,3 +1,4 @@
+pub mod confidence;
 pub(crate) mod histogram_b64;
 mod merge;
 pub(crate) mod stats;
@@ -290,6 +291,10 @@ pub struct RateReport {
     /// mean over the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::RatePlan>,
+    /// How the requests arrived: evenly, or as a Poisson process (its
+    /// seed is the report's `seed`).
+    #[serde(default)]
+    pub arrivals: crate::Arrivals,
 }
 
 impl std::fmt::Debug for RateReport {
@@ -308,6 +313,7 @@ impl std::fmt::Debug for RateReport {
             .field("window_us", &self.window_us)
             .field("kept", &self.kept)
             .field("plan", &self.plan)
+            .field("arrivals", &self.arrivals)
             .finish_non_exhaustive()
     }
 }
@@ -465,6 +471,47 @@ pub struct LatencySummary {
     pub p99_99: u64,
     /// Share of samples within one standard deviation of the mean, in percent.
     pub within_stdev_pct: f64,
+    /// How sure each percentile is: 95% confidence intervals.
+    #[serde(default)]
+    pub ci: PercentileIntervals,
+}
+
+/// 95% distribution-free confidence intervals of the percentiles, µs
+/// (`[low, high]`), from order statistics
+/// ([`percentile_ranks`](crate::percentile_ranks)); `None` (null in the
+/// JSON) where the samples are too few to bound the percentile at all,
+/// so it must not be read as exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PercentileIntervals {
+    pub p50: Option<[u64; 2]>,
+    pub p75: Option<[u64; 2]>,
+    pub p90: Option<[u64; 2]>,
+    pub p99: Option<[u64; 2]>,
+    pub p99_9: Option<[u64; 2]>,
+    pub p99_99: Option<[u64; 2]>,
+}
+
+impl PercentileIntervals {
+    /// The intervals of `h`'s percentiles.
+    pub(crate) fn of(h: &Histogram<u64>) -> PercentileIntervals {
+        let n = h.len();
+        let at = |q: f64| {
+            confidence::percentile_ranks(n, q).map(|(l, u)| {
+                // The value at rank r (1-based): quantile just under r/n,
+                // so that rounding cannot push it to the next rank.
+                let v = |r: u64| h.value_at_quantile((r as f64 - 0.5) / n as f64);
+                [v(l), v(u)]
+            })
+        };
+        PercentileIntervals {
+            p50: at(0.5),
+            p75: at(0.75),
+            p90: at(0.9),
+            p99: at(0.99),
+            p99_9: at(0.999),
+            p99_99: at(0.9999),
+        }
+    }
 }
 
 /// Per-thread request rate figures (wrk's Req/Sec row).
@@ -557,6 +604,7 @@ impl LatencySummary {
             p99_9: h.value_at_quantile(0.999),
             p99_99: h.value_at_quantile(0.9999),
             within_stdev_pct: within_stdev(h, mean, stdev),
+            ci: PercentileIntervals::of(h),
         }
     }
 }
@@ -604,6 +652,7 @@ pub(crate) struct RunFacts {
     /// What a targets file's lines name, when it was one.
     pub targets: Option<Vec<crate::source::Label>>,
     pub seed: Option<u64>,
+    pub arrivals: crate::Arrivals,
     pub script_error: Option<String>,
     pub addresses: Vec<String>,
 }
@@ -714,6 +763,7 @@ impl Report {
                 send_lag_us: LatencySummary::of(&s.send_lag),
                 send_lag_histogram: s.send_lag.clone(),
                 window_us: s.pacing_window_us,
+                arrivals: facts.arrivals,
                 kept: behind <= (scheduled / 100).max(1),
                 plan: (!constant).then_some(plan),
             }

@@ -70,15 +70,31 @@ pub struct TextOptions {
 }
 
 fn distribution(out: &mut String, l: &crate::LatencySummary) {
-    for (p, v) in [
-        ("50", l.p50),
-        ("75", l.p75),
-        ("90", l.p90),
-        ("99", l.p99),
-        ("99.9", l.p99_9),
-        ("99.99", l.p99_99),
+    let ci = &l.ci;
+    for (p, v, ci) in [
+        ("50", l.p50, ci.p50),
+        ("75", l.p75, ci.p75),
+        ("90", l.p90, ci.p90),
+        ("99", l.p99, ci.p99),
+        ("99.9", l.p99_9, ci.p99_9),
+        ("99.99", l.p99_99, ci.p99_99),
     ] {
-        let _ = writeln!(out, "{p:>7}%{}", pad_units(&format_time_us(v as f64), 10));
+        // How sure: said where it matters (an interval wider than a tenth
+        // of the value), or where the samples cannot bound it at all.
+        let sure = match ci {
+            None if v > 0 => "  (too few samples to bound)".to_string(),
+            Some([lo, hi]) if (hi - lo) as f64 > 0.1 * v as f64 => format!(
+                "  (95% CI {}-{})",
+                format_time_us(lo as f64),
+                format_time_us(hi as f64)
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{p:>7}%{}{sure}",
+            pad_units(&format_time_us(v as f64), 10)
+        );
     }
 }
 
@@ -483,8 +499,13 @@ impl Report {
                 None => {
                     let _ = writeln!(
                         out,
-                        "  Requested rate: {:.2} req/s, achieved {:.2} req/s",
-                        r.requested, r.achieved
+                        "  Requested rate: {:.2} req/s{}, achieved {:.2} req/s",
+                        r.requested,
+                        match r.arrivals {
+                            crate::Arrivals::Poisson => " (Poisson arrivals)",
+                            crate::Arrivals::Uniform => "",
+                        },
+                        r.achieved
                     );
                 }
                 Some(plan) => {

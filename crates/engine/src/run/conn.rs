@@ -135,6 +135,8 @@ pub(crate) struct Conn {
     pub gen: u32,
     /// Constant-rate mode: index of this connection's next schedule slot.
     pub k: u64,
+    /// Poisson arrivals: slot `k`'s position in the schedule's slot space.
+    pub arrival: f64,
     /// Constant-rate mode: waiting in the worker's due queue.
     pub queued: bool,
     /// A capacity search: the step its `k` counts slots of.
@@ -170,6 +172,7 @@ impl Conn {
             tls: tls.then(|| Box::new(TlsSession::new())),
             gen: 0,
             k: 0,
+            arrival: 0.0,
             queued: false,
             step: 0,
             tried: false,

@@ -4,6 +4,7 @@
 //! capacity `search`, and merges what they counted into a [`Report`].
 //! `exchange` is the one-request look (`--debug`) on the same plan.
 
+pub(crate) mod arrivals;
 pub(crate) mod conn;
 pub(crate) mod exchange;
 pub(crate) mod exchange_h2;
@@ -55,6 +56,8 @@ pub struct Plan {
     left_out: Vec<SocketAddr>,
     tls: Option<transport::TlsSetup>,
     source: source::Prepared,
+    /// Poisson arrivals' seed: the configuration's, the source's, or drawn.
+    arrivals_seed: u64,
 }
 
 impl Plan {
@@ -110,7 +113,12 @@ impl Plan {
             }
             None => source::Prepared::new(&cfg.request, &cfg.targets, cfg.order, cfg.seed)?,
         };
+        let arrivals_seed = cfg
+            .seed
+            .or(source.seed())
+            .unwrap_or_else(|| fastrand::u64(..));
         Ok(Plan {
+            arrivals_seed,
             cfg: cfg.clone(),
             support,
             level,
@@ -231,6 +239,8 @@ impl Plan {
             },
             pacing_window_us: cfg.pacing_window.as_micros().min(1_000_000) as u64,
             steps,
+            poisson: (cfg.arrivals == crate::Arrivals::Poisson)
+                .then(|| arrivals::PoissonGaps::new(self.arrivals_seed, cfg.connections)),
             connections: cfg.connections,
             live,
             intervals: cfg.intervals,
@@ -389,7 +399,11 @@ impl Plan {
             http2: cfg.http2,
             io,
             targets: self.source.labels(),
-            seed: self.source.seed(),
+            seed: match cfg.arrivals {
+                crate::Arrivals::Poisson => Some(self.arrivals_seed),
+                crate::Arrivals::Uniform => self.source.seed(),
+            },
+            arrivals: cfg.arrivals,
             script_error,
             addresses: self.spread.iter().map(ToString::to_string).collect(),
         };

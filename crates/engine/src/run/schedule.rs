@@ -286,8 +286,9 @@ impl Schedule {
         seg.from + (seg.to - seg.from) * f
     }
 
-    /// When global slot `m` is due, in µs.
-    fn time_of_slot(&self, m: f64) -> f64 {
+    /// When global slot `m` (or, for Poisson arrivals, slot position) is
+    /// due, in µs.
+    pub(crate) fn time_of_slot(&self, m: f64) -> f64 {
         if let Some(rate) = self.constant {
             return m * 1e6 / rate;
         }

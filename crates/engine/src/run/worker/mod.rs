@@ -134,6 +134,8 @@ pub(crate) struct Shared<'a> {
     pub pacing_window_us: u64,
     /// A capacity search: steps of constant rates decided as the run goes.
     pub steps: Option<&'a crate::run::search::LiveSteps>,
+    /// Paced requests arrive as a Poisson process (`None`: evenly).
+    pub poisson: Option<crate::run::arrivals::PoissonGaps>,
     /// Connections over all workers (a step's slots interleave over them).
     pub connections: usize,
     /// Keep per-second interval histograms.
@@ -403,6 +405,11 @@ impl<'a, B: Backend> Worker<'a, B> {
             h2_block: Vec::new(),
             live_cpu: 0.0,
         };
+        if let Some(p) = &shared.poisson {
+            for (i, c) in worker.conns.iter_mut().enumerate() {
+                c.arrival = p.gap(conn_base + i, 0);
+            }
+        }
         if shared.paced() {
             // Slots are due to the microsecond: a wait that takes the
             // thread's timer slack (50 µs by default) would add it to every
@@ -463,7 +470,15 @@ impl<'a, B: Backend> Worker<'a, B> {
             self.stats.scheduled = (0..self.conns.len())
                 .map(|i| {
                     let conn = self.conn_base + i;
-                    s.conn_slots_by(conn, span) - s.conn_slots_by(conn, before.min(span))
+                    match &self.shared.poisson {
+                        Some(p) => {
+                            let by = |t: u64| p.count_before(conn, s.slots_at(t as f64));
+                            by(span) - by(before.min(span))
+                        }
+                        None => {
+                            s.conn_slots_by(conn, span) - s.conn_slots_by(conn, before.min(span))
+                        }
+                    }
                 })
                 .sum();
             if let Some(q) = self.quota {

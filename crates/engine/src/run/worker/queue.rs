@@ -90,15 +90,29 @@ impl<B: Backend> Worker<'_, B> {
         // Paced: the connection's next slot, of the schedule (-R, ramps) or
         // of a search step (whose slots interleave at the step's rate from
         // its start; past its end they wait for the next step).
+        let conn = self.conn_base + i;
+        let poisson = self.shared.poisson;
         let slot_due = if let Some(s) = &self.shared.schedule {
-            Some(self.schedule_start + s.due_us(self.conn_base + i, c.k))
+            Some(
+                self.schedule_start
+                    + match poisson {
+                        Some(_) => s.time_of_slot(c.arrival) as u64,
+                        None => s.due_us(conn, c.k),
+                    },
+            )
         } else if let Some(st) = self.step {
             if c.step != self.step_version {
                 c.step = self.step_version;
                 c.k = 0;
+                if let Some(p) = poisson {
+                    c.arrival = p.gap(conn, 0);
+                }
             }
-            let slot = (self.conn_base + i) as u64 + c.k * self.shared.connections as u64;
-            let due = st.start_us + (slot as f64 * 1e6 / st.rate) as u64;
+            let slot = match poisson {
+                Some(_) => c.arrival,
+                None => (conn as u64 + c.k * self.shared.connections as u64) as f64,
+            };
+            let due = st.start_us + (slot * 1e6 / st.rate) as u64;
             if due >= st.end_us {
                 return None;
             }
@@ -115,7 +129,11 @@ impl<B: Backend> Worker<'_, B> {
                 self.hold(i, due);
                 return None;
             }
-            self.conns[i].k += 1;
+            let c = &mut self.conns[i];
+            c.k += 1;
+            if let Some(p) = poisson {
+                c.arrival += p.gap(conn, c.k);
+            }
             intended = due;
             crate::report::stats::record_growing(&mut self.stats.send_lag, now - due);
         }
