@@ -123,3 +123,42 @@ fn poisson_arrivals_queue_as_m_d_1_says_and_uniform_ones_do_not() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--arrivals applies to paced runs"));
 }
+
+#[test]
+fn a_paced_run_checks_itself() {
+    let server = TestServer::start(ServerConfig::default());
+    let url = server.url("/");
+    // Slots far apart next to this machine's wake-up jitter (tens of µs):
+    // the sends' gaps are the schedule's.
+    let v = json(&[
+        "-t1",
+        "-c4",
+        "-d4s",
+        "-R",
+        "200",
+        "--arrivals",
+        "poisson",
+        "--seed",
+        "11",
+        "--json",
+        &url,
+    ]);
+    let c = &v["rate"]["checks"];
+    eprintln!("poisson at 200/s: {c}");
+    assert_eq!(c["achieved_within_2pct"], true, "{c}");
+    let gaps = &c["exponential_gaps"];
+    assert!(gaps["n"].as_u64().unwrap() > 500, "{c}");
+    // A test at 5% rejects one true null in twenty: the sends must stay
+    // below the 1% critical value (1.959), whatever the machine's jitter.
+    let a2 = gaps["a2"].as_f64().unwrap();
+    assert!(a2 < 1.959, "the sends left as Poisson: {c}");
+    // Measured, whatever it finds (this machine's noise correlates
+    // neighbouring latencies).
+    assert!(
+        c["lag1_rank_correlation"]["n"].as_u64().unwrap() > 100,
+        "{c}"
+    );
+    // Even arrivals are not tested against the exponential.
+    let v = json(&["-t1", "-c4", "-d2s", "-R", "200", "--json", &url]);
+    assert!(v["rate"]["checks"]["exponential_gaps"].is_null());
+}

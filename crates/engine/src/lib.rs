@@ -48,6 +48,9 @@ pub use io::transport::Negotiated;
 /// The request and response layer (no I/O): targets files and templates
 /// for [`Config::targets`], the framer.
 pub use proto;
+pub use report::checks::{
+    anderson_darling_exponential, lag1_rank_correlation, CorrelationCheck, GapCheck, SelfChecks,
+};
 pub use report::confidence::percentile_ranks;
 pub use report::stats::{ConnectCauses, Errors, Http2Report, LostCauses, ResetCodes, TlsCauses};
 pub use report::text::{banner, TextOptions};

@@ -264,5 +264,6 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
         kept: behind <= (scheduled / 100).max(1),
         plan: a.plan.clone().or_else(|| b.plan.clone()),
         arrivals: a.arrivals,
+        checks: None,
     }
 }

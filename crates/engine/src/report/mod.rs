@@ -1,3 +1,4 @@
+pub mod checks;
 pub mod confidence;
 pub(crate) mod histogram_b64;
 mod merge;
@@ -295,6 +296,10 @@ pub struct RateReport {
     /// seed is the report's `seed`).
     #[serde(default)]
     pub arrivals: crate::Arrivals,
+    /// Self-checks of the run (`None` in merged reports: they need each
+    /// run's samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<crate::SelfChecks>,
 }
 
 impl std::fmt::Debug for RateReport {
@@ -314,6 +319,7 @@ impl std::fmt::Debug for RateReport {
             .field("kept", &self.kept)
             .field("plan", &self.plan)
             .field("arrivals", &self.arrivals)
+            .field("checks", &self.checks)
             .finish_non_exhaustive()
     }
 }
@@ -764,6 +770,15 @@ impl Report {
                 send_lag_histogram: s.send_lag.clone(),
                 window_us: s.pacing_window_us,
                 arrivals: facts.arrivals,
+                // Against what the schedule had due: Poisson arrivals
+                // offer their mean rate only on average (over 3 s at
+                // 500/s, a 2.6% standard deviation).
+                checks: Some(checks::run_checks(
+                    &s.sample_sets,
+                    scheduled as f64 / secs,
+                    window_rate,
+                    facts.arrivals == crate::Arrivals::Poisson,
+                )),
                 kept: behind <= (scheduled / 100).max(1),
                 plan: (!constant).then_some(plan),
             }

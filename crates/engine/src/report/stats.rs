@@ -333,6 +333,10 @@ pub(crate) struct WorkerStats {
     pub targets: Vec<TargetStats>,
     /// HTTP/2 streams, GOAWAYs and resets.
     pub h2: Http2Report,
+    /// Paced runs: this worker's first sends and latencies, for the
+    /// self-checks; after the merge, every worker's in `sample_sets`.
+    pub samples: crate::report::checks::Samples,
+    pub sample_sets: Vec<crate::report::checks::Samples>,
     /// An HTTP/1.1 run's parse error was the server's HTTP/2 preface.
     pub http2_only: bool,
 }
@@ -471,6 +475,8 @@ impl WorkerStats {
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],
             h2: Http2Report::default(),
+            samples: Default::default(),
+            sample_sets: Vec::new(),
             http2_only: false,
         }
     }
@@ -537,6 +543,8 @@ impl WorkerStats {
         self.connect_causes += o.connect_causes;
         self.tls.merge(&o.tls);
         self.h2.merge(&o.h2);
+        self.sample_sets.push(o.samples.clone());
+        self.sample_sets.extend(o.sample_sets.iter().cloned());
         self.http2_only |= o.http2_only;
         self.enters += o.enters;
         self.completions += o.completions;

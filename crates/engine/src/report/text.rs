@@ -283,6 +283,32 @@ impl crate::SearchReport {
     }
 }
 
+/// A paced run's failed self-checks, a line each with what it means.
+fn checks(out: &mut String, r: &crate::RateReport) {
+    let Some(c) = &r.checks else { return };
+    if !c.achieved_within_2pct && r.requested > 0.0 {
+        let _ = writeln!(
+            out,
+            "  Check: achieved {:.1}% of the offered rate: the schedule was not kept, and the latency (from each slot) includes that lateness",
+            c.achieved_ratio * 100.0
+        );
+    }
+    if let Some(g) = c.exponential_gaps.filter(|g| !g.pass) {
+        let _ = writeln!(
+            out,
+            "  Check: the sends' gaps were not exponential (Anderson-Darling {:.2} > 1.32 over {} gaps): they went out in batches (the pacer's window, or a busy urk), so the server saw burstier or smoother load than Poisson",
+            g.a2, g.n
+        );
+    }
+    if let Some(k) = c.lag1_rank_correlation.filter(|k| !k.pass) {
+        let _ = writeln!(
+            out,
+            "  Check: latencies are correlated in send order (lag-1 rank correlation {:.2}): a stall or a queue spans requests, so the percentiles' intervals, which assume independent samples, are too narrow",
+            k.rho
+        );
+    }
+}
+
 /// A rate with thousands separators: 9450 -> "9,450".
 fn thousands(v: f64) -> String {
     crate::report::units::format_count(v.round() as u64)
@@ -530,6 +556,7 @@ impl Report {
                     );
                 }
             }
+            checks(&mut out, r);
             if latency_distribution && r.sent > 0 {
                 // What of every corrected latency is the send's own lateness.
                 let l = &r.send_lag_us;

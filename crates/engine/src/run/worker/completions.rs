@@ -562,6 +562,9 @@ impl Books<'_> {
         *self.in_flight -= 1;
         let now = self.now;
         let corrected = now.saturating_sub(l.intended_at);
+        if self.rate_mode {
+            self.stats.samples.response(l.intended_at, corrected);
+        }
         self.stats.response(
             r.status,
             corrected,

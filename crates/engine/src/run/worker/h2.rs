@@ -359,6 +359,9 @@ impl Books<'_> {
         *self.in_flight -= 1;
         let now = self.now;
         let corrected = now.saturating_sub(s.intended_at);
+        if self.rate_mode {
+            self.stats.samples.response(s.intended_at, corrected);
+        }
         self.stats.response(
             s.status,
             corrected,

@@ -136,6 +136,7 @@ impl<B: Backend> Worker<'_, B> {
             }
             intended = due;
             crate::report::stats::record_growing(&mut self.stats.send_lag, now - due);
+            self.stats.samples.send(now);
         }
         if !self.shared.paced() && self.source.hooks().delay {
             // A script's delay() holds the request back, on the ring's
