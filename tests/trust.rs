@@ -162,3 +162,27 @@ fn a_paced_run_checks_itself() {
     let v = json(&["-t1", "-c4", "-d2s", "-R", "200", "--json", &url]);
     assert!(v["rate"]["checks"]["exponential_gaps"].is_null());
 }
+
+#[test]
+fn a_starved_urk_says_its_lag_bounds_the_figures() {
+    let server = TestServer::start(ServerConfig::default());
+    // A CPU hog on urk's core: urk is not busy, but it sends late.
+    let mut hog = std::process::Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .expect("start a CPU hog");
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0", support::cli::bin()])
+        .args(["-t1", "-c4", "-d2s", "-R", "4000", &server.url("/")])
+        .output()
+        .expect("run urk");
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(report.contains("Warning: urk's own send lag"), "{report}");
+    assert!(
+        report.contains("other load on the machine starved it"),
+        "{report}"
+    );
+}

@@ -265,5 +265,7 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
         plan: a.plan.clone().or_else(|| b.plan.clone()),
         arrivals: a.arrivals,
         checks: None,
+        lag_share: a.lag_share.max(b.lag_share),
+        bounded_by_urk: a.bounded_by_urk || b.bounded_by_urk,
     }
 }

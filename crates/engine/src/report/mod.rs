@@ -296,6 +296,15 @@ pub struct RateReport {
     /// seed is the report's `seed`).
     #[serde(default)]
     pub arrivals: crate::Arrivals,
+    /// urk's own share of the latency: the send lag's p99 over the
+    /// latency's p99 (0 to 1 and beyond).
+    #[serde(default)]
+    pub lag_share: f64,
+    /// urk's lag is more than a tenth of the p99 latency, or the schedule
+    /// was not kept: the figures are bounded by urk, by about the send
+    /// lag, whether its thread was busy or starved by other load.
+    #[serde(default)]
+    pub bounded_by_urk: bool,
     /// Self-checks of the run (`None` in merged reports: they need each
     /// run's samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -754,6 +763,11 @@ impl Report {
             }
             let behind = scheduled.saturating_sub(s.sent - s.carried);
             let constant = plan.is_constant();
+            let kept = behind <= (scheduled / 100).max(1);
+            let lag_share = match s.latency.value_at_quantile(0.99) {
+                0 => 0.0,
+                p99 => s.send_lag.value_at_quantile(0.99) as f64 / p99 as f64,
+            };
             RateReport {
                 requested: if constant {
                     plan.rate_at(std::time::Duration::ZERO)
@@ -770,6 +784,8 @@ impl Report {
                 send_lag_histogram: s.send_lag.clone(),
                 window_us: s.pacing_window_us,
                 arrivals: facts.arrivals,
+                lag_share,
+                bounded_by_urk: (lag_share > 0.1 || !kept) && s.requests > 0,
                 // Against what the schedule had due: Poisson arrivals
                 // offer their mean rate only on average (over 3 s at
                 // 500/s, a 2.6% standard deviation).
@@ -779,7 +795,7 @@ impl Report {
                     window_rate,
                     facts.arrivals == crate::Arrivals::Poisson,
                 )),
-                kept: behind <= (scheduled / 100).max(1),
+                kept,
                 plan: (!constant).then_some(plan),
             }
         });

@@ -592,6 +592,22 @@ impl Report {
             "Transfer/sec: {:>10}B",
             format_binary(self.bytes_read_per_sec)
         );
+        if let Some(r) = self.rate.as_ref().filter(|r| r.bounded_by_urk) {
+            // The lag, not only the CPU: a thread starved by other load on
+            // the machine sends late without being busy.
+            let why = if self.generator_busy_pct >= 90.0 {
+                "its busiest thread was busy"
+            } else {
+                "its thread was not busy: other load on the machine starved it"
+            };
+            let _ = writeln!(
+                out,
+                "Warning: urk's own send lag (p99 {}) is {:.0}% of the p99 latency{}: the figures are bounded by urk by about that much ({why}).",
+                format_time_us(r.send_lag_us.p99 as f64),
+                r.lag_share * 100.0,
+                if r.kept { "" } else { ", and the schedule was not kept" }
+            );
+        }
         if self.generator_bound {
             let _ = writeln!(
                 out,
