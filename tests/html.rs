@@ -210,8 +210,15 @@ fn saved_reports_overlay_and_bad_ones_get_one_line() {
     for (k, j) in jsons.iter().enumerate() {
         assert_eq!(card(&dom, k, "requests"), j["requests"].as_f64().unwrap());
     }
-    // The paced run's offered rate is on the page.
+    // The paced run's offered rate is on the page, and its uncorrected
+    // latency over time beside the corrected.
     assert_eq!(card(&dom, 1, "rate_requested"), 2000.0);
+    assert!(
+        dom.contains("p99 uncorrected ms (2)"),
+        "the uncorrected series"
+    );
+    assert!(jsons[1]["timeline"][0]["uncorrected_histogram_v2"].is_string());
+    assert!(jsons[0]["timeline"][0]["uncorrected_histogram_v2"].is_null());
 }
 
 #[test]

@@ -129,6 +129,11 @@ fn run_data(run: &Run<'_>) -> Value {
         "p50": t.iter().map(|e| ms(&e.histogram, 0.5)).collect::<Vec<_>>(),
         "p99": t.iter().map(|e| ms(&e.histogram, 0.99)).collect::<Vec<_>>(),
         "max": t.iter().map(|e| ms(&e.histogram, 1.0)).collect::<Vec<_>>(),
+        "p99_uncorrected": if t.iter().any(|e| e.uncorrected.is_some()) {
+            json!(t.iter().map(|e| e.uncorrected.as_ref().map_or(Value::Null, |h| ms(h, 0.99))).collect::<Vec<_>>())
+        } else {
+            Value::Null
+        },
         "warmup": t.iter().map(|e| e.warmup).collect::<Vec<_>>(),
     });
     let l = &r.latency_us;

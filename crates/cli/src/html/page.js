@@ -101,6 +101,10 @@
         latRows.push(padded(r.timeline[q[0]]));
         latSeries.push(series(q[0] + " ms" + multi(i), i, q[1] ? { dash: q[1] } : {}));
       });
+      if (r.timeline.p99_uncorrected) {
+        latRows.push(padded(r.timeline.p99_uncorrected));
+        latSeries.push(series("p99 uncorrected ms" + multi(i), i, { dash: [8, 3, 2, 3], width: 1 }));
+      }
     });
     chart("Latency over time (corrected under -R, ms)", { series: latSeries, scales: { x: { time: false } }, axes: seconds() }, latRows);
 

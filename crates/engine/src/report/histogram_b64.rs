@@ -35,3 +35,25 @@ pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
     let s: String = serde::Deserialize::deserialize(d)?;
     decode(&s).map_err(D::Error::custom)
 }
+
+/// The same for a histogram that may be absent.
+pub(crate) mod option {
+    use super::*;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        h: &Option<Histogram<u64>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match h {
+            Some(h) => super::serialize(h, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Histogram<u64>>, D::Error> {
+        let s: Option<String> = serde::Deserialize::deserialize(d)?;
+        s.map(|s| decode(&s).map_err(D::Error::custom)).transpose()
+    }
+}

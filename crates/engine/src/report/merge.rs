@@ -63,6 +63,12 @@ impl Report {
                     t.offered = Some(t.offered.unwrap_or(0.0) + o);
                 }
                 let _ = t.histogram.add(&e.histogram);
+                if let Some(u) = &e.uncorrected {
+                    let mine = t
+                        .uncorrected
+                        .get_or_insert_with(crate::report::stats::new_latency_histogram);
+                    let _ = mine.add(u);
+                }
             }
         }
         for r in rest {

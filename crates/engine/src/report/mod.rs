@@ -452,6 +452,15 @@ pub struct TimelineEntry {
     /// This second's latencies (corrected), µs (V2, base64).
     #[serde(rename = "histogram_v2", with = "crate::report::histogram_b64")]
     pub histogram: Histogram<u64>,
+    /// Paced runs: this second's latencies from the actual send, µs
+    /// (V2, base64), beside the corrected ones.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "uncorrected_histogram_v2",
+        with = "crate::report::histogram_b64::option"
+    )]
+    pub uncorrected: Option<Histogram<u64>>,
 }
 
 impl TimelineEntry {
@@ -467,6 +476,7 @@ impl TimelineEntry {
             offered: None,
             warmup: false,
             histogram: crate::report::stats::new_latency_histogram(),
+            uncorrected: None,
         }
     }
 }
@@ -731,6 +741,14 @@ fn timeline(s: &WorkerStats, warmup: u32) -> Vec<TimelineEntry> {
         out[i].connects += iv.connects;
         if let Ok(h) = decoder.deserialize::<u64, _>(&mut iv.encoded.as_slice()) {
             let _ = out[i].histogram.add(&h);
+        }
+        if !iv.uncorrected.is_empty() {
+            if let Ok(h) = decoder.deserialize::<u64, _>(&mut iv.uncorrected.as_slice()) {
+                let u = out[i]
+                    .uncorrected
+                    .get_or_insert_with(crate::report::stats::new_latency_histogram);
+                let _ = u.add(&h);
+            }
         }
     }
     for e in &mut out {

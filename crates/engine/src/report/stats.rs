@@ -436,6 +436,9 @@ pub(crate) struct Interval {
     pub non_2xx_3xx: u64,
     pub connects: u64,
     pub encoded: Vec<u8>,
+    /// Paced runs: the second's latencies from the actual send (V2);
+    /// empty otherwise.
+    pub uncorrected: Vec<u8>,
 }
 
 impl WorkerStats {
@@ -531,6 +534,7 @@ impl WorkerStats {
             non_2xx_3xx: iv.non_2xx_3xx,
             connects: iv.connects,
             encoded: iv.encoded.clone(),
+            uncorrected: iv.uncorrected.clone(),
         }));
         let _ = self.rate.add(&o.rate);
         self.requests += o.requests;

@@ -326,6 +326,7 @@ impl<B: Backend> Worker<'_, B> {
             conns,
             stats,
             interval,
+            interval_uncorrected,
             interval_ttfb,
             in_flight,
             source,
@@ -335,6 +336,7 @@ impl<B: Backend> Worker<'_, B> {
         let mut books = Books {
             stats,
             interval,
+            interval_uncorrected,
             interval_ttfb,
             in_flight,
             rate_mode,
@@ -386,6 +388,7 @@ impl<B: Backend> Worker<'_, B> {
             stats,
             in_flight,
             interval,
+            interval_uncorrected,
             interval_ttfb,
             shared,
             scratch,
@@ -396,6 +399,7 @@ impl<B: Backend> Worker<'_, B> {
         let mut books = Books {
             stats,
             interval,
+            interval_uncorrected,
             interval_ttfb,
             in_flight,
             rate_mode: shared.paced(),
@@ -527,6 +531,8 @@ impl Framing<'_, '_> {
 pub(super) struct Books<'a> {
     pub(super) stats: &'a mut WorkerStats,
     pub(super) interval: &'a mut Option<Histogram<u64>>,
+    /// Paced runs: this second's latencies from the actual send.
+    pub(super) interval_uncorrected: &'a mut Option<Histogram<u64>>,
     /// A capacity search judges `ttfb.` objectives per second.
     pub(super) interval_ttfb: &'a mut Option<Histogram<u64>>,
     pub(super) in_flight: &'a mut u64,
@@ -575,6 +581,9 @@ impl Books<'_> {
         }
         if let Some(iv) = self.interval {
             iv.saturating_record(corrected.max(1));
+        }
+        if let Some(iv) = self.interval_uncorrected {
+            iv.saturating_record(now.saturating_sub(l.sent_at).max(1));
         }
         l.last = !r.keep_alive;
         l.large = can_discard && r.body_len.is_some_and(|n| n >= SKIP_MIN);

@@ -373,6 +373,9 @@ impl Books<'_> {
         if let Some(iv) = self.interval {
             iv.saturating_record(corrected.max(1));
         }
+        if let Some(iv) = self.interval_uncorrected {
+            iv.saturating_record(now.saturating_sub(s.sent_at).max(1));
+        }
         l.answered = true;
         l.responses += 1;
     }

@@ -272,6 +272,8 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// fall due before this moment wait for it, and go out together.
     batch_at: u64,
     interval: Option<Histogram<u64>>,
+    /// Paced runs: this second's latencies from the actual send.
+    interval_uncorrected: Option<Histogram<u64>>,
     /// A capacity search: this second's times to first byte.
     interval_ttfb: Option<Histogram<u64>>,
     interval_index: u32,
@@ -392,6 +394,8 @@ impl<'a, B: Backend> Worker<'a, B> {
             batch_at: 0,
             interval: shared
                 .intervals
+                .then(crate::report::stats::new_latency_histogram),
+            interval_uncorrected: (shared.intervals && shared.paced())
                 .then(crate::report::stats::new_latency_histogram),
             interval_ttfb: shared
                 .steps

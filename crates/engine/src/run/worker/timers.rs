@@ -277,6 +277,12 @@ impl<B: Backend> Worker<'_, B> {
             });
             self.live_cpu = cpu;
         }
+        let uncorrected = self.interval_uncorrected.as_mut().map_or(Vec::new(), |u| {
+            let mut e = Vec::new();
+            let _ = hdrhistogram::serialization::V2Serializer::new().serialize(u, &mut e);
+            u.reset();
+            e
+        });
         self.stats.intervals.push(Interval {
             index: self.interval_index,
             requests,
@@ -284,6 +290,7 @@ impl<B: Backend> Worker<'_, B> {
             non_2xx_3xx,
             connects,
             encoded,
+            uncorrected,
         });
         self.interval_requests = self.stats.requests;
         self.interval_errors = errors;
