@@ -186,3 +186,30 @@ fn a_starved_urk_says_its_lag_bounds_the_figures() {
         "{report}"
     );
 }
+
+#[test]
+fn a_slow_server_is_not_blamed_on_urk() {
+    // Two connections to a server that takes 2 ms: 1,000/s at most, and
+    // 3,000/s asked. The sends wait for the server's responses (a long
+    // send lag), but urk itself is never late once a connection is free.
+    let server = TestServer::start(ServerConfig {
+        delay: Duration::from_millis(2),
+        ..Default::default()
+    });
+    let v = json(&[
+        "-t1",
+        "-c2",
+        "-d2s",
+        "-R",
+        "3000",
+        "--json",
+        &server.url("/"),
+    ]);
+    let r = &v["rate"];
+    assert_eq!(r["kept"], false, "{r}");
+    let lag = r["send_lag_us"]["p99"].as_u64().unwrap();
+    let own = r["own_lag_us"]["p99"].as_u64().unwrap();
+    assert!(lag > 100_000, "the backlog's lag: {lag} us");
+    assert!(own * 10 < lag, "urk's own lag {own} us of {lag} us");
+    assert_eq!(r["bounded_by_urk"], false, "{r}");
+}

@@ -252,6 +252,8 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
     let mut lag = crate::report::stats::new_latency_histogram();
     let _ = lag.add(&a.send_lag_histogram);
     let _ = lag.add(&b.send_lag_histogram);
+    let mut own = a.own_lag_histogram.clone();
+    let _ = own.add(&b.own_lag_histogram);
     let scheduled = a.scheduled + b.scheduled;
     let behind = a.behind + b.behind;
     let sent = a.sent + b.sent;
@@ -266,6 +268,8 @@ fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
             / sent.max(1) as f64,
         send_lag_us: LatencySummary::of(&lag),
         send_lag_histogram: lag,
+        own_lag_us: LatencySummary::of(&own),
+        own_lag_histogram: own,
         window_us: a.window_us.max(b.window_us),
         kept: behind <= (scheduled / 100).max(1),
         plan: a.plan.clone().or_else(|| b.plan.clone()),

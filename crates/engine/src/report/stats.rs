@@ -325,6 +325,9 @@ pub(crate) struct WorkerStats {
     pub scheduled: u64,
     /// Paced runs: how late each send went out after its slot, µs.
     pub send_lag: Histogram<u64>,
+    /// Paced runs: of each send lag, the part from when the connection
+    /// was free too: urk's own, µs.
+    pub own_lag: Histogram<u64>,
     /// Paced runs: the longest window the pacer held slots for, µs.
     pub pacing_window_us: u64,
     /// Per-second intervals, when asked for.
@@ -474,6 +477,7 @@ impl WorkerStats {
             // Grown as lags are recorded: a closed-loop run records none
             // and should not carry 190 KB of empty buckets per copy.
             send_lag: new_growing_histogram(),
+            own_lag: new_growing_histogram(),
             pacing_window_us: 0,
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],
@@ -526,6 +530,7 @@ impl WorkerStats {
         self.lost += o.lost;
         self.unfinished += o.unfinished;
         let _ = self.send_lag.add(&o.send_lag);
+        let _ = self.own_lag.add(&o.own_lag);
         self.pacing_window_us = self.pacing_window_us.max(o.pacing_window_us);
         self.intervals.extend(o.intervals.iter().map(|iv| Interval {
             index: iv.index,

@@ -116,6 +116,10 @@ pub(crate) struct Life {
     /// At least one response came on this socket: a fault now is the
     /// server's trouble, not its refusal of the connection.
     pub answered: bool,
+    /// When the connection last became free to send (its last response
+    /// complete), µs: a slot that fell due before then waited for the
+    /// server, not for urk.
+    pub free_at: u64,
     /// Responses completed on this socket.
     pub responses: u32,
 }

@@ -567,6 +567,9 @@ impl Books<'_> {
         l.outstanding -= 1;
         *self.in_flight -= 1;
         let now = self.now;
+        if l.outstanding == 0 {
+            l.free_at = now;
+        }
         let corrected = now.saturating_sub(l.intended_at);
         if self.rate_mode {
             self.stats.samples.response(l.intended_at, corrected);

@@ -358,6 +358,8 @@ impl Books<'_> {
         l.outstanding -= 1;
         *self.in_flight -= 1;
         let now = self.now;
+        // A stream's end frees room for the next.
+        l.free_at = now;
         let corrected = now.saturating_sub(s.intended_at);
         if self.rate_mode {
             self.stats.samples.response(s.intended_at, corrected);

@@ -136,6 +136,14 @@ impl<B: Backend> Worker<'_, B> {
             }
             intended = due;
             crate::report::stats::record_growing(&mut self.stats.send_lag, now - due);
+            // urk's own part: from when both the slot and the connection
+            // were ready (a connection still waiting for the server's
+            // last response is the server's delay, not urk's).
+            let ready = due.max(self.conns[i].life.free_at);
+            crate::report::stats::record_growing(
+                &mut self.stats.own_lag,
+                now.saturating_sub(ready),
+            );
             self.stats.samples.send(now);
         }
         if !self.shared.paced() && self.source.hooks().delay {
