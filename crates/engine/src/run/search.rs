@@ -141,6 +141,9 @@ pub(crate) struct Second {
     pub encoded: Vec<u8>,
     /// The second's times to first byte (V2).
     pub ttfb_encoded: Vec<u8>,
+    /// The p99 of urk's own send lag in the second (see
+    /// [`RateReport::own_lag_us`](crate::RateReport::own_lag_us)), µs.
+    pub own_lag_p99_us: u64,
 }
 
 /// Samples wanted beyond an objective's percentile.
@@ -393,10 +396,14 @@ fn judge_seconds(
     let mut decoder = hdrhistogram::serialization::Deserializer::new();
     let (mut requests, mut errors, mut non2xx, mut bad_after) = (0, 0, 0, 0);
     let mut busy: std::collections::BTreeMap<usize, f64> = Default::default();
+    let mut own_lag = 0;
     for s in secs {
         let i = u64::from(s.index);
         if i < begin || i > end {
             continue;
+        }
+        if i >= measured_from && i < end {
+            own_lag = own_lag.max(s.own_lag_p99_us);
         }
         errors += s.errors;
         non2xx += s.non_2xx_3xx;
@@ -440,7 +447,11 @@ fn judge_seconds(
     // the latency): urk, not the server, set the limit. A slow server
     // leaves urk idle while its sends wait for responses.
     let failing = fell_behind || !failed.is_empty();
-    let generator_bound = busiest >= 0.9 || (failing && busiest >= 0.75);
+    // Or urk's own lag, busy or not (a thread starved by other load on
+    // the machine sends late without being busy), above a tenth of the
+    // p99 it was judged by.
+    let lagging = own_lag as f64 > 0.1 * h.value_at_quantile(0.99) as f64;
+    let generator_bound = busiest >= 0.9 || (failing && (busiest >= 0.75 || lagging));
     if generator_bound {
         failed.push("urk could not keep the schedule".into());
     } else if fell_behind {
@@ -460,5 +471,47 @@ fn judge_seconds(
         failed,
         generator_bound,
         good_rps: requests.saturating_sub(bad_after) as f64 / measured,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::serialization::{Serializer, V2Serializer};
+
+    /// Three seconds of one worker: 1,000 responses of 2 ms each, the
+    /// thread 10% busy, urk's own lag p99 `own_lag` µs.
+    fn seconds(own_lag: u64) -> Vec<Second> {
+        let mut h = crate::report::stats::new_latency_histogram();
+        h.record_n(2_000, 1_000).unwrap();
+        let mut encoded = Vec::new();
+        V2Serializer::new().serialize(&h, &mut encoded).unwrap();
+        (0..3)
+            .map(|index| Second {
+                worker: 0,
+                index,
+                requests: 1_000,
+                errors: 0,
+                non_2xx_3xx: 0,
+                cpu_s: 0.1,
+                encoded: encoded.clone(),
+                ttfb_encoded: Vec::new(),
+                own_lag_p99_us: own_lag,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_step_with_urks_own_lag_is_urks_even_when_idle() {
+        let objectives = ["p99<1ms".parse::<Threshold>().unwrap()];
+        // urk's own lag 1 ms of a 2 ms p99: urk set the limit, though its
+        // thread was barely busy (starved).
+        let step = judge_seconds(&seconds(1_000), 1_000.0, (0, 1, 3), &objectives);
+        assert!(!step.pass);
+        assert!(step.generator_bound, "{:?}", step.failed);
+        // 20 µs of it: the server's.
+        let step = judge_seconds(&seconds(20), 1_000.0, (0, 1, 3), &objectives);
+        assert!(!step.pass);
+        assert!(!step.generator_bound, "{:?}", step.failed);
     }
 }

@@ -274,6 +274,8 @@ pub(crate) struct Worker<'a, B: Backend> {
     interval: Option<Histogram<u64>>,
     /// Paced runs: this second's latencies from the actual send.
     interval_uncorrected: Option<Histogram<u64>>,
+    /// A capacity search: this second's own send lags.
+    interval_own_lag: Option<Histogram<u64>>,
     /// A capacity search: this second's times to first byte.
     interval_ttfb: Option<Histogram<u64>>,
     interval_index: u32,
@@ -396,6 +398,10 @@ impl<'a, B: Backend> Worker<'a, B> {
                 .intervals
                 .then(crate::report::stats::new_latency_histogram),
             interval_uncorrected: (shared.intervals && shared.paced())
+                .then(crate::report::stats::new_latency_histogram),
+            interval_own_lag: shared
+                .steps
+                .is_some()
                 .then(crate::report::stats::new_latency_histogram),
             interval_ttfb: shared
                 .steps

@@ -140,10 +140,11 @@ impl<B: Backend> Worker<'_, B> {
             // were ready (a connection still waiting for the server's
             // last response is the server's delay, not urk's).
             let ready = due.max(self.conns[i].life.free_at);
-            crate::report::stats::record_growing(
-                &mut self.stats.own_lag,
-                now.saturating_sub(ready),
-            );
+            let own = now.saturating_sub(ready);
+            crate::report::stats::record_growing(&mut self.stats.own_lag, own);
+            if let Some(h) = &mut self.interval_own_lag {
+                h.saturating_record(own.max(1));
+            }
             self.stats.samples.send(now);
         }
         if !self.shared.paced() && self.source.hooks().delay {

@@ -234,6 +234,11 @@ impl<B: Backend> Worker<'_, B> {
                 non_2xx_3xx,
                 cpu_s: (cpu - self.interval_cpu).max(0.0),
                 encoded: encoded.clone(),
+                own_lag_p99_us: self.interval_own_lag.as_mut().map_or(0, |h| {
+                    let p99 = h.value_at_quantile(0.99);
+                    h.reset();
+                    p99
+                }),
                 ttfb_encoded: self.interval_ttfb.as_mut().map_or(Vec::new(), |t| {
                     let mut e = Vec::new();
                     let _ = hdrhistogram::serialization::V2Serializer::new().serialize(t, &mut e);
