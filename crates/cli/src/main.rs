@@ -147,15 +147,24 @@ fn why_none(r: &urk_engine::Report) -> String {
     format!(": {}", parts.join(", "))
 }
 
-fn report_main(argv: &[String]) -> ExitCode {
+/// A subcommand's flags, or the exit its parse ends in (`--help`
+/// printed, or one line for bad flags).
+fn sub_args<T: FromArgs>(name: &str, argv: &[String]) -> Result<T, ExitCode> {
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let args = match html::ReportArgs::from_args(&["urk", "report"], &strs) {
-        Ok(a) => a,
-        Err(early) if early.status.is_ok() => {
+    T::from_args(&["urk", name], &strs).map_err(|early| {
+        if early.status.is_ok() {
             print!("{}", early.output);
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
+        } else {
+            fail(format!("{} (see urk {name} --help)", early.output))
         }
-        Err(early) => return fail(format!("{} (see urk report --help)", early.output)),
+    })
+}
+
+fn report_main(argv: &[String]) -> ExitCode {
+    let args: html::ReportArgs = match sub_args("report", argv) {
+        Ok(a) => a,
+        Err(exit) => return exit,
     };
     match html::args::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,14 +173,9 @@ fn report_main(argv: &[String]) -> ExitCode {
 }
 
 fn merge_main(argv: &[String]) -> ExitCode {
-    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let args = match merge::MergeArgs::from_args(&["urk", "merge"], &strs) {
+    let args: merge::MergeArgs = match sub_args("merge", argv) {
         Ok(a) => a,
-        Err(early) if early.status.is_ok() => {
-            print!("{}", early.output);
-            return ExitCode::SUCCESS;
-        }
-        Err(early) => return fail(format!("{} (see urk merge --help)", early.output)),
+        Err(exit) => return exit,
     };
     match merge::run(&args) {
         Ok(out) => {

@@ -18,17 +18,23 @@ pub struct MergeArgs {
     pub files: Vec<String>,
 }
 
+/// Reads `--json` reports; an error names the file and what is wrong.
+pub fn read_reports(files: &[String]) -> Result<Vec<urk_engine::Report>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{f}': {e}"))?;
+            serde_json::from_str(&text)
+                .map_err(|e| format!("'{f}' is not an urk --json report: {e}"))
+        })
+        .collect()
+}
+
 pub fn run(args: &MergeArgs) -> Result<String, String> {
     if args.files.is_empty() {
         return Err("urk merge needs at least one --json report".into());
     }
-    let mut reports = Vec::new();
-    for f in &args.files {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{f}': {e}"))?;
-        let r: urk_engine::Report = serde_json::from_str(&text)
-            .map_err(|e| format!("'{f}' is not an urk --json report: {e}"))?;
-        reports.push(r);
-    }
+    let reports = read_reports(&args.files)?;
     let merged = urk_engine::Report::merge(&reports).ok_or("nothing to merge")?;
     let caveats = urk_engine::Report::merge_caveats(&reports);
     if args.json {

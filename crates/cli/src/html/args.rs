@@ -20,15 +20,11 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
     if args.files.is_empty() {
         return Err("urk report needs at least one --json report".into());
     }
-    let mut reports = Vec::new();
-    for f in &args.files {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{f}': {e}"))?;
-        let r: urk_engine::Report = serde_json::from_str(&text)
-            .map_err(|e| format!("'{f}' is not an urk --json report: {e}"))?;
-        reports.push((f, r));
-    }
-    let runs: Vec<super::Run<'_>> = reports
+    let reports = crate::merge::read_reports(&args.files)?;
+    let runs: Vec<super::Run<'_>> = args
+        .files
         .iter()
+        .zip(&reports)
         .map(|(f, r)| super::Run {
             report: r,
             label: format!("{f}: {}", r.url),

@@ -74,18 +74,8 @@ impl Plan {
             }
         };
         if self.cfg.http2 {
-            return super::exchange_h2::exchange(wire, &request, self.tls.is_some(), body_limit)
-                .map(|x| Exchange {
-                    server: server.clone(),
-                    tls,
-                    http2: true,
-                    request: x.request,
-                    head: x.head,
-                    body: x.body,
-                    body_len: x.body_len,
-                    status: x.status,
-                    elapsed: x.elapsed,
-                })
+            let to = (server.clone(), tls);
+            return super::exchange_h2::exchange(wire, &request, to, body_limit)
                 .map_err(|(step, reason)| fail(step, reason));
         }
         let began = Instant::now();

@@ -10,26 +10,19 @@ use proto::h2::hpack::Decoder;
 use proto::h2::session::{ClientSession, Event, Piece};
 
 use super::exchange::ReadWrite;
-
-/// What came back, before the caller adds where it went.
-pub(crate) struct H2Exchange {
-    pub request: Vec<u8>,
-    pub head: Vec<u8>,
-    pub body: Vec<u8>,
-    pub body_len: u64,
-    pub status: u16,
-    pub elapsed: Duration,
-}
+use crate::io::transport::Negotiated;
+use crate::Exchange;
 
 /// Sends `http1` (the run's first request, as every source writes it) as
-/// stream 1 and reads its response. An error names the step and why.
+/// stream 1 on `wire` to `server` and reads its response. An error names
+/// the step and why.
 pub(crate) fn exchange(
     mut wire: Box<dyn ReadWrite>,
     http1: &[u8],
-    tls: bool,
+    (server, tls): (String, Option<Negotiated>),
     body_limit: usize,
-) -> Result<H2Exchange, (&'static str, String)> {
-    let scheme = if tls { "https" } else { "http" };
+) -> Result<Exchange, (&'static str, String)> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut block = Vec::new();
     let t = proto::h2::request::translate(http1, scheme, &mut block)
         .map_err(|e| ("make the request", e))?;
@@ -45,7 +38,10 @@ pub(crate) fn exchange(
     let mut session = ClientSession::new();
     session.request(&block, body);
     let began = Instant::now();
-    let mut x = H2Exchange {
+    let mut x = Exchange {
+        server,
+        tls,
+        http2: true,
         request,
         head: Vec::new(),
         body: Vec::new(),

@@ -105,7 +105,9 @@ impl<B: Backend> Worker<'_, B> {
             "http"
         };
         if let Some(f) = &self.h2_fixed {
-            let h = self.conns[i].h2.as_mut().expect("an HTTP/2 connection");
+            let Some(h) = self.conns[i].h2.as_mut() else {
+                return false;
+            };
             let Some(id) = h.session.request(&f.block, &f.body) else {
                 return false;
             };
@@ -145,7 +147,9 @@ impl<B: Backend> Worker<'_, B> {
             let body = &c.out.bytes[at + t.body.start..at + t.body.end];
             at += t.used;
             let target = targets.then(|| c.out.ids[k]);
-            let h = c.h2.as_mut().expect("an HTTP/2 connection");
+            let Some(h) = c.h2.as_mut() else {
+                return false;
+            };
             let Some(id) = h.session.request(&self.h2_block, body) else {
                 // The server's limit fell meanwhile: the rest is not sent.
                 return k > 0;
@@ -166,7 +170,7 @@ impl<B: Backend> Worker<'_, B> {
         retried: bool,
     ) {
         let c = &mut self.conns[i];
-        let h = c.h2.as_mut().expect("an HTTP/2 connection");
+        let Some(h) = c.h2.as_mut() else { return };
         h.streams.push(Stream {
             id,
             sent_at: now,
