@@ -473,19 +473,27 @@ def syscalls(tool, url, conns, pipeline):
 def pacing(url, rounds, seconds):
     """How late urk's constant-rate sends go out on an idle server: -R 500
     over 5 connections, where nothing queues, so the corrected median should
-    be the uncorrected one. urk only (wrk has no -R)."""
-    runs = []
+    be the uncorrected one, and what keeping the slots cost (the pacer spins
+    the last of each wait). urk only (wrk has no -R), and the baseline build
+    in the same rounds when URK_BASELINE is set."""
+    builds = {"urk": URK, **({"urk-base": BASELINE} if BASELINE else {})}
+    runs = {b: [] for b in builds}
     for _ in range(rounds):
-        out, cpu, _, _ = timed(["taskset", "-c", "0", URK, "-t1", "-c5", f"-d{seconds}s", "-R", "500", "-q", "--json", url])
-        r = json.loads(out)
-        runs.append({"mean_lag_us": r["rate"]["mean_lag_us"], "max_lag_us": r["rate"]["max_lag_us"],
-                     "p99_lag_us": (r["rate"].get("send_lag_us") or {}).get("p99"),
-                     "behind": r["rate"]["behind"], "p50_us": r["latency_us"]["p50"],
-                     "p50_uncorrected_us": r["latency_uncorrected_us"]["p50"], "cpu_s": cpu})
-        print(f"pacing: mean lag {runs[-1]['mean_lag_us']:.1f} us, p50 {runs[-1]['p50_us']} us "
-              f"(uncorrected {runs[-1]['p50_uncorrected_us']} us), behind {runs[-1]['behind']}", flush=True)
-    return {"rate": 500, "connections": 5, "runs": runs,
-            "median": {k: median([x[k] for x in runs]) for k in runs[0]}}
+        for b, exe in builds.items():
+            out, cpu, _, _ = timed(["taskset", "-c", "0", exe, "-t1", "-c5", f"-d{seconds}s", "-R", "500", "-q", "--json", url])
+            r = json.loads(out)
+            runs[b].append({"mean_lag_us": r["rate"]["mean_lag_us"], "max_lag_us": r["rate"]["max_lag_us"],
+                            "p99_lag_us": (r["rate"].get("send_lag_us") or {}).get("p99"),
+                            "behind": r["rate"]["behind"], "p50_us": r["latency_us"]["p50"],
+                            "p50_uncorrected_us": r["latency_uncorrected_us"]["p50"], "cpu_s": cpu,
+                            "cpu_us_per_req": cpu * 1e6 / max(r["requests"], 1)})
+            x = runs[b][-1]
+            print(f"pacing {b}: mean lag {x['mean_lag_us']:.1f} us, p99 lag {x['p99_lag_us']} us, p50 {x['p50_us']} us "
+                  f"(uncorrected {x['p50_uncorrected_us']} us), behind {x['behind']}, "
+                  f"{x['cpu_us_per_req']:.1f} CPU-us/req", flush=True)
+    summary = {b: {k: median([x[k] for x in rs]) for k in rs[0]} for b, rs in runs.items()}
+    return {"rate": 500, "connections": 5, "runs": runs["urk"], "median": summary["urk"],
+            **({"baseline": {"runs": runs["urk-base"], "median": summary["urk-base"]}} if BASELINE else {})}
 
 
 def median(xs):
@@ -715,7 +723,12 @@ def markdown(meta, results, pace=None):
                   f"mean lag of a send behind its slot {m['mean_lag_us']:.1f} µs (p99 {fmt(m.get('p99_lag_us'), '.0f')} µs, "
                   f"max {m['max_lag_us']:.0f} µs); "
                   f"corrected p50 {m['p50_us']:.0f} µs, uncorrected p50 {m['p50_uncorrected_us']:.0f} µs; "
-                  f"behind {m['behind']:.0f}."]
+                  f"behind {m['behind']:.0f}; {m['cpu_us_per_req']:.1f} CPU-µs per request."]
+        if "baseline" in pace:
+            b = pace["baseline"]["median"]
+            lines += ["", f"Baseline build in the same rounds: mean lag {b['mean_lag_us']:.1f} µs "
+                      f"(p99 {fmt(b.get('p99_lag_us'), '.0f')} µs, max {b['max_lag_us']:.0f} µs); "
+                      f"{b['cpu_us_per_req']:.1f} CPU-µs per request."]
     return "\n".join(lines) + "\n"
 
 
