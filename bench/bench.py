@@ -41,6 +41,11 @@ SCENARIOS = [
     # Ablation: what batched waits buy (urk reaping each completion as it
     # comes, as wrk does).
     ("c50-batch-wait-0", 50, "/", 1, ["--batch-wait", "0"], "lo"),
+    # What --kernel-timestamps costs: run with URK_BASELINE pointing at
+    # bench/without-flag.sh (this build, the flag dropped) to have both in
+    # the same rounds.
+    ("c50-kernel-timestamps", 50, "/", 1, ["--kernel-timestamps"], "lo"),
+    ("c50-veth-kernel-timestamps", 50, "/", 1, ["--kernel-timestamps"], "veth"),
     # Diagnostic, not issue 3's setup. On loopback a packet is delivered by
     # the core that sent it, so the generator's core runs the server's
     # receive-side TCP work (and nginx's core the generator's). Here each end

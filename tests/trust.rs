@@ -213,3 +213,194 @@ fn a_slow_server_is_not_blamed_on_urk() {
     assert!(own * 10 < lag, "urk's own lag {own} us of {lag} us");
     assert_eq!(r["bounded_by_urk"], false, "{r}");
 }
+
+/// A run's user-space and kernel-stamped p50s and its receive lag p50, µs.
+fn split(v: &serde_json::Value) -> (u64, u64, u64) {
+    let k = &v["kernel_timestamps"];
+    (
+        v["latency_us"]["p50"].as_u64().unwrap(),
+        k["latency_us"]["p50"].as_u64().unwrap(),
+        k["receive_lag_us"]["p50"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn kernel_timestamps_split_urks_wait_from_the_servers() {
+    // A server with a fixed 1 ms service time, its threads on core 1
+    // (they inherit this thread's CPUs).
+    // SAFETY: a cpu_set_t is plain data; all-zero is the empty set, and
+    // the call reads it for this thread only.
+    unsafe {
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(1, &mut one);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one),
+            0
+        );
+    }
+    let server = TestServer::start(ServerConfig {
+        delay: Duration::from_millis(1),
+        ..Default::default()
+    });
+    let url = server.url("/");
+    let run = |hogged: bool| {
+        // urk on core 0, at the lowest priority: with a CPU hog there too
+        // it gets the core for a few ms at a time, and what the kernel
+        // received meanwhile waits for it.
+        let mut hog = hogged.then(|| {
+            std::process::Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("start a CPU hog")
+        });
+        let out = std::process::Command::new("taskset")
+            .args(["-c", "0", "nice", "-n", "19", support::cli::bin()])
+            .args(["-t1", "-c2", "-d2s", "--kernel-timestamps", "--json", &url])
+            .output()
+            .expect("run urk");
+        if let Some(h) = &mut hog {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        schema::validate(&v);
+        // Every response over TCP has its stamp.
+        let k = &v["kernel_timestamps"];
+        assert_eq!(k["responses"], v["requests"], "{k}");
+        v
+    };
+    let idle = run(false);
+    let (user0, kernel0, lag0) = split(&idle);
+    let hogged = run(true);
+    let (user1, kernel1, lag1) = split(&hogged);
+    eprintln!(
+        "p50 user/kernel/receive lag: idle {user0}/{kernel0}/{lag0} us, hogged {user1}/{kernel1}/{lag1} us"
+    );
+    for (user, kernel, lag) in [(user0, kernel0, lag0), (user1, kernel1, lag1)] {
+        // The server's time is in the kernel's figure, urk's wait is not.
+        assert!(kernel >= 1000 && kernel <= user, "{kernel} us of {user} us");
+        assert!(lag <= user - 1000, "{lag} us");
+    }
+    assert!(
+        lag1 > lag0 + 200,
+        "hogged: receive lag {lag1} us, idle {lag0} us"
+    );
+    assert!(
+        user1 > user0 + 200,
+        "hogged: p50 {user1} us, idle {user0} us"
+    );
+    assert!(
+        kernel1.abs_diff(kernel0) * 2 < user1 - user0,
+        "the kernel's p50 moved {kernel0} -> {kernel1} us, the user-space one {user0} -> {user1} us"
+    );
+}
+
+#[test]
+fn every_response_has_its_kernel_stamp_at_every_io_level() {
+    // Short bodies, read whole; and 64 KiB ones, whose rest is discarded
+    // unread (MSG_TRUNC): the discarding read brings the stamp too.
+    for body in [12usize, 64 * 1024] {
+        let server = TestServer::start(ServerConfig {
+            body: vec![b'x'; body],
+            ..Default::default()
+        });
+        let url = server.url("/");
+        let mut runs = Vec::new();
+        for io in ["full", "basic", "legacy", "epoll"] {
+            let v = json(&[
+                "-t1",
+                "-c4",
+                "-n",
+                "2000",
+                "--io",
+                io,
+                "--kernel-timestamps",
+                "--json",
+                &url,
+            ]);
+            let k = &v["kernel_timestamps"];
+            assert_eq!(v["requests"], 2000, "{io}");
+            assert_eq!(k["responses"], 2000, "{io}, {body}-byte bodies: {k}");
+            let (user, kernel) = (
+                v["latency_us"]["max"].as_u64().unwrap(),
+                k["latency_us"]["max"].as_u64().unwrap(),
+            );
+            assert!(kernel <= user, "{io}: {kernel} us of {user} us");
+            runs.push(v);
+        }
+        assert_eq!(
+            server.settled(),
+            8000 + runs
+                .iter()
+                .map(|v| v["requests_after_stop"].as_u64().unwrap())
+                .sum::<u64>()
+        );
+        // urk merge adds them exactly.
+        let dir = std::env::temp_dir().join(format!("urk-stamps-{}-{body}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<String> = runs
+            .iter()
+            .enumerate()
+            .map(|(n, v)| {
+                let f = dir.join(format!("{n}.json"));
+                std::fs::write(&f, v.to_string()).unwrap();
+                f.to_string_lossy().into_owned()
+            })
+            .collect();
+        let mut args = vec!["merge", "--json"];
+        args.extend(files.iter().map(String::as_str));
+        let m = json(&args);
+        assert_eq!(m["kernel_timestamps"]["responses"], 8000);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // Without the flag the report has no such block; -L prints the line.
+    let server = TestServer::start(ServerConfig::default());
+    let v = json(&["-t1", "-c2", "-n", "200", "--json", &server.url("/")]);
+    assert!(v.get("kernel_timestamps").is_none());
+    let out = urk(&[
+        "-t1",
+        "-c2",
+        "-n",
+        "200",
+        "-L",
+        "--kernel-timestamps",
+        &server.url("/"),
+    ]);
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("Receive lag (kernel to urk): p50"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_unix_socket_says_it_has_no_kernel_stamps() {
+    let path = std::env::temp_dir().join(format!("urk-stamps-{}.sock", std::process::id()));
+    let server = TestServer::start_unix(&path, ServerConfig::default());
+    let sock = path.to_string_lossy().into_owned();
+    let args = [
+        "-t1",
+        "-c2",
+        "-n",
+        "500",
+        "--unix-socket",
+        &sock,
+        "--kernel-timestamps",
+    ];
+    let mut with_json = args.to_vec();
+    with_json.extend(["--json", "http://localhost/"]);
+    let v = json(&with_json);
+    assert_eq!(v["requests"], 500);
+    assert_eq!(v["kernel_timestamps"]["responses"], 0);
+    let mut plain = args.to_vec();
+    plain.push("http://localhost/");
+    let out = urk(&plain);
+    assert!(
+        text(&out.stdout).contains("Kernel timestamps: the kernel gave none"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(server.settled(), 1000);
+    let _ = std::fs::remove_file(&path);
+}

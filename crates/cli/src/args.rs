@@ -75,6 +75,11 @@ pub struct Args {
     /// (default 50us)
     #[argh(option)]
     pub batch_wait: Option<String>,
+    /// time each response's arrival by the kernel too (SO_TIMESTAMPING):
+    /// reports how long responses waited for urk after the kernel had them
+    /// (receive lag) and the latency without that wait
+    #[argh(switch)]
+    pub kernel_timestamps: bool,
     /// constant rate: total requests per second (latency then counts from
     /// each request's intended send time); A..B with --ramp for a linear
     /// ramp, or stages RATE:TIME,RATE:TIME,... (each from the rate before)
@@ -559,6 +564,7 @@ impl Args {
         if let Some(d) = time("--batch-wait", &self.batch_wait)? {
             cfg = cfg.batch_wait(d);
         }
+        cfg = cfg.kernel_timestamps(self.kernel_timestamps);
         if let Some(d) = time("--pacing-window", &self.pacing_window)? {
             cfg = cfg.pacing_window(d);
         }

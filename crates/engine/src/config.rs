@@ -214,6 +214,16 @@ pub struct Config {
     /// (up to 4x): a server with that many requests queued stays busy while
     /// the worker naps. Zero waits for the first completion, as wrk does.
     pub batch_wait: Duration,
+    /// Time each response's arrival by the kernel too, not only by when
+    /// urk reaped it: sockets ask for software receive timestamps
+    /// (`SO_TIMESTAMPING`) and receives read them, so that the report can
+    /// say how long responses waited for urk after the kernel had them
+    /// (its receive lag: batching, sleeping, a busy or starved thread) and
+    /// what the latency was without that
+    /// ([`Report::kernel_timestamps`](crate::Report::kernel_timestamps)).
+    /// Off by default: receives become `recvmsg` with a control message
+    /// each, and provided buffers are not shared between receives.
+    pub kernel_timestamps: bool,
     /// Constant-rate mode: total requests per second, spread evenly over
     /// the connections; latency is measured from each request's intended
     /// send time (see [`Report::latency_us`](crate::Report::latency_us)).
@@ -295,6 +305,7 @@ impl Config {
             requests_per_conn: None,
             io: IoLevel::Auto,
             batch_wait: Duration::from_micros(50),
+            kernel_timestamps: false,
             rate: None,
             pacing_window: Duration::from_millis(1),
             rate_plan: None,
@@ -377,6 +388,13 @@ impl Config {
     /// Sets the batched-wait bound; see [`Config::batch_wait`].
     pub fn batch_wait(mut self, d: Duration) -> Self {
         self.batch_wait = d;
+        self
+    }
+
+    /// Turns kernel receive timestamps on or off; see
+    /// [`Config::kernel_timestamps`].
+    pub fn kernel_timestamps(mut self, on: bool) -> Self {
+        self.kernel_timestamps = on;
         self
     }
 

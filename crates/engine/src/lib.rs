@@ -57,8 +57,8 @@ pub use report::text::{banner, TextOptions};
 pub use report::threshold::Threshold;
 pub use report::units;
 pub use report::{
-    IoInfo, LatencySummary, PercentileIntervals, PhaseTimings, RateReport, RateSummary, Report,
-    StopCause, TargetReport, TimelineEntry, TlsReport, WarmupReport,
+    IoInfo, KernelTimestamps, LatencySummary, PercentileIntervals, PhaseTimings, RateReport,
+    RateSummary, Report, StopCause, TargetReport, TimelineEntry, TlsReport, WarmupReport,
 };
 pub use run::arrivals::Arrivals;
 pub use run::exchange::Exchange;

@@ -220,6 +220,7 @@ impl Endpoint {
                 }
                 let src = SocketAddr::new(*ip, 0);
                 let probe = crate::io::backend::Socket {
+                    timestamps: false,
                     family: if ip.is_ipv4() {
                         AddressFamily::Inet
                     } else {

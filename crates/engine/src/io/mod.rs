@@ -2,7 +2,8 @@
 //! io_uring or epoll, with `ring` and the provided-buffer ring `bufring`),
 //! what the kernel offers (`probe`), where connections go (`endpoint`)
 //! and over what (`transport`: plain or TLS), the descriptors a run needs
-//! (`limits`), and how a completion names its operation (`token`). Nothing
+//! (`limits`), how a completion names its operation (`token`), and when
+//! the kernel received what a receive reads (`stamps`). Nothing
 //! here knows of the worker above it.
 
 pub(crate) mod backend;
@@ -12,5 +13,6 @@ pub(crate) mod limits;
 pub(crate) mod probe;
 pub(crate) mod ring;
 pub(crate) mod session;
+pub(crate) mod stamps;
 pub(crate) mod token;
 pub(crate) mod transport;

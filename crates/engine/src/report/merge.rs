@@ -105,6 +105,10 @@ impl Report {
             let _ = m.uncorrected_histogram.add(&r.uncorrected_histogram);
             let _ = m.rate_histogram.add(&r.rate_histogram);
             m.phases = m.phases.merged(&r.phases);
+            m.kernel_timestamps = match (m.kernel_timestamps.take(), &r.kernel_timestamps) {
+                (Some(a), Some(b)) => Some(a.merged(b)),
+                (a, b) => a.or_else(|| b.clone()),
+            };
             m.tls = match (m.tls.take(), &r.tls) {
                 (Some(mut a), Some(b)) => {
                     a.handshakes += b.handshakes;

@@ -330,6 +330,12 @@ pub(crate) struct WorkerStats {
     pub own_lag: Histogram<u64>,
     /// Paced runs: the longest window the pacer held slots for, µs.
     pub pacing_window_us: u64,
+    /// With kernel timestamps: how long each response waited for urk after
+    /// the kernel had received its last byte, µs.
+    pub receive_lag: Histogram<u64>,
+    /// With kernel timestamps: each response's latency up to the kernel's
+    /// receipt of its last byte (the latency less its receive lag), µs.
+    pub kernel_latency: Histogram<u64>,
     /// Per-second intervals, when asked for.
     pub intervals: Vec<Interval>,
     /// Per target of a targets file (the first `MAX_TRACKED`), by index.
@@ -478,6 +484,8 @@ impl WorkerStats {
             // and should not carry 190 KB of empty buckets per copy.
             send_lag: new_growing_histogram(),
             own_lag: new_growing_histogram(),
+            receive_lag: new_growing_histogram(),
+            kernel_latency: new_growing_histogram(),
             pacing_window_us: 0,
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],
@@ -531,6 +539,8 @@ impl WorkerStats {
         self.unfinished += o.unfinished;
         let _ = self.send_lag.add(&o.send_lag);
         let _ = self.own_lag.add(&o.own_lag);
+        let _ = self.receive_lag.add(&o.receive_lag);
+        let _ = self.kernel_latency.add(&o.kernel_latency);
         self.pacing_window_us = self.pacing_window_us.max(o.pacing_window_us);
         self.intervals.extend(o.intervals.iter().map(|iv| Interval {
             index: iv.index,

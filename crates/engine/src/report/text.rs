@@ -184,6 +184,18 @@ fn phases(out: &mut String, r: &Report) {
         p.ttfb_histogram.len(),
         "responses",
     );
+    if let Some(k) = r.kernel_timestamps.as_ref().filter(|k| k.responses > 0) {
+        let _ = writeln!(
+            out,
+            "  Receive lag (kernel to urk): p50 {}, p99 {}, max {}; latency at the kernel: p50 {}, p99 {} ({} responses)",
+            t(k.receive_lag_us.p50),
+            t(k.receive_lag_us.p99),
+            t(k.receive_lag_us.max),
+            t(k.latency_us.p50),
+            t(k.latency_us.p99),
+            k.responses
+        );
+    }
 }
 
 /// Most targets listed in the text report; the JSON has them all.
@@ -607,6 +619,21 @@ impl Report {
                 format_time_us(r.own_lag_us.p99 as f64),
                 r.lag_share * 100.0,
             );
+        }
+        match &self.kernel_timestamps {
+            Some(k) if k.responses == 0 && self.requests > 0 => {
+                out.push_str("Kernel timestamps: the kernel gave none on these sockets (a Unix socket has none); no receive lag.\n");
+            }
+            Some(k) if k.lag_share(self.latency_us.p99) > crate::report::LAG_VERDICT => {
+                let _ = writeln!(
+                    out,
+                    "Warning: responses waited for urk after the kernel had them (receive lag p99 {}), {:.0}% of the p99 latency: the figures are bounded by urk by about that much; the latency at the kernel has p99 {}.",
+                    format_time_us(k.receive_lag_us.p99 as f64),
+                    k.lag_share(self.latency_us.p99) * 100.0,
+                    format_time_us(k.latency_us.p99 as f64),
+                );
+            }
+            _ => {}
         }
         if self.generator_bound {
             let _ = writeln!(

@@ -225,6 +225,7 @@ impl Plan {
                 use_ext_arg: support.ext_arg && level != IoLevel::Legacy,
                 delay_acks: support.ring_sockopt,
                 incremental_buffers: support.buf_ring_inc && level == IoLevel::Full,
+                rx_timestamps: cfg.kernel_timestamps,
             },
             batch_wait_us: Some(cfg.batch_wait.as_micros().min(1_000_000) as u32)
                 .filter(|&us| us > 0 && support.min_timeout && level != IoLevel::Legacy),
@@ -397,6 +398,7 @@ impl Plan {
             requests_asked: cfg.requests,
             tls: self.tls.is_some(),
             http2: cfg.http2,
+            kernel_timestamps: cfg.kernel_timestamps,
             io,
             targets: self.source.labels(),
             seed: match cfg.arrivals {

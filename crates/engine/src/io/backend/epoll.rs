@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll as EpollFd, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{self, sockopt, SockFlag, SockaddrLike, SockaddrStorage};
 
-use super::{Backend, BackendInfo, RecvHow, Setup, Socket};
+use super::{Backend, BackendInfo, Completion, RecvHow, Setup, Socket};
 use crate::EngineError;
 
 /// io_uring's completion flags, reproduced: a buffer id is reported, and a
@@ -52,12 +52,46 @@ pub(crate) struct Epoll {
     /// Slots with something to do: a new operation, or a readiness not
     /// used up yet.
     todo: Vec<usize>,
-    done: Vec<(u64, i32, u32)>,
+    done: Vec<Completion>,
     arena: Vec<u8>,
     /// `(start, len)` in the arena of each read this turn; the index is
     /// the completion's buffer id.
     chunks: Vec<(usize, usize)>,
     events: Vec<EpollEvent>,
+    /// Reads go through `recvmsg` and carry kernel receive timestamps.
+    stamps: bool,
+}
+
+/// One nonblocking read of up to `len` bytes into `dst` (null with
+/// `MSG_TRUNC`, which discards them): `recv`, or with `stamped` `recvmsg`
+/// and the kernel's receive time of what it read (0: none).
+///
+/// # Safety
+/// `dst` is null with `MSG_TRUNC` in `flags`, or valid for `len` bytes of
+/// writing.
+unsafe fn read(raw: i32, dst: *mut u8, len: usize, flags: i32, stamped: bool) -> (isize, u64) {
+    if !stamped {
+        // SAFETY: the caller's contract.
+        return (unsafe { libc::recv(raw, dst.cast(), len, flags) }, 0);
+    }
+    let mut control = [0u8; crate::io::stamps::CONTROL_LEN];
+    let mut iov = libc::iovec {
+        iov_base: dst.cast(),
+        iov_len: len,
+    };
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = control.len() as _;
+    // SAFETY: the header, its iovec and control buffer live on this stack
+    // frame for the whole (synchronous) call; `dst` is the caller's.
+    let n = unsafe { libc::recvmsg(raw, &mut hdr, flags) };
+    // A usize with glibc, a u32 with musl.
+    #[allow(clippy::unnecessary_cast)]
+    let got = (hdr.msg_controllen as usize).min(control.len());
+    (n, crate::io::stamps::parse(&control[..got]).unwrap_or(0))
 }
 
 impl Epoll {
@@ -88,7 +122,7 @@ impl Epoll {
                 Err(e) => -(e as i32),
             };
             self.slots[i].connect = None;
-            self.done.push((token, res, 0));
+            self.done.push(Completion::of(token, res, 0));
             if res != 0 {
                 return false;
             }
@@ -110,13 +144,13 @@ impl Epoll {
                 match n {
                     n if n >= 0 => {
                         s.send = None;
-                        self.done.push((token, n as i32, 0));
+                        self.done.push(Completion::of(token, n as i32, 0));
                     }
                     _ => match Errno::last() {
                         Errno::EAGAIN | Errno::EINTR => s.writable = false,
                         e => {
                             s.send = None;
-                            self.done.push((token, -(e as i32), 0));
+                            self.done.push(Completion::of(token, -(e as i32), 0));
                         }
                     },
                 }
@@ -127,24 +161,28 @@ impl Epoll {
             if s.readable {
                 // SAFETY: MSG_TRUNC on a TCP socket discards the bytes
                 // without writing to the (null) buffer.
-                let n = unsafe {
-                    libc::recv(
+                let (n, stamp) = unsafe {
+                    read(
                         raw,
                         std::ptr::null_mut(),
                         len as usize,
                         libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+                        self.stamps,
                     )
                 };
                 match n {
                     n if n >= 0 => {
                         s.skip = None;
-                        self.done.push((token, n as i32, 0));
+                        self.done.push(Completion {
+                            stamp,
+                            ..Completion::of(token, n as i32, 0)
+                        });
                     }
                     _ => match Errno::last() {
                         Errno::EAGAIN | Errno::EINTR => s.readable = false,
                         e => {
                             s.skip = None;
-                            self.done.push((token, -(e as i32), 0));
+                            self.done.push(Completion::of(token, -(e as i32), 0));
                         }
                     },
                 }
@@ -167,9 +205,9 @@ impl Epoll {
             // SAFETY: the arena was allocated with ARENA bytes of capacity
             // and never grows (`room` keeps reads inside it), so
             // `start..start + want` is spare capacity nothing refers to.
-            let n = unsafe {
+            let (n, stamp) = unsafe {
                 let dst = self.arena.as_mut_ptr().add(start);
-                libc::recv(raw, dst.cast(), want, libc::MSG_DONTWAIT)
+                read(raw, dst, want, libc::MSG_DONTWAIT, self.stamps)
             };
             let s = &mut self.slots[i];
             match n {
@@ -185,19 +223,22 @@ impl Epoll {
                         s.recv = None;
                     }
                     let flags = F_BUFFER | (bid << BUFFER_SHIFT) | if more { F_MORE } else { 0 };
-                    self.done.push((token, n as i32, flags));
+                    self.done.push(Completion {
+                        stamp,
+                        ..Completion::of(token, n as i32, flags)
+                    });
                     // Edge-triggered: the rest is read without a new event.
                     again = more || s.skip.is_some();
                 }
                 0 => {
                     s.recv = None;
-                    self.done.push((token, 0, 0));
+                    self.done.push(Completion::of(token, 0, 0));
                 }
                 _ => match Errno::last() {
                     Errno::EAGAIN | Errno::EINTR => s.readable = false,
                     e => {
                         s.recv = None;
-                        self.done.push((token, -(e as i32), 0));
+                        self.done.push(Completion::of(token, -(e as i32), 0));
                     }
                 },
             }
@@ -249,7 +290,7 @@ impl Epoll {
 }
 
 impl Backend for Epoll {
-    fn new(_setup: Setup, n: usize) -> Result<Epoll, EngineError> {
+    fn new(setup: Setup, n: usize) -> Result<Epoll, EngineError> {
         let ep = EpollFd::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| EngineError::Setup {
             what: "epoll_create",
             source: e.into(),
@@ -262,6 +303,7 @@ impl Backend for Epoll {
             arena: Vec::with_capacity(ARENA),
             chunks: Vec::new(),
             events: vec![EpollEvent::empty(); n.clamp(16, 4096)],
+            stamps: setup.rx_timestamps,
         })
     }
 
@@ -299,7 +341,7 @@ impl Backend for Epoll {
 
     unsafe fn connect(&mut self, i: usize, token: u64, addr: &SockaddrStorage) {
         let Some(fd) = self.slots[i].fd.as_ref().map(|f| f.as_raw_fd()) else {
-            self.done.push((token, -libc::EBADF, 0));
+            self.done.push(Completion::of(token, -libc::EBADF, 0));
             return;
         };
         // SAFETY: `addr` is a valid socket address of `addr.len()` bytes,
@@ -308,12 +350,12 @@ impl Backend for Epoll {
         match (r, Errno::last()) {
             (0, _) => {
                 self.slots[i].writable = true;
-                self.done.push((token, 0, 0));
+                self.done.push(Completion::of(token, 0, 0));
             }
             (_, Errno::EINPROGRESS | Errno::EAGAIN | Errno::EINTR) => {
                 self.slots[i].connect = Some(token);
             }
-            (_, e) => self.done.push((token, -(e as i32), 0)),
+            (_, e) => self.done.push(Completion::of(token, -(e as i32), 0)),
         }
     }
 
@@ -350,7 +392,7 @@ impl Backend for Epoll {
             || s.recv.take_if(|x| x.0 == target).is_some()
             || s.skip.take_if(|x| x.0 == target).is_some();
         if cancelled {
-            self.done.push((target, -libc::ECANCELED, 0));
+            self.done.push(Completion::of(target, -libc::ECANCELED, 0));
         }
     }
 
@@ -381,7 +423,7 @@ impl Backend for Epoll {
         !self.done.is_empty()
     }
 
-    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+    fn reap(&mut self, out: &mut Vec<Completion>) {
         out.append(&mut self.done);
     }
 

@@ -19,6 +19,7 @@
 //! operation goes through a vtable.
 
 mod epoll;
+mod rxmsg;
 mod uring;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -52,6 +53,34 @@ pub(crate) struct Setup {
     pub delay_acks: bool,
     /// Consume provided buffers incrementally (`IOU_PBUF_RING_INC`).
     pub incremental_buffers: bool,
+    /// Receive with `recvmsg` and report each receive's kernel timestamp
+    /// (see [`crate::io::stamps`]); the sockets are made to ask for them.
+    pub rx_timestamps: bool,
+}
+
+/// A completion, in io_uring's shape whichever backend made it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Completion {
+    /// The token of the operation (see [`crate::io::token`]).
+    pub data: u64,
+    /// Bytes moved, or a negated errno.
+    pub res: i32,
+    /// io_uring's completion flags (`MORE`, the buffer id).
+    pub flags: u32,
+    /// With `rx_timestamps`, a receive's kernel receive time: ns since the
+    /// epoch on the realtime clock; 0 when it carried none.
+    pub stamp: u64,
+}
+
+impl Completion {
+    pub(crate) fn of(data: u64, res: i32, flags: u32) -> Completion {
+        Completion {
+            data,
+            res,
+            flags,
+            stamp: 0,
+        }
+    }
 }
 
 /// How a connection's socket is made.
@@ -61,6 +90,8 @@ pub(crate) struct Socket<'a> {
     pub tcp: bool,
     /// The source address to bind (port 0), if one was chosen.
     pub source: Option<&'a SockaddrStorage>,
+    /// Ask for kernel receive timestamps (`SO_TIMESTAMPING`).
+    pub timestamps: bool,
 }
 
 impl Socket<'_> {
@@ -73,6 +104,9 @@ impl Socket<'_> {
         let fd = socket::socket(self.family, SockType::Stream, flags, None)?;
         if self.tcp {
             socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+        }
+        if self.timestamps {
+            crate::io::stamps::enable(&fd)?;
         }
         if let Some(src) = self.source {
             socket::setsockopt(&fd, sockopt::IpBindAddressNoPort, &true)?;
@@ -160,7 +194,7 @@ pub(crate) trait Backend: Sized {
     fn has_completions(&mut self) -> bool;
 
     /// Moves every completion into `out`.
-    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>);
+    fn reap(&mut self, out: &mut Vec<Completion>);
 
     /// The bytes a receive completion delivered: in the provided buffer
     /// `bid`, or in `own` (the connection's buffer) when it names none.

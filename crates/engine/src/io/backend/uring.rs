@@ -7,11 +7,12 @@
 use std::os::fd::AsRawFd;
 
 use io_uring::types::{Fixed, SubmitArgs, Timespec};
-use io_uring::{opcode, squeue, IoUring};
+use io_uring::{cqueue, opcode, squeue, IoUring};
 use nix::errno::Errno;
 use nix::sys::socket::{SockFlag, SockaddrLike, SockaddrStorage};
 
-use super::{Backend, BackendInfo, RecvHow, Setup, Socket};
+use super::rxmsg::RxMsgs;
+use super::{Backend, BackendInfo, Completion, RecvHow, Setup, Socket};
 use crate::io::bufring::BufRing;
 use crate::io::ring;
 use crate::io::token::{Op, Token};
@@ -31,6 +32,8 @@ pub(crate) struct Uring {
     /// once armed.
     timer: Box<Timespec>,
     timer_armed: bool,
+    /// With kernel timestamps: receives are `recvmsg`s, with these headers.
+    rx: Option<RxMsgs>,
 }
 
 impl Backend for Uring {
@@ -52,7 +55,9 @@ impl Backend for Uring {
                 // whole buffer, however few bytes it brings: one small
                 // buffer per connection (up to 2048 shared by more). With
                 // it, receives pack into a few large buffers.
-                let inc = shared.incremental_buffers;
+                // A multishot `recvmsg` puts a header in each buffer
+                // ahead of its payload: one buffer per receive, then.
+                let inc = shared.incremental_buffers && !shared.rx_timestamps;
                 let (count, size) = if inc {
                     ((n / 8).next_power_of_two().clamp(16, 256), 64 * 1024)
                 } else {
@@ -67,7 +72,11 @@ impl Backend for Uring {
                 Some(b)
             }
         };
+        let rx = shared
+            .rx_timestamps
+            .then(|| RxMsgs::new(n, bufs.as_ref().map_or(0, |b| usize::from(b.count()))));
         Ok(Uring {
+            rx,
             ring,
             setup_flags: flags,
             bufs,
@@ -124,20 +133,36 @@ impl Backend for Uring {
 
     unsafe fn recv(&mut self, i: usize, token: u64, how: RecvHow, buf: &mut [u8]) {
         let fd = Fixed(i as u32);
-        let e = match (&self.bufs, how) {
-            (Some(b), RecvHow::Multishot) => opcode::RecvMulti::new(fd, b.bgid()).build(),
-            (Some(b), RecvHow::Once { cap }) => {
+        let e = match (&self.bufs, how, &mut self.rx) {
+            (Some(b), RecvHow::Multishot, Some(rx)) => {
+                opcode::RecvMsgMulti::new(fd, rx.arm_multi(i), b.bgid()).build()
+            }
+            (Some(b), RecvHow::Multishot, None) => opcode::RecvMulti::new(fd, b.bgid()).build(),
+            (Some(b), RecvHow::Once { cap }, Some(rx)) => {
+                let len = b.buf_size().min(cap) as usize;
+                opcode::RecvMsg::new(fd, rx.arm(i, std::ptr::null_mut(), len))
+                    .buf_group(b.bgid())
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            }
+            (Some(b), RecvHow::Once { cap }, None) => {
                 opcode::Recv::new(fd, std::ptr::null_mut(), b.buf_size().min(cap))
                     .buf_group(b.bgid())
                     .build()
                     .flags(squeue::Flags::BUFFER_SELECT)
             }
-            (None, how) => {
+            (None, how, rx) => {
                 let cap = match how {
                     RecvHow::Once { cap } => cap,
                     RecvHow::Multishot => u32::MAX,
                 };
-                opcode::Recv::new(fd, buf.as_mut_ptr(), (buf.len() as u32).min(cap)).build()
+                let len = (buf.len() as u32).min(cap);
+                match rx {
+                    Some(rx) => {
+                        opcode::RecvMsg::new(fd, rx.arm(i, buf.as_mut_ptr(), len as usize)).build()
+                    }
+                    None => opcode::Recv::new(fd, buf.as_mut_ptr(), len).build(),
+                }
             }
         };
         self.pending.push(e.user_data(token));
@@ -146,14 +171,19 @@ impl Backend for Uring {
     fn skip(&mut self, i: usize, token: u64, len: u32) {
         // No buffer is lent: with MSG_TRUNC a TCP receive consumes the
         // bytes without writing to the (null) address.
-        let e = opcode::Recv::new(Fixed(i as u32), std::ptr::null_mut(), len)
-            // No MSG_WAITALL: io_uring retries a short read by the amount the
-            // buffer advanced, and a discarding read advances nothing, so
-            // the retry never ends. A short skip completes and goes again.
-            .flags(libc::MSG_TRUNC)
-            .build()
-            .user_data(token);
-        self.pending.push(e);
+        // No MSG_WAITALL: io_uring retries a short read by the amount the
+        // buffer advanced, and a discarding read advances nothing, so the
+        // retry never ends. A short skip completes and goes again.
+        let fd = Fixed(i as u32);
+        let e = match &mut self.rx {
+            Some(rx) => opcode::RecvMsg::new(fd, rx.arm(i, std::ptr::null_mut(), len as usize))
+                .flags(libc::MSG_TRUNC as u32)
+                .build(),
+            None => opcode::Recv::new(fd, std::ptr::null_mut(), len)
+                .flags(libc::MSG_TRUNC)
+                .build(),
+        };
+        self.pending.push(e.user_data(token));
     }
 
     fn quickack_off(&mut self, i: usize, token: u64) -> bool {
@@ -263,21 +293,42 @@ impl Backend for Uring {
         !self.ring.completion().is_empty()
     }
 
-    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+    fn reap(&mut self, out: &mut Vec<Completion>) {
         let mut cq = self.ring.completion();
         cq.sync();
         for c in cq {
-            if Token::decode(c.user_data()).is_some_and(|t| t.op == Op::Timer) {
+            let token = Token::decode(c.user_data());
+            if token.is_some_and(|t| t.op == Op::Timer) {
                 self.timer_armed = false;
                 continue;
             }
-            out.push((c.user_data(), c.result(), c.flags()));
+            let mut done = Completion::of(c.user_data(), c.result(), c.flags());
+            if let (Some(rx), Some(t)) = (&mut self.rx, token) {
+                if matches!(t.op, Op::Recv | Op::Skip) && done.res >= 0 {
+                    let i = t.conn as usize;
+                    match (&self.bufs, cqueue::buffer_select(done.flags)) {
+                        // Only a multishot receive puts its header in the
+                        // buffer; it is the one that may say `MORE`, or
+                        // ends with it unset (one without a buffer said
+                        // ENOBUFS or ended otherwise).
+                        (Some(b), Some(bid)) if rx.multishot(i) => {
+                            let buf = b.get(bid, done.res as usize);
+                            (done.res, done.stamp) = rx.multi_done(bid, buf);
+                        }
+                        _ => done.stamp = rx.single(i),
+                    }
+                }
+            }
+            out.push(done);
         }
     }
 
     fn data<'a>(&'a self, bid: Option<u16>, len: usize, own: &'a [u8]) -> &'a [u8] {
         match (&self.bufs, bid) {
-            (Some(b), Some(bid)) => b.get(bid, len),
+            (Some(b), Some(bid)) => {
+                let at = self.rx.as_ref().map_or(0, |rx| rx.payload_at(bid));
+                &b.get(bid, at + len)[at..]
+            }
             _ => &own[..len.min(own.len())],
         }
     }
@@ -285,6 +336,9 @@ impl Backend for Uring {
     fn settle(&mut self, bid: u16, res: i32, flags: u32) {
         if let Some(b) = &mut self.bufs {
             b.settle(bid, res, flags);
+        }
+        if let Some(rx) = &mut self.rx {
+            rx.recycled(bid);
         }
     }
 
@@ -295,8 +349,10 @@ impl Backend for Uring {
     }
 
     fn abandon(&mut self) {
-        // The kernel may still write into the provided buffers.
+        // The kernel may still write into the provided buffers, and into
+        // the headers of single-shot `recvmsg`s.
         std::mem::forget(self.bufs.take());
+        std::mem::forget(self.rx.take());
     }
 
     fn finish(&mut self) {

@@ -7,7 +7,15 @@ impl<B: Backend> Worker<'_, B> {
         let mut cqes = std::mem::take(&mut self.cqes);
         self.io.reap(&mut cqes);
         self.stats.completions += cqes.len() as u64;
-        for &(data, res, flags) in &cqes {
+        if self.shared.io.rx_timestamps {
+            self.reaped_wall_ns = crate::io::stamps::realtime_ns();
+        }
+        for c in &cqes {
+            let (data, res, flags) = (c.data, c.res, c.flags);
+            // A stamp later than the reap (the realtime clock was stepped
+            // back) says nothing.
+            self.rx_lag_us = (c.stamp != 0 && c.stamp <= self.reaped_wall_ns)
+                .then(|| (self.reaped_wall_ns - c.stamp) / 1000);
             let Some(t) = Token::decode(data) else {
                 continue;
             };
@@ -28,6 +36,7 @@ impl<B: Backend> Worker<'_, B> {
                 Op::Cancel | Op::Timer => {}
             }
         }
+        self.rx_lag_us = None;
         cqes.clear();
         self.cqes = cqes;
         self.io.publish();
@@ -330,6 +339,7 @@ impl<B: Backend> Worker<'_, B> {
             interval_ttfb,
             in_flight,
             source,
+            rx_lag_us,
             ..
         } = self;
         let c = &mut conns[i];
@@ -341,6 +351,7 @@ impl<B: Backend> Worker<'_, B> {
             in_flight,
             rate_mode,
             now,
+            rx_lag_us: *rx_lag_us,
         };
         let can_discard = c.can_discard();
         let target = c.next_target();
@@ -394,6 +405,7 @@ impl<B: Backend> Worker<'_, B> {
             scratch,
             source,
             retries,
+            rx_lag_us,
             ..
         } = self;
         let mut books = Books {
@@ -404,6 +416,7 @@ impl<B: Backend> Worker<'_, B> {
             in_flight,
             rate_mode: shared.paced(),
             now,
+            rx_lag_us: *rx_lag_us,
         };
         let Conn {
             framer,
@@ -538,9 +551,21 @@ pub(super) struct Books<'a> {
     pub(super) in_flight: &'a mut u64,
     pub(super) rate_mode: bool,
     pub(super) now: u64,
+    /// The receive lag of the read whose bytes are being framed, µs.
+    pub(super) rx_lag_us: Option<u64>,
 }
 
 impl Books<'_> {
+    /// With a kernel stamp on the read that completed a response of
+    /// latency `corrected`: its receive lag, and its latency less that.
+    pub(super) fn kernel_time(&mut self, corrected: u64) {
+        if let Some(lag) = self.rx_lag_us {
+            let lag = lag.min(corrected);
+            crate::report::stats::record_growing(&mut self.stats.receive_lag, lag);
+            crate::report::stats::record_growing(&mut self.stats.kernel_latency, corrected - lag);
+        }
+    }
+
     /// The first byte of the next response has come: its time to first
     /// byte counts from the send (the slot, when paced), as its latency
     /// does. Bytes nobody asked for are not a response's.
@@ -571,6 +596,7 @@ impl Books<'_> {
             l.free_at = now;
         }
         let corrected = now.saturating_sub(l.intended_at);
+        self.kernel_time(corrected);
         if self.rate_mode {
             self.stats.samples.response(l.intended_at, corrected);
         }

@@ -365,6 +365,7 @@ impl Books<'_> {
         // A stream's end frees room for the next.
         l.free_at = now;
         let corrected = now.saturating_sub(s.intended_at);
+        self.kernel_time(corrected);
         if self.rate_mode {
             self.stats.samples.response(s.intended_at, corrected);
         }

@@ -211,7 +211,12 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// in flight can point into it.
     peers: Box<[(SockaddrStorage, AddressFamily)]>,
     shared: &'a Shared<'a>,
-    cqes: Vec<(u64, i32, u32)>,
+    cqes: Vec<crate::io::backend::Completion>,
+    /// With kernel timestamps: the realtime clock when this batch of
+    /// completions was reaped, ns (the kernel's stamps are on it).
+    reaped_wall_ns: u64,
+    /// The receive lag of the read being framed, µs, when it had a stamp.
+    rx_lag_us: Option<u64>,
     stats: WorkerStats,
     start: Instant,
     quota: Option<u64>,
@@ -360,6 +365,8 @@ impl<'a, B: Backend> Worker<'a, B> {
             peers: peers.into_boxed_slice(),
             shared,
             cqes: Vec::with_capacity(4 * n + 64),
+            reaped_wall_ns: 0,
+            rx_lag_us: None,
             stats: WorkerStats::with_targets(shared.tracked),
             start: Instant::now(),
             quota,

@@ -278,6 +278,8 @@ impl<B: Backend> Worker<'_, B> {
             family,
             tcp: family != AddressFamily::Unix,
             source: (!sources.is_empty()).then(|| &sources[k % sources.len()]),
+            // A Unix socket's stream has no receive timestamps.
+            timestamps: self.shared.io.rx_timestamps && family != AddressFamily::Unix,
         };
         let opened = self.io.open(i, &how);
         let c = &mut self.conns[i];
