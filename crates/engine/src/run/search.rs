@@ -142,7 +142,8 @@ pub(crate) struct Second {
     /// The second's times to first byte (V2).
     pub ttfb_encoded: Vec<u8>,
     /// The p99 of urk's own send lag in the second (see
-    /// [`RateReport::own_lag_us`](crate::RateReport::own_lag_us)), µs.
+    /// [`RateReport::own_lag_us`](crate::RateReport::own_lag_us)), or of
+    /// its receive lag with kernel timestamps, whichever is larger, µs.
     pub own_lag_p99_us: u64,
 }
 

@@ -16,6 +16,9 @@ impl<B: Backend> Worker<'_, B> {
             // back) says nothing.
             self.rx_lag_us = (c.stamp != 0 && c.stamp <= self.reaped_wall_ns)
                 .then(|| (self.reaped_wall_ns - c.stamp) / 1000);
+            if let (Some(lag), Some(h)) = (self.rx_lag_us, &mut self.interval_rx_lag) {
+                h.saturating_record(lag.max(1));
+            }
             let Some(t) = Token::decode(data) else {
                 continue;
             };

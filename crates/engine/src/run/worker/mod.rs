@@ -281,6 +281,10 @@ pub(crate) struct Worker<'a, B: Backend> {
     interval_uncorrected: Option<Histogram<u64>>,
     /// A capacity search: this second's own send lags.
     interval_own_lag: Option<Histogram<u64>>,
+    /// A capacity search with kernel timestamps: this second's receive
+    /// lags, per read, which judge the step as the send side's own lag
+    /// does.
+    interval_rx_lag: Option<Histogram<u64>>,
     /// A capacity search: this second's times to first byte.
     interval_ttfb: Option<Histogram<u64>>,
     interval_index: u32,
@@ -409,6 +413,8 @@ impl<'a, B: Backend> Worker<'a, B> {
             interval_own_lag: shared
                 .steps
                 .is_some()
+                .then(crate::report::stats::new_latency_histogram),
+            interval_rx_lag: (shared.steps.is_some() && shared.io.rx_timestamps)
                 .then(crate::report::stats::new_latency_histogram),
             interval_ttfb: shared
                 .steps

@@ -234,11 +234,18 @@ impl<B: Backend> Worker<'_, B> {
                 non_2xx_3xx,
                 cpu_s: (cpu - self.interval_cpu).max(0.0),
                 encoded: encoded.clone(),
-                own_lag_p99_us: self.interval_own_lag.as_mut().map_or(0, |h| {
-                    let p99 = h.value_at_quantile(0.99);
-                    h.reset();
-                    p99
-                }),
+                // urk's own lag on either side: sends after their slot and
+                // a free connection, and reads after the kernel had them.
+                own_lag_p99_us: [&mut self.interval_own_lag, &mut self.interval_rx_lag]
+                    .into_iter()
+                    .flatten()
+                    .map(|h| {
+                        let p99 = h.value_at_quantile(0.99);
+                        h.reset();
+                        p99
+                    })
+                    .max()
+                    .unwrap_or(0),
                 ttfb_encoded: self.interval_ttfb.as_mut().map_or(Vec::new(), |t| {
                     let mut e = Vec::new();
                     let _ = hdrhistogram::serialization::V2Serializer::new().serialize(t, &mut e);
