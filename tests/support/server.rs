@@ -34,9 +34,6 @@ pub struct ServerConfig {
     pub small_every: u64,
     /// Wait this long before each response.
     pub delay: Duration,
-    /// The Nth connection accepted waits (N-1) times this on top of
-    /// `delay`: responses on different connections come apart in time.
-    pub stagger: Duration,
     /// Send each response's head, then wait this long before its body (a
     /// server that streams what it computes): time to first byte and
     /// latency part by this much.
@@ -136,7 +133,6 @@ impl Default for ServerConfig {
             close_every: 0,
             small_every: 0,
             delay: Duration::ZERO,
-            stagger: Duration::ZERO,
             body_delay: Duration::ZERO,
             stall: None,
             killable: false,
@@ -253,13 +249,9 @@ impl TestServer {
                             open.lock().unwrap().push(c);
                         }
                     }
-                    let (mut cfg, tally, stall) = (cfg.clone(), tally.clone(), stall.clone());
+                    let (cfg, tally, stall) = (cfg.clone(), tally.clone(), stall.clone());
                     accepted += 1;
                     let nth = accepted;
-                    if !cfg.stagger.is_zero() {
-                        let c = Arc::make_mut(&mut cfg);
-                        c.delay += c.stagger * (nth - 1) as u32;
-                    }
                     thread::spawn(move || {
                         let counts = &*tally;
                         match &cfg.tls {

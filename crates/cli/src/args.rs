@@ -199,6 +199,16 @@ pub struct Args {
     /// that runs on several machines load together
     #[argh(option)]
     pub start_at: Option<String>,
+    /// run as shard I/N (from 0) of a fleet running one load, or auto to
+    /// take the index the job engine set (JOB_COMPLETION_INDEX,
+    /// SLURM_PROCID, NOMAD_ALLOC_INDEX, OMPI_COMM_WORLD_RANK): -c, -R,
+    /// ramps, stages and -n are then the fleet's totals, split exactly
+    #[argh(option)]
+    pub shard: Option<String>,
+    /// with --shard auto: how many shards, where the engine does not say
+    /// (a Kubernetes Indexed Job's completions, a Nomad group's count)
+    #[argh(option)]
+    pub shard_count: Option<u32>,
     /// send one request (the run's first: the URL's, a targets file's or a
     /// script's), print it as sent and the response as received (the body
     /// up to 16 KiB; TLS: the version, cipher and ALPN), then exit
@@ -605,6 +615,22 @@ impl Args {
         }
         if let Some(t) = &self.start_at {
             cfg.start_at = Some(moment(t)?);
+        }
+        cfg.shard = match (self.shard.as_deref(), self.shard_count) {
+            (None, None) => None,
+            (None, Some(_)) => return Err("--shard-count goes with --shard auto".into()),
+            (Some("auto"), n) => Some(
+                urk_engine::Shard::from_env(|k| std::env::var(k).ok(), n)
+                    .map_err(|e| format!("--shard auto: {e} (or give --shard I/N)"))?
+                    .0,
+            ),
+            (Some(_), Some(_)) => return Err("--shard-count goes with --shard auto".into()),
+            (Some(s), None) => {
+                Some(urk_engine::Shard::parse(s).map_err(|e| format!("invalid --shard: {e}"))?)
+            }
+        };
+        if cfg.shard.is_some() && !self.find_max.is_empty() {
+            return Err("--shard splits a given load over a fleet; --find-max searches on one machine (its steps follow what that machine measures)".into());
         }
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)

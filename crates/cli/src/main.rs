@@ -2,6 +2,7 @@
 
 mod args;
 mod debug;
+mod diff;
 mod hdr_log;
 mod html;
 mod merge;
@@ -172,6 +173,26 @@ fn report_main(argv: &[String]) -> ExitCode {
     }
 }
 
+fn diff_main(argv: &[String]) -> ExitCode {
+    let args: diff::DiffArgs = match sub_args("diff", argv) {
+        Ok(a) => a,
+        Err(exit) => return exit,
+    };
+    match diff::run(&args) {
+        Ok(o) => {
+            print!("{}", o.out);
+            match o.slower {
+                Some(why) => {
+                    eprintln!("urk diff: {why}");
+                    ExitCode::from(3)
+                }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
 fn merge_main(argv: &[String]) -> ExitCode {
     let args: merge::MergeArgs = match sub_args("merge", argv) {
         Ok(a) => a,
@@ -278,6 +299,9 @@ fn main() -> ExitCode {
     let argv = unglue(std::env::args().skip(1));
     if argv.first().map(String::as_str) == Some("merge") {
         return merge_main(&argv[1..]);
+    }
+    if argv.first().map(String::as_str) == Some("diff") {
+        return diff_main(&argv[1..]);
     }
     if argv.first().map(String::as_str) == Some("report") {
         return report_main(&argv[1..]);

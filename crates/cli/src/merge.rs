@@ -13,6 +13,10 @@ pub struct MergeArgs {
     /// print the latency distribution
     #[argh(switch, short = 'L')]
     pub latency: bool,
+    /// merge shards of a fleet even when some are missing (the totals are
+    /// then the part's)
+    #[argh(switch)]
+    pub partial: bool,
     /// reports written by urk --json
     #[argh(positional)]
     pub files: Vec<String>,
@@ -35,8 +39,13 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
         return Err("urk merge needs at least one --json report".into());
     }
     let reports = read_reports(&args.files)?;
-    let merged = urk_engine::Report::merge(&reports).ok_or("nothing to merge")?;
-    let caveats = urk_engine::Report::merge_caveats(&reports);
+    let fleet = urk_engine::Fleet::of(&reports, args.partial).map_err(|e| e.to_string())?;
+    let mut merged = urk_engine::Report::merge(&reports).ok_or("nothing to merge")?;
+    let mut caveats = urk_engine::Report::merge_caveats(&reports);
+    if let Some(f) = &fleet {
+        caveats.extend(f.warnings());
+    }
+    merged.fleet = fleet;
     if args.json {
         for c in &caveats {
             eprintln!("urk merge: {c}");
@@ -52,8 +61,16 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
             merged.threads,
             merged.connections
         );
+        let fleet = merged.fleet.as_ref().map_or(String::new(), |f| {
+            let late = f
+                .start_late_max_s
+                .map(|s| format!("; the latest started {s:.3} s after the asked moment"))
+                .unwrap_or_default();
+            format!("  {} of {} shards{late}\n", f.merged.len(), f.count)
+        });
         let notes: String = caveats.iter().map(|c| format!("Note: {c}\n")).collect();
         Ok(header
+            + &fleet
             + &notes
             + &merged.to_text(urk_engine::TextOptions {
                 latency: args.latency,

@@ -287,6 +287,11 @@ pub struct Config {
     /// that runs started on several machines load together (a moment
     /// already past starts at once).
     pub start_at: Option<std::time::SystemTime>,
+    /// This instance's place in a fleet running one load together: the
+    /// connections, rate (ramps and stages too) and request count above
+    /// are then the fleet's totals, of which this instance takes its exact
+    /// share (see [`Shard`](crate::Shard)).
+    pub shard: Option<crate::Shard>,
 }
 
 impl Config {
@@ -321,6 +326,7 @@ impl Config {
             bind: Vec::new(),
             connect_spread: false,
             start_at: None,
+            shard: None,
         })
     }
 
@@ -428,6 +434,41 @@ impl Config {
             true => plan,
             false => plan.after(self.warmup),
         })
+    }
+
+    /// Runs as one instance of a fleet; see [`Config::shard`].
+    pub fn shard(mut self, shard: crate::Shard) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
+    /// This instance's own configuration: its share of the fleet's
+    /// totals (the configuration itself when it is not one of a fleet).
+    pub(crate) fn sharded(&self) -> Result<Config, EngineError> {
+        let Some(s) = self.shard else {
+            return Ok(self.clone());
+        };
+        let mut c = self.clone();
+        c.connections = s.part(self.connections as u64) as usize;
+        if c.connections == 0 {
+            return Err(EngineError::Config(format!(
+                "{} connections over {} shards leave shard {s} none: ask for at least as many connections as shards",
+                self.connections, s.count
+            )));
+        }
+        c.threads = self.threads.min(c.connections);
+        if let Some(n) = self.requests {
+            c.requests = Some(s.part(n));
+            if c.requests == Some(0) {
+                return Err(EngineError::Config(format!(
+                    "{n} requests over {} shards leave shard {s} none: ask for at least as many requests as shards",
+                    s.count
+                )));
+            }
+        }
+        c.rate = self.rate.map(|r| s.rate(r));
+        c.rate_plan = self.rate_plan.as_ref().map(|p| p.scaled(s.rate(1.0)));
+        Ok(c)
     }
 
     /// Loads for `d` before the measured window (see [`Config::warmup`]).

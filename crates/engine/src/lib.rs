@@ -39,6 +39,7 @@ mod io;
 // What comes out: per-worker counters, the report, its text, merges,
 // thresholds.
 mod report;
+mod shard;
 
 pub use config::{Config, IoLevel, Order, TlsOptions, TlsVersion};
 pub use error::{EngineError, TlsFailure, TlsProblem, Unavailable};
@@ -52,6 +53,8 @@ pub use report::checks::{
     anderson_darling_exponential, lag1_rank_correlation, CorrelationCheck, GapCheck, SelfChecks,
 };
 pub use report::confidence::percentile_ranks;
+pub use report::diff::{Diff, DiffRow, DiffUnit};
+pub use report::fleet::{Fleet, FleetError, LATE_START_S};
 pub use report::stats::{ConnectCauses, Errors, Http2Report, LostCauses, ResetCodes, TlsCauses};
 pub use report::text::{banner, TextOptions};
 pub use report::threshold::Threshold;
@@ -65,6 +68,7 @@ pub use run::exchange::Exchange;
 pub use run::schedule::{RatePlan, Stage};
 pub use run::search::{find_max, find_max_watched, Search, SearchReport, SearchStep};
 pub use run::{run, run_until, Live, LiveSecond, Plan, SearchProgress};
+pub use shard::{Shard, SHARD_ENV};
 pub use source::script::{
     Hooks, RequestScript, ResponseUse, ScriptError, ScriptResponse, WorkerScript,
 };

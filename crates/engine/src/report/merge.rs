@@ -38,6 +38,12 @@ impl Report {
         };
         let mut m = first.clone();
         m.timeline.clear();
+        // One instance's place is not the merge's; the caller checks the
+        // set and says what fleet it was (`Fleet::of`).
+        m.shard = None;
+        if reports.iter().any(|r| r.start_at != first.start_at) {
+            m.start_at = None;
+        }
         if let Some(start) = reports
             .iter()
             .map(|r| r.started_at)

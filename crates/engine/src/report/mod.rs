@@ -1,5 +1,10 @@
 pub mod checks;
 pub mod confidence;
+pub mod diff;
+pub mod fleet;
+mod kernel;
+pub use kernel::KernelTimestamps;
+pub(crate) use kernel::LAG_VERDICT;
 pub(crate) mod histogram_b64;
 mod merge;
 pub(crate) mod stats;
@@ -148,6 +153,18 @@ pub struct Report {
     /// random.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// One instance of a fleet: which (its connections, rate and request
+    /// count are its share of the fleet's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::Shard>,
+    /// The moment the load was asked to start (`start_at`), Unix seconds;
+    /// `started_at` says when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<f64>,
+    /// A merge of a fleet's reports: the fleet, and how late its
+    /// instances started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::report::fleet::Fleet>,
     /// One entry per second of the run, when intervals were asked for.
     pub timeline: Vec<TimelineEntry>,
     /// Per-thread request rate, sampled every 100 ms.
@@ -415,15 +432,10 @@ impl PhaseTimings {
 
     /// Both runs' phases in histograms that span them both.
     pub(crate) fn merged(&self, o: &PhaseTimings) -> PhaseTimings {
-        let add = |a: &Histogram<u64>, b: &Histogram<u64>| {
-            let mut h = crate::report::stats::new_growing_histogram();
-            let _ = h.add(a);
-            let _ = h.add(b);
-            h
-        };
+        use crate::report::stats::sum;
         PhaseTimings::of(
-            &add(&self.connect_histogram, &o.connect_histogram),
-            &add(&self.ttfb_histogram, &o.ttfb_histogram),
+            &sum(&self.connect_histogram, &o.connect_histogram),
+            &sum(&self.ttfb_histogram, &o.ttfb_histogram),
         )
     }
 }
@@ -441,98 +453,6 @@ impl std::fmt::Debug for PhaseTimings {
         f.debug_struct("PhaseTimings")
             .field("connect_us", &self.connect_us)
             .field("ttfb_us", &self.ttfb_us)
-            .finish_non_exhaustive()
-    }
-}
-
-/// urk's own lag (send or receive) as a share of the p99 latency past
-/// which the report says the figures are bounded by urk.
-pub(crate) const LAG_VERDICT: f64 = 0.1;
-
-/// What kernel receive timestamps say of a run's responses. The kernel
-/// stamps each segment as it takes it in; a response's receive lag runs
-/// from the stamp of the read that brought its last byte to the moment
-/// urk's worker reaped that read: batching (`batch_wait`), sleeping, a
-/// busy thread, or one starved by other load on its core. What the server
-/// and the network took is the rest, `latency_us`. Each an HdrHistogram
-/// that `urk merge` adds exactly.
-///
-/// ```
-/// # fn main() -> Result<(), urk_engine::EngineError> {
-/// let cfg = urk_engine::Config::new("http://127.0.0.1:8080/")?.kernel_timestamps(true);
-/// assert!(cfg.kernel_timestamps);
-/// // After a run: report.kernel_timestamps.map(|k| k.receive_lag_us.p99)
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-pub struct KernelTimestamps {
-    /// Responses whose last read carried a kernel timestamp; 0 where the
-    /// kernel gave none (a Unix socket, or a kernel without them).
-    pub responses: u64,
-    /// From the kernel's receipt of a response's last byte to urk's reap
-    /// of it, µs.
-    pub receive_lag_us: LatencySummary,
-    /// Every receive lag (V2, base64).
-    #[serde(
-        default = "crate::report::stats::new_growing_histogram",
-        rename = "receive_lag_histogram_v2",
-        with = "crate::report::histogram_b64"
-    )]
-    pub receive_lag_histogram: Histogram<u64>,
-    /// The latency up to the kernel's receipt of the last byte (each
-    /// response's `latency_us` less its receive lag), µs.
-    pub latency_us: LatencySummary,
-    /// Every such latency (V2, base64).
-    #[serde(
-        default = "crate::report::stats::new_growing_histogram",
-        rename = "latency_histogram_v2",
-        with = "crate::report::histogram_b64"
-    )]
-    pub latency_histogram: Histogram<u64>,
-}
-
-impl KernelTimestamps {
-    /// The receive lag's p99 as a share of a latency p99: past a tenth,
-    /// urk's own delay is a visible part of the figures.
-    pub fn lag_share(&self, latency_p99_us: u64) -> f64 {
-        match latency_p99_us {
-            0 => 0.0,
-            p99 => self.receive_lag_us.p99 as f64 / p99 as f64,
-        }
-    }
-
-    pub(crate) fn of(lag: &Histogram<u64>, latency: &Histogram<u64>) -> KernelTimestamps {
-        KernelTimestamps {
-            responses: lag.len(),
-            receive_lag_us: LatencySummary::of(lag),
-            receive_lag_histogram: lag.clone(),
-            latency_us: LatencySummary::of(latency),
-            latency_histogram: latency.clone(),
-        }
-    }
-
-    /// Both runs' figures in histograms that span them both.
-    pub(crate) fn merged(&self, o: &KernelTimestamps) -> KernelTimestamps {
-        let add = |a: &Histogram<u64>, b: &Histogram<u64>| {
-            let mut h = crate::report::stats::new_growing_histogram();
-            let _ = h.add(a);
-            let _ = h.add(b);
-            h
-        };
-        KernelTimestamps::of(
-            &add(&self.receive_lag_histogram, &o.receive_lag_histogram),
-            &add(&self.latency_histogram, &o.latency_histogram),
-        )
-    }
-}
-
-impl std::fmt::Debug for KernelTimestamps {
-    /// The summaries, not the histograms' buckets.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelTimestamps")
-            .field("responses", &self.responses)
-            .field("receive_lag_us", &self.receive_lag_us)
-            .field("latency_us", &self.latency_us)
             .finish_non_exhaustive()
     }
 }
@@ -789,6 +709,8 @@ pub(crate) struct RunFacts {
     /// What a targets file's lines name, when it was one.
     pub targets: Option<Vec<crate::source::Label>>,
     pub seed: Option<u64>,
+    pub shard: Option<crate::Shard>,
+    pub start_at: Option<f64>,
     pub arrivals: crate::Arrivals,
     pub script_error: Option<String>,
     pub addresses: Vec<String>,
@@ -987,6 +909,9 @@ impl Report {
             command: None,
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),
             seed: facts.seed,
+            shard: facts.shard,
+            start_at: facts.start_at,
+            fleet: None,
             addresses: facts.addresses,
             timeline: offered(
                 timeline(s, facts.warmup.as_ref().map_or(0, |w| w.timeline_seconds)),

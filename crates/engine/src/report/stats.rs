@@ -259,6 +259,14 @@ pub(crate) fn new_growing_histogram() -> Histogram<u64> {
     h
 }
 
+/// A growing histogram holding both `a`'s and `b`'s samples.
+pub(crate) fn sum(a: &Histogram<u64>, b: &Histogram<u64>) -> Histogram<u64> {
+    let mut h = new_growing_histogram();
+    let _ = h.add(a);
+    let _ = h.add(b);
+    h
+}
+
 /// Records `v` (µs, up to an hour) in a histogram made by
 /// [`new_growing_histogram`], growing it as needed: `saturating_record`
 /// would clamp at its current top instead (2,047 µs for a new one).

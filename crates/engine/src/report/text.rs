@@ -28,10 +28,35 @@ pub fn banner(cfg: &Config) -> String {
         true => String::new(),
         false => format!(" (after a {} warm-up)", span(cfg.warmup)),
     };
+    let own = cfg.sharded().unwrap_or_else(|_| cfg.clone());
+    let shard = match cfg.shard {
+        Some(s) => format!(
+            "  shard {s}: {} of the fleet's {} connections{}\n",
+            own.connections,
+            cfg.connections,
+            own.rate
+                .map(|r| format!(
+                    ", {} of its {} requests/s",
+                    fmt_rate(r),
+                    fmt_rate(cfg.rate.unwrap_or(0.0))
+                ))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
     format!(
-        "Running {what}{warm} @ {}\n  {} threads and {} connections\n",
-        cfg.request.target.url, cfg.threads, cfg.connections
+        "Running {what}{warm} @ {}\n  {} threads and {} connections\n{shard}",
+        cfg.request.target.url, own.threads, own.connections
     )
+}
+
+/// A rate as a person reads it: whole when it is.
+fn fmt_rate(r: f64) -> String {
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.2}")
+    }
 }
 
 /// A length as wrk says it (`10s`, `2m`), or to the microsecond when it

@@ -146,6 +146,7 @@ impl Plan {
                 index: 0,
                 workers: 1,
                 addr: self.endpoint.tcp(),
+                shard: self.cfg.shard,
             },
         )?;
         let mut out = Outbox::default();

@@ -63,6 +63,7 @@ pub struct Plan {
 impl Plan {
     /// Checks everything that can be checked before the load starts.
     pub fn new(cfg: &Config) -> Result<Plan, EngineError> {
+        let cfg = &cfg.sharded()?;
         cfg.validate()?;
         let (support, level, fallback) = match cfg.io {
             IoLevel::Epoll => (KernelSupport::without_uring(), IoLevel::Epoll, None),
@@ -240,13 +241,20 @@ impl Plan {
             },
             pacing_window_us: cfg.pacing_window.as_micros().min(1_000_000) as u64,
             steps,
-            poisson: (cfg.arrivals == crate::Arrivals::Poisson)
-                .then(|| arrivals::PoissonGaps::new(self.arrivals_seed, cfg.connections)),
+            poisson: (cfg.arrivals == crate::Arrivals::Poisson).then(|| {
+                // Each shard its own arrivals: one seed over a fleet
+                // would send the same bursts from every instance.
+                let seed = cfg
+                    .shard
+                    .map_or(self.arrivals_seed, |s| s.seed(self.arrivals_seed));
+                arrivals::PoissonGaps::new(seed, cfg.connections)
+            }),
             connections: cfg.connections,
             live,
             intervals: cfg.intervals,
             tls: self.tls.clone(),
             http2: cfg.http2,
+            shard: cfg.shard,
         };
         let n = cfg.threads;
         let ready = Barrier::new(n);
@@ -399,6 +407,12 @@ impl Plan {
             tls: self.tls.is_some(),
             http2: cfg.http2,
             kernel_timestamps: cfg.kernel_timestamps,
+            shard: cfg.shard,
+            start_at: cfg.start_at.and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+            }),
             io,
             targets: self.source.labels(),
             seed: match cfg.arrivals {

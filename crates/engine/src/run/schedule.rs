@@ -59,6 +59,21 @@ pub struct RatePlan {
 }
 
 impl RatePlan {
+    /// The same plan with every rate times `k` (a shard's share).
+    pub(crate) fn scaled(&self, k: f64) -> RatePlan {
+        RatePlan {
+            stages: self
+                .stages
+                .iter()
+                .map(|s| Stage {
+                    from: s.from * k,
+                    to: s.to * k,
+                    duration: s.duration,
+                })
+                .collect(),
+        }
+    }
+
     /// One constant rate.
     pub fn constant(rate: f64) -> RatePlan {
         RatePlan {

@@ -237,11 +237,14 @@ pub(crate) struct ScriptSide {
 pub(crate) struct Filler<'a> {
     seq: &'a AtomicU64,
     rng: fastrand::Rng,
+    /// One instance of a fleet: its numbers interleave with the others'.
+    shard: Option<crate::Shard>,
 }
 
 impl Fill for Filler<'_> {
     fn seq(&mut self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed)
+        let k = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.shard.map_or(k, |s| s.seq(k))
     }
     fn below(&mut self, n: u64) -> u64 {
         self.rng.u64(..n)
@@ -255,6 +258,7 @@ pub(crate) struct SourceArgs<'a> {
     pub index: usize,
     pub workers: usize,
     pub addr: Option<SocketAddr>,
+    pub shard: Option<crate::Shard>,
 }
 
 impl<'a> WorkerSource<'a> {
@@ -272,8 +276,10 @@ impl<'a> WorkerSource<'a> {
                 fill: Filler {
                     seq: a.seq,
                     rng: fastrand::Rng::with_seed(
-                        set.seed ^ (a.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        a.shard.map_or(set.seed, |s| s.seed(set.seed))
+                            ^ (a.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                     ),
+                    shard: a.shard,
                 },
                 cursor: a.index * set.templates.len() / a.workers.max(1),
             },

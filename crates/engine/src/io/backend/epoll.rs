@@ -369,7 +369,7 @@ impl Backend for Epoll {
         self.list(i);
     }
 
-    fn skip(&mut self, i: usize, token: u64, len: u32) {
+    unsafe fn skip(&mut self, i: usize, token: u64, len: u32) {
         self.slots[i].skip = Some((token, len));
         self.list(i);
     }

@@ -163,12 +163,19 @@ pub(crate) trait Backend: Sized {
     /// (used by backends without provided buffers).
     ///
     /// # Safety
-    /// `buf` stays valid and unmoved until the receive's last completion.
+    /// `buf` stays valid and unmoved until the receive's last completion,
+    /// and no other receive or skip on connection `i` is asked for until
+    /// then (with kernel timestamps, the connection's `recvmsg` header is
+    /// the kernel's until the completion).
     unsafe fn recv(&mut self, i: usize, token: u64, how: RecvHow, buf: &mut [u8]);
 
     /// Consumes up to `len` bytes on connection `i` without copying them
     /// (`MSG_TRUNC`).
-    fn skip(&mut self, i: usize, token: u64, len: u32);
+    ///
+    /// # Safety
+    /// No other receive or skip on connection `i` is asked for until this
+    /// one's completion (see [`Backend::recv`]).
+    unsafe fn skip(&mut self, i: usize, token: u64, len: u32);
 
     /// Turns quick ACKs off on connection `i` (completes with `token`), or
     /// returns false if this backend does not do it.

@@ -168,7 +168,7 @@ impl Backend for Uring {
         self.pending.push(e.user_data(token));
     }
 
-    fn skip(&mut self, i: usize, token: u64, len: u32) {
+    unsafe fn skip(&mut self, i: usize, token: u64, len: u32) {
         // No buffer is lent: with MSG_TRUNC a TCP receive consumes the
         // bytes without writing to the (null) address.
         // No MSG_WAITALL: io_uring retries a short read by the amount the
@@ -217,11 +217,16 @@ impl Backend for Uring {
             // SAFETY: every buffer an entry points to outlives its
             // operation: the worker keeps request bytes, outboxes, TLS
             // buffers and the sockaddr unmoved until the completion (the
-            // `# Safety` contract of `send`, `recv` and `connect`); socket
-            // option values are static; provided buffers belong to the
-            // buffer ring, kept (or leaked) until the kernel hands the
-            // operation back; the timespec is copied by the kernel on
-            // submit.
+            // `# Safety` contract of `send`, `recv`, `skip` and
+            // `connect`); socket option values are static; provided
+            // buffers belong to the buffer ring, kept (or leaked) until the
+            // kernel hands the operation back; the timespec is copied by
+            // the kernel on submit; a `recvmsg`'s header, iovec and control
+            // bytes are its connection's slot in `rx` (boxed, kept or
+            // leaked with the ring), which the kernel owns until the
+            // receive's completion: the worker has one receive in flight
+            // per connection (the contract of `recv` and `skip`), and the
+            // multishot template is read on submit.
             if unsafe { sq.push(e) }.is_err() {
                 sq.sync();
                 if submitter.submit().is_err() {
@@ -306,15 +311,22 @@ impl Backend for Uring {
             if let (Some(rx), Some(t)) = (&mut self.rx, token) {
                 if matches!(t.op, Op::Recv | Op::Skip) && done.res >= 0 {
                     let i = t.conn as usize;
-                    match (&self.bufs, cqueue::buffer_select(done.flags)) {
+                    match (&mut self.bufs, cqueue::buffer_select(done.flags)) {
                         // Only a multishot receive puts its header in the
-                        // buffer; it is the one that may say `MORE`, or
-                        // ends with it unset (one without a buffer said
-                        // ENOBUFS or ended otherwise).
+                        // buffer ahead of the payload.
                         (Some(b), Some(bid)) if rx.multishot(i) => {
-                            let buf = b.get(bid, done.res as usize);
-                            (done.res, done.stamp) = rx.multi_done(bid, buf);
+                            let raw = done.res;
+                            (done.res, done.stamp) = rx.multi_done(bid, b.get(bid, raw as usize));
+                            if done.res < 0 {
+                                // A header that does not parse: the worker
+                                // sees an error and settles nothing, so the
+                                // buffer goes back here.
+                                b.settle(bid, raw, done.flags);
+                            }
                         }
+                        // One that ended without a buffer has no stamp
+                        // (the connection's slot holds an older read's).
+                        _ if rx.multishot(i) => {}
                         _ => done.stamp = rx.single(i),
                     }
                 }

@@ -8,23 +8,27 @@ impl<B: Backend> Worker<'_, B> {
         self.io.reap(&mut cqes);
         self.stats.completions += cqes.len() as u64;
         if self.shared.io.rx_timestamps {
-            self.reaped_wall_ns = crate::io::stamps::realtime_ns();
+            // The realtime clock at `now`, the moment every latency of
+            // this batch ends, so that a receive lag and its latency end
+            // together.
+            let since_now = self.now().saturating_sub(now);
+            self.reaped_wall_ns = crate::io::stamps::realtime_ns().saturating_sub(since_now * 1000);
         }
         for c in &cqes {
             let (data, res, flags) = (c.data, c.res, c.flags);
-            // A stamp later than the reap (the realtime clock was stepped
-            // back) says nothing.
-            self.rx_lag_us = (c.stamp != 0 && c.stamp <= self.reaped_wall_ns)
-                .then(|| (self.reaped_wall_ns - c.stamp) / 1000);
-            if let (Some(lag), Some(h)) = (self.rx_lag_us, &mut self.interval_rx_lag) {
-                h.saturating_record(lag.max(1));
-            }
             let Some(t) = Token::decode(data) else {
                 continue;
             };
             let i = t.conn as usize;
             if t.op == Op::Cancel || i >= self.conns.len() || self.conns[i].gen != t.gen {
                 continue;
+            }
+            // Bytes stamped after `now` came in while the batch was being
+            // reaped: they waited for urk not at all.
+            self.rx_lag_us =
+                (c.stamp != 0).then(|| self.reaped_wall_ns.saturating_sub(c.stamp) / 1000);
+            if let (Some(lag), Some(h)) = (self.rx_lag_us, &mut self.interval_rx_lag) {
+                h.saturating_record(lag.max(1));
             }
             match t.op {
                 Op::Connect => self.on_connect(i, res, now),

@@ -147,6 +147,8 @@ pub(crate) struct Shared<'a> {
     /// Speak HTTP/2 (h2 by ALPN under TLS, h2c with prior knowledge
     /// otherwise); `pipeline` is then streams per connection.
     pub http2: bool,
+    /// One instance of a fleet: `{{seq}}` and random values are its own.
+    pub shard: Option<crate::Shard>,
 }
 
 impl Shared<'_> {
@@ -326,6 +328,7 @@ impl<'a, B: Backend> Worker<'a, B> {
                 index,
                 workers: shared.threads,
                 addr: shared.endpoint.tcp(),
+                shard: shared.shard,
             },
         )?;
         // A response hook that takes headers or the body gets the

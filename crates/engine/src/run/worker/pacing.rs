@@ -33,11 +33,14 @@
 use super::*;
 
 /// The share of a slot's gap the pacer means to spend spinning before it
-/// (the margin is cut to fit): 1/20, 5%.
+/// (the margin is cut to fit): 1/10.
 const SPIN_SHARE: u64 = 10;
-/// Most of the run's wall time the pacer may spend spinning, whatever the
-/// margin: 1/10, 10%, which spells of late wake-ups may reach.
+/// Most of each `SPIN_SPAN_US` the pacer may spend spinning, whatever the
+/// margin: 1/5, which spells of late wake-ups may reach.
 const SPIN_CAP_SHARE: u64 = 5;
+/// The span the spin cap is counted over: a quiet stretch earns no
+/// credit to spin through later.
+const SPIN_SPAN_US: u64 = 1_000_000;
 /// Longest early wake-up, whatever the measured latency.
 const MAX_MARGIN_US: u64 = 200;
 /// Width of a lateness bucket, in µs.
@@ -52,9 +55,14 @@ const MARGIN_QUANTILE_PERMILLE: u64 = 995;
 /// then it is `MAX_MARGIN_US` (within the spin share): starting from no
 /// margin left the first slots of a run late while it grew.
 const LATE_LEARNING: u32 = 32;
-/// Wake-ups after which the lateness counts are halved, so that the
-/// margin follows a host whose load changes.
-const LATE_HALF_LIFE: u32 = 1024;
+/// Wake-ups' worth of counts at which they are halved (so every 512
+/// wake-ups once full), so that the margin follows a host whose load
+/// changes.
+const LATE_WINDOW: u32 = 1024;
+/// What one wake-up adds to its bucket: counts in 256ths, so that halving
+/// keeps a tail of single wake-ups for several halvings instead of
+/// flooring it away at the first.
+const LATE_ONE: u32 = 256;
 /// Timed sleeps the pacer takes at the start to learn what a wake-up costs.
 const CALIBRATION_SLEEPS: usize = 15;
 /// How long each of them is.
@@ -76,7 +84,7 @@ const WAKE_SHARE_US: f64 = 0.5;
 #[derive(Debug)]
 pub(super) struct Pacer {
     /// Timed waits by how late they ended, in `LATE_BUCKET_US` buckets
-    /// (halved every `LATE_HALF_LIFE` waits).
+    /// (in `LATE_ONE`s, halved at `LATE_WINDOW` waits' worth).
     late: [u32; LATE_BUCKETS],
     /// Waits counted in `late`.
     late_n: u32,
@@ -86,8 +94,10 @@ pub(super) struct Pacer {
     gap_us: u64,
     /// This thread's CPU time per wake-up from a timed sleep, in µs.
     wake_cpu_us: u64,
-    /// Time spent spinning so far, in µs.
+    /// Time spent spinning in the current span, in µs.
     spun_us: u64,
+    /// When the current span of the spin cap began, in µs.
+    span_from: u64,
 }
 
 impl Default for Pacer {
@@ -99,6 +109,7 @@ impl Default for Pacer {
             gap_us: 0,
             wake_cpu_us: 0,
             spun_us: 0,
+            span_from: 0,
         }
     }
 }
@@ -109,14 +120,33 @@ impl Pacer {
     /// more, as far as spinning the rest fits `SPIN_SHARE` of the gap (a
     /// wake-up of typical lateness spins the margin less that lateness).
     fn margin_us(&self) -> u64 {
+        if self.gap_us == 0 {
+            // No rate in force (a script's delay()s): the cap alone.
+            return self.margin_us;
+        }
         let fits = self.late_quantile_us(500) + self.gap_us / SPIN_SHARE;
         self.margin_us.min(fits)
+    }
+
+    /// The gap between this thread's slots at the rate in force, µs.
+    pub(super) fn set_gap(&mut self, gap_us: f64) {
+        self.gap_us = gap_us as u64;
+    }
+
+    /// Whether the pacer may spin at `now`: within the cap of the current
+    /// span.
+    fn may_spin(&mut self, now: u64) -> bool {
+        if now.saturating_sub(self.span_from) >= SPIN_SPAN_US {
+            self.span_from = now;
+            self.spun_us = 0;
+        }
+        self.spun_us * SPIN_CAP_SHARE < SPIN_SPAN_US.min(now - self.span_from + SPIN_SPAN_US / 10)
     }
 
     /// The lateness most waits kept within, in µs; a median stands for
     /// the lateness's typical size where a wake-up's cost was not measured.
     fn late_quantile_us(&self, permille: u64) -> u64 {
-        let want = (self.late_n as u64 * permille).div_ceil(1000);
+        let want = (u64::from(self.late_n) * permille).div_ceil(1000);
         let mut seen = 0u64;
         for (i, &c) in self.late.iter().enumerate() {
             seen += c as u64;
@@ -129,13 +159,13 @@ impl Pacer {
 
     fn learn(&mut self, late_us: u64) {
         let bucket = ((late_us / LATE_BUCKET_US) as usize).min(LATE_BUCKETS - 1);
-        self.late[bucket] += 1;
-        self.late_n += 1;
-        if self.late_n >= LATE_HALF_LIFE {
+        self.late[bucket] += LATE_ONE;
+        self.late_n += LATE_ONE;
+        if self.late_n >= LATE_WINDOW * LATE_ONE {
             self.late.iter_mut().for_each(|c| *c /= 2);
             self.late_n = self.late.iter().sum();
         }
-        self.margin_us = if self.late_n < LATE_LEARNING {
+        self.margin_us = if self.late_n < LATE_LEARNING * LATE_ONE {
             MAX_MARGIN_US
         } else {
             (self.late_quantile_us(MARGIN_QUANTILE_PERMILLE) + 2).min(MAX_MARGIN_US)
@@ -150,10 +180,9 @@ impl Pacer {
     /// is reaped with the window's), so the window stays within half of
     /// a connection's gap: it keeps up with its slots, and has time for
     /// the response.
-    pub(super) fn window_us(&mut self, gap_us: f64, conn_gap_us: f64, cap_us: u64) -> u64 {
+    pub(super) fn window_us(&self, gap_us: f64, conn_gap_us: f64, cap_us: u64) -> u64 {
         // A wake-up that seemed free was not measured well: its lateness
         // (about its cost here) stands in.
-        self.gap_us = gap_us as u64;
         let cost = self.wake_cpu_us.max(self.late_quantile_us(500)).max(1) as f64;
         if cap_us == 0 || gap_us >= SPARSE_GAPS * cost {
             return 0;
@@ -208,7 +237,7 @@ impl<B: Backend> Worker<'_, B> {
         let margin = self.pacer.margin_us();
         let budget = self.wait_budget(now, None);
         if due.saturating_sub(now) <= margin {
-            if self.pacer.spun_us * SPIN_CAP_SHARE < now {
+            if self.pacer.may_spin(now) {
                 // Too close to sleep: the wake-up would come after the slot.
                 // A completion ends the spin too, so that a response is
                 // timed when it arrives, not when the slot comes.
@@ -250,6 +279,7 @@ impl<B: Backend> Worker<'_, B> {
             return 0;
         }
         let gap = 1.0 / per_us;
+        self.pacer.set_gap(gap);
         let w = self.pacer.window_us(
             gap,
             gap * self.conns.len() as f64,
@@ -297,12 +327,12 @@ mod tests {
         assert_eq!(p.late_quantile_us(500), 46);
         // The host calms down: after two half-lives of 10 µs wake-ups the
         // old tail weighs too little to set the margin.
-        for _ in 0..4 * LATE_HALF_LIFE {
+        for _ in 0..4 * LATE_WINDOW {
             p.learn(10);
         }
         assert_eq!(p.margin_us(), 14);
         // Slots 400 µs apart spin at most 40 µs past a typical wake-up.
-        for i in 0..2 * LATE_HALF_LIFE {
+        for i in 0..2 * LATE_WINDOW {
             p.learn(if i % 100 == 0 { 120 } else { 40 });
         }
         p.gap_us = 400;

@@ -249,7 +249,9 @@ impl<B: Backend> Worker<'_, B> {
         };
         // SAFETY: the connection's buffer lives as long as the connection
         // (kept, or leaked at an unclean shutdown) and is read only after
-        // the receive completes.
+        // the receive completes; `next_recv` arms one only when none is in
+        // flight (`Recv::Idle`), and it stays armed until its last
+        // completion.
         unsafe { self.io.recv(i, token, how, &mut c.buf) };
         c.life.recv = Recv::Armed { multishot };
         self.stats.recv_arms += 1;
@@ -261,8 +263,13 @@ impl<B: Backend> Worker<'_, B> {
     pub(super) fn skip(&mut self, i: usize, rest: u64) {
         let c = &mut self.conns[i];
         let len = rest.min(SKIP_MAX) as u32;
-        self.io
-            .skip(i, Token::new(Op::Skip, i, c.gen).encode(), len);
+        // SAFETY: `next_recv` asks for it only when the connection has no
+        // receive in flight (`Recv::Idle`), and marks it discarding until
+        // its completion.
+        unsafe {
+            self.io
+                .skip(i, Token::new(Op::Skip, i, c.gen).encode(), len)
+        };
         c.life.recv = Recv::Discarding;
         self.stats.skips += 1;
     }

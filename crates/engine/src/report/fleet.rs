@@ -1,0 +1,229 @@
+//! A fleet's reports taken together: whether a set is the whole fleet,
+//! each instance once, and how late each instance started against the
+//! moment they were all asked to start. A missing instance would make
+//! the merged totals quietly short, a doubled one quietly long, and one
+//! that started late ran its load beside the others' for less than its
+//! whole window: each is said before any figure is believed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Report;
+use crate::Shard;
+
+/// How late an instance may start after the asked moment before a merge
+/// says so, in seconds: clocks kept by NTP agree within milliseconds, and
+/// an instance starts within a few of the moment it waited for.
+pub const LATE_START_S: f64 = 0.1;
+
+/// The fleet a merged report came from.
+///
+/// ```
+/// # fn demo(reports: Vec<urk_engine::Report>) -> Result<(), urk_engine::FleetError> {
+/// if let Some(f) = urk_engine::Fleet::of(&reports, false)? {
+///     println!("{} instances, the latest started {:?} s late", f.count, f.start_late_max_s);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fleet {
+    /// Instances in the fleet.
+    pub count: u32,
+    /// The instances merged, by index: all of them, unless a partial
+    /// merge was asked for.
+    pub merged: Vec<u32>,
+    /// How long after the asked moment (`start_at`) the instances started,
+    /// seconds: the latest and the median; `None` when none was asked.
+    pub start_late_max_s: Option<f64>,
+    pub start_late_median_s: Option<f64>,
+    /// The instance that started latest.
+    pub latest: Option<u32>,
+}
+
+/// Why a set of reports is not one whole fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FleetError {
+    /// Some reports are instances of a fleet and some are not.
+    Mixed,
+    /// Reports of fleets of different sizes.
+    Counts(u32, u32),
+    /// The same instance twice (`1`, `2`: the positions in the set).
+    Twice(Shard, usize, usize),
+    /// These instances are missing.
+    Missing(Vec<u32>, u32),
+}
+
+impl std::fmt::Display for FleetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FleetError::Mixed => write!(
+                f,
+                "some reports are shards of a fleet and some are not: merge one fleet's reports"
+            ),
+            FleetError::Counts(a, b) => write!(
+                f,
+                "reports of fleets of {a} and of {b} shards: merge one fleet's reports"
+            ),
+            FleetError::Twice(s, a, b) => write!(
+                f,
+                "shard {s} appears twice (reports {} and {}): each shard once",
+                a + 1,
+                b + 1
+            ),
+            FleetError::Missing(m, n) => {
+                let list: Vec<String> = m.iter().map(|i| format!("{i}/{n}")).collect();
+                let (noun, verb) = if m.len() == 1 {
+                    ("shard", "is")
+                } else {
+                    ("shards", "are")
+                };
+                write!(
+                    f,
+                    "{noun} {} {verb} missing: the totals would be short (merge a part of the fleet only on purpose)",
+                    list.join(", ")
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FleetError {}
+
+impl Fleet {
+    /// The fleet `reports` are from, checked: `None` when none is a
+    /// shard. With `partial`, missing instances are allowed (the totals
+    /// are then the part's).
+    pub fn of(reports: &[Report], partial: bool) -> Result<Option<Fleet>, FleetError> {
+        let shards: Vec<Option<Shard>> = reports.iter().map(|r| r.shard).collect();
+        if shards.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let Some(shards) = shards.into_iter().collect::<Option<Vec<Shard>>>() else {
+            return Err(FleetError::Mixed);
+        };
+        let count = shards[0].count;
+        if let Some(other) = shards.iter().find(|s| s.count != count) {
+            return Err(FleetError::Counts(count, other.count));
+        }
+        let mut at = vec![None; count as usize];
+        for (k, s) in shards.iter().enumerate() {
+            match at[s.index as usize] {
+                Some(first) => return Err(FleetError::Twice(*s, first, k)),
+                None => at[s.index as usize] = Some(k),
+            }
+        }
+        let missing: Vec<u32> = (0..count).filter(|&i| at[i as usize].is_none()).collect();
+        if !missing.is_empty() && !partial {
+            return Err(FleetError::Missing(missing, count));
+        }
+        let mut late: Vec<(f64, u32)> = reports
+            .iter()
+            .zip(&shards)
+            .filter_map(|(r, s)| {
+                let asked = r.start_at?;
+                let warm = r.warmup.as_ref().map_or(0.0, |w| w.seconds);
+                (r.started_at > 0.0).then(|| ((r.started_at - warm - asked).max(0.0), s.index))
+            })
+            .collect();
+        late.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(Some(Fleet {
+            count,
+            merged: (0..count).filter(|&i| at[i as usize].is_some()).collect(),
+            start_late_max_s: late.last().map(|l| l.0),
+            start_late_median_s: (!late.is_empty()).then(|| late[late.len() / 2].0),
+            latest: late.last().map(|l| l.1),
+        }))
+    }
+
+    /// What a reader should know: instances missing from a partial
+    /// merge, and one that started past [`LATE_START_S`].
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.merged.len() < self.count as usize {
+            w.push(format!(
+                "{} of {} shards merged: the totals are the part's, not the fleet's",
+                self.merged.len(),
+                self.count
+            ));
+        }
+        if let (Some(max), Some(i)) = (self.start_late_max_s, self.latest) {
+            if max > LATE_START_S {
+                w.push(format!(
+                    "shard {i}/{} started {max:.3} s after the asked moment (median {:.3} s): its load overlapped the others' for less than the whole window",
+                    self.count,
+                    self.start_late_median_s.unwrap_or(0.0)
+                ));
+            }
+        }
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of shard `i` of `n` that started `late` s after the
+    /// asked moment.
+    fn report(shard: Option<(u32, u32)>, late: f64) -> Report {
+        let mut r: Report = serde_json::from_str(include_str!("fixtures/min-report.json"))
+            .expect("the minimal report parses");
+        r.shard = shard.map(|(i, n)| Shard::new(i, n).unwrap());
+        r.start_at = Some(1_800_000_000.0);
+        r.started_at = 1_800_000_000.0 + late;
+        r
+    }
+
+    #[test]
+    fn a_whole_fleet_once_each() {
+        let all: Vec<Report> = (0..3)
+            .map(|i| report(Some((i, 3)), 0.001 * f64::from(i)))
+            .collect();
+        let f = Fleet::of(&all, false).unwrap().unwrap();
+        assert_eq!(f.merged, [0, 1, 2]);
+        assert!((f.start_late_max_s.unwrap() - 0.002).abs() < 1e-6, "{f:?}");
+        assert_eq!(f.latest, Some(2));
+        assert!(f.warnings().is_empty());
+        // Unsharded reports are no fleet.
+        assert_eq!(Fleet::of(&[report(None, 0.0)], false).unwrap(), None);
+    }
+
+    #[test]
+    fn missing_doubled_mixed_and_late_shards_are_named() {
+        let r = |i, n| report(Some((i, n)), 0.0);
+        let e = Fleet::of(&[r(0, 3), r(2, 3)], false).unwrap_err();
+        assert_eq!(e, FleetError::Missing(vec![1], 3));
+        assert!(e.to_string().starts_with("shard 1/3 is missing"), "{e}");
+        let e = Fleet::of(&[r(1, 3)], false).unwrap_err();
+        assert!(
+            e.to_string().starts_with("shards 0/3, 2/3 are missing"),
+            "{e}"
+        );
+        let e = Fleet::of(&[r(0, 2), r(0, 2)], false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shard 0/2 appears twice (reports 1 and 2): each shard once"
+        );
+        assert_eq!(
+            Fleet::of(&[r(0, 2), r(1, 3)], false).unwrap_err(),
+            FleetError::Counts(2, 3)
+        );
+        assert_eq!(
+            Fleet::of(&[r(0, 2), report(None, 0.0)], false).unwrap_err(),
+            FleetError::Mixed
+        );
+        // A partial merge on purpose says what it is.
+        let f = Fleet::of(&[r(0, 3), r(2, 3)], true).unwrap().unwrap();
+        assert_eq!(f.merged, [0, 2]);
+        assert!(f.warnings()[0].contains("2 of 3 shards merged"));
+        // One shard three seconds late.
+        let f = Fleet::of(&[r(0, 2), report(Some((1, 2)), 3.0)], false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.latest, Some(1));
+        assert!(
+            f.warnings()[0].starts_with("shard 1/2 started 3.000 s after"),
+            "{:?}",
+            f.warnings()
+        );
+    }
+}

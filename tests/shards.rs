@@ -1,0 +1,365 @@
+//! Past one machine: a fleet of urk processes runs one load, each taking
+//! its exact share (`--shard I/N`, or `--shard auto` from the job engine's
+//! variables), and `urk merge` checks that the set is the whole fleet and
+//! says which shard started late. `urk diff` compares two runs.
+
+#[path = "support/schema.rs"]
+mod schema;
+mod support;
+
+use std::collections::HashSet;
+use std::process::Output;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use support::cli::{command, text, urk};
+use support::server::{ServerConfig, TestServer};
+
+fn report(out: &Output) -> serde_json::Value {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    schema::validate(&v);
+    v
+}
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Writes each report to a file of its own; returns their paths.
+fn save(name: &str, reports: &[&serde_json::Value]) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("urk-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    reports
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let p = dir.join(format!("{k}.json"));
+            std::fs::write(&p, r.to_string()).unwrap();
+            p.to_string_lossy().into_owned()
+        })
+        .collect()
+}
+
+fn merge(extra: &[&str], files: &[String]) -> Output {
+    let mut args = vec!["merge"];
+    args.extend_from_slice(extra);
+    args.extend(files.iter().map(String::as_str));
+    urk(&args)
+}
+
+#[test]
+fn a_fleet_splits_the_totals_exactly_and_its_numbers_never_repeat() {
+    let server = TestServer::start(ServerConfig {
+        record: true,
+        ..Default::default()
+    });
+    let url = server.url("/item/{{seq}}");
+    // Three shards of 7 connections and 3,001 requests, started together.
+    let at = format!("{:.3}", now_s() + 1.5);
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            command()
+                .args(["-t1", "-c7", "-n", "3001", "--json", "--start-at", &at])
+                .args(["--shard", &format!("{i}/3"), &url])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    let runs: Vec<serde_json::Value> = children
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
+        .collect();
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r["shard"]["index"], i);
+        assert_eq!(r["shard"]["count"], 3);
+        // 7 over 3: 3, 2, 2; 3,001 over 3: 1,001, 1,000, 1,000.
+        assert_eq!(r["connections"], [3, 2, 2][i]);
+        assert_eq!(r["requests"], [1001, 1000, 1000][i]);
+        assert!(r["start_at"].as_f64().is_some());
+    }
+    let files = save("fleet", &runs.iter().collect::<Vec<_>>());
+    let m = report(&merge(&["--json"], &files));
+    assert_eq!(m["requests"], 3001);
+    assert_eq!(m["connections"], 7);
+    assert_eq!(m["fleet"]["count"], 3);
+    assert_eq!(m["fleet"]["merged"], serde_json::json!([0, 1, 2]));
+    assert!(m.get("shard").is_none());
+    // The server saw every request the shards sent, each number once.
+    let sent: u64 = runs
+        .iter()
+        .map(|r| r["requests_sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(server.settled(), sent);
+    let paths: Vec<String> = server.seen().into_iter().map(|s| s.path).collect();
+    let unique: HashSet<&String> = paths.iter().collect();
+    assert_eq!(unique.len(), paths.len(), "a {{seq}} value came twice");
+    assert_eq!(paths.len() as u64, sent);
+    // The text merge names the fleet.
+    let out = merge(&[], &files);
+    assert!(
+        text(&out.stdout).contains("3 of 3 shards"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_fleets_rate_is_the_total_asked() {
+    let server = TestServer::start(ServerConfig::default());
+    let at = format!("{:.3}", now_s() + 1.0);
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            command()
+                .args([
+                    "-t1",
+                    "-c4",
+                    "-d2s",
+                    "-R",
+                    "300",
+                    "--json",
+                    "--start-at",
+                    &at,
+                ])
+                .args(["--shard", &format!("{i}/2"), &server.url("/")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    let runs: Vec<serde_json::Value> = children
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
+        .collect();
+    for r in &runs {
+        assert_eq!(r["rate"]["requested"], 150.0);
+    }
+    let files = save("rate", &runs.iter().collect::<Vec<_>>());
+    let m = report(&merge(&["--json"], &files));
+    assert_eq!(m["rate"]["requested"], 300.0);
+    let achieved = m["requests_per_sec"].as_f64().unwrap();
+    assert!(
+        (achieved / 300.0 - 1.0).abs() < 0.05,
+        "{achieved}/s of 300/s"
+    );
+}
+
+#[test]
+fn shard_auto_reads_each_job_engines_variables() {
+    let server = TestServer::start(ServerConfig::default());
+    let url = server.url("/");
+    /// The variables set, the flags added, and the shard they make.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+        (u64, u64),
+    );
+    let cases: [Case; 4] = [
+        (&[("SLURM_PROCID", "1"), ("SLURM_NTASKS", "4")], &[], (1, 4)),
+        (
+            &[("OMPI_COMM_WORLD_RANK", "2"), ("OMPI_COMM_WORLD_SIZE", "3")],
+            &[],
+            (2, 3),
+        ),
+        (
+            &[("JOB_COMPLETION_INDEX", "0")],
+            &["--shard-count", "2"],
+            (0, 2),
+        ),
+        (
+            &[("NOMAD_ALLOC_INDEX", "4")],
+            &["--shard-count", "5"],
+            (4, 5),
+        ),
+    ];
+    for (vars, extra, (i, n)) in cases {
+        let out = command()
+            .env_clear()
+            .envs(vars.iter().copied())
+            .args(["-t1", "-c10", "-n", "100", "--json", "--shard", "auto"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        let r = report(&out);
+        assert_eq!(
+            (r["shard"]["index"].as_u64(), r["shard"]["count"].as_u64()),
+            (Some(i), Some(n)),
+            "{vars:?}"
+        );
+    }
+    // None set, or an index without a count: one line, exit 2.
+    for (vars, want) in [
+        (&[][..], "no task index in the environment"),
+        (&[("JOB_COMPLETION_INDEX", "1")][..], "how many tasks"),
+    ] {
+        let out = command()
+            .env_clear()
+            .envs(vars.iter().copied())
+            .args(["-t1", "-c2", "-n", "10", "--shard", "auto", &url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = text(&out.stderr);
+        assert!(err.contains(want) && err.lines().count() == 1, "{err}");
+    }
+    // Bad shards and impossible splits: one line, exit 2, no load.
+    for (args, want) in [
+        (vec!["--shard", "3/3"], "below the count"),
+        (vec!["--shard", "x"], "expected INDEX/COUNT"),
+        (
+            vec!["--shard", "1/2", "--shard-count", "2"],
+            "--shard-count goes with --shard auto",
+        ),
+        (vec!["--shard", "3/4", "-c", "3"], "leave shard 3/4 none"),
+        (
+            vec!["--shard", "0/2", "--find-max", "p99<10ms"],
+            "--find-max searches on one machine",
+        ),
+    ] {
+        let mut a = vec!["-t1", "-n", "10"];
+        a.extend(args);
+        a.push(&url);
+        let out = urk(&a);
+        assert_eq!(out.status.code(), Some(2), "{a:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{a:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn merge_refuses_an_incomplete_or_doubled_fleet_and_names_a_late_shard() {
+    let server = TestServer::start(ServerConfig::default());
+    let url = server.url("/");
+    let at = now_s() + 1.0;
+    let shard = |i: u32, delay: f64| {
+        std::thread::sleep(Duration::from_secs_f64(delay));
+        command()
+            .args([
+                "-t1",
+                "-c3",
+                "-d1s",
+                "--json",
+                "--start-at",
+                &format!("{at:.3}"),
+            ])
+            .args(["--shard", &format!("{i}/3"), &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a shard")
+    };
+    // Shards 0 and 1 on time; shard 2 launched 2 s after the moment, so
+    // it starts at once, late.
+    let on_time = [shard(0, 0.0), shard(1, 0.0)];
+    let late = shard(2, 3.0);
+    let mut runs: Vec<serde_json::Value> = on_time
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
+        .collect();
+    runs.push(report(&late.wait_with_output().unwrap()));
+    let files = save("late", &runs.iter().collect::<Vec<_>>());
+    let out = merge(&["--json"], &files);
+    let m = report(&out);
+    assert_eq!(m["fleet"]["latest"], 2);
+    let late_s = m["fleet"]["start_late_max_s"].as_f64().unwrap();
+    assert!(late_s > 1.5, "{late_s}");
+    assert!(m["fleet"]["start_late_median_s"].as_f64().unwrap() < 0.1);
+    assert!(
+        text(&out.stderr).contains("shard 2/3 started"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Without shard 1: refused, unless a part is asked for.
+    let two = [files[0].clone(), files[2].clone()];
+    let out = merge(&["--json"], &two);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("shard 1/3 is missing"),
+        "{}",
+        text(&out.stderr)
+    );
+    let m = report(&merge(&["--json", "--partial"], &two));
+    assert_eq!(m["fleet"]["merged"], serde_json::json!([0, 2]));
+    // Shard 0 twice: refused.
+    let twice = [
+        files[0].clone(),
+        files[0].clone(),
+        files[1].clone(),
+        files[2].clone(),
+    ];
+    let out = merge(&[], &twice);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("shard 0/3 appears twice"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn diff_says_how_b_differs_from_a_and_gates_on_slower() {
+    let fast = TestServer::start(ServerConfig::default());
+    let slow = TestServer::start(ServerConfig {
+        delay: Duration::from_millis(3),
+        ..Default::default()
+    });
+    let run = |url: &str| report(&urk(&["-t1", "-c2", "-d1s", "--json", url]));
+    let (a, b) = (run(&fast.url("/")), run(&slow.url("/")));
+    let files = save("diff", &[&a, &b]);
+    let (fa, fb) = (files[0].as_str(), files[1].as_str());
+    // B is slower: exit 3 and a line naming what.
+    let out = urk(&["diff", "--fail-if-slower", "5%", fa, fb]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is slower than") && err.contains("p50 +"),
+        "{err}"
+    );
+    let table = text(&out.stdout);
+    for row in ["requests/s", "p50", "p90", "p99", "p99.9", "max", "errors"] {
+        assert!(table.lines().any(|l| l.starts_with(row)), "{row}: {table}");
+    }
+    // The other way round it is faster; without a bound nothing fails.
+    assert_eq!(
+        urk(&["diff", "--fail-if-slower", "5%", fb, fa])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(urk(&["diff", fa, fb]).status.code(), Some(0));
+    // The JSON carries the exact figures.
+    let out = urk(&["diff", "--json", fa, fb]);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p50 = d["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "p50")
+        .unwrap();
+    assert_eq!(p50["a"], a["latency_us"]["p50"].as_f64().unwrap());
+    assert_eq!(p50["b"], b["latency_us"]["p50"].as_f64().unwrap());
+    assert_eq!(p50["beyond_noise"], true);
+    // Bad input: one line, exit 2.
+    for args in [
+        vec!["diff", fa],
+        vec!["diff", "--fail-if-slower", "lots", fa, fb],
+    ] {
+        let out = urk(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
