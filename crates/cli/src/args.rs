@@ -209,6 +209,11 @@ pub struct Args {
     /// (a Kubernetes Indexed Job's completions, a Nomad group's count)
     #[argh(option)]
     pub shard_count: Option<u32>,
+    /// serve Prometheus metrics at ADDR (host:port) while the run lasts and
+    /// 3 s after: counters, and latency as a native histogram that adds up
+    /// over a fleet (scrape with --enable-feature=native-histograms)
+    #[argh(option)]
+    pub metrics: Option<String>,
     /// send one request (the run's first: the URL's, a targets file's or a
     /// script's), print it as sent and the response as received (the body
     /// up to 16 KiB; TLS: the version, cipher and ALPN), then exit
@@ -629,6 +634,11 @@ impl Args {
                 Some(urk_engine::Shard::parse(s).map_err(|e| format!("invalid --shard: {e}"))?)
             }
         };
+        if self.metrics.is_some() && !self.find_max.is_empty() {
+            return Err(
+                "--metrics serves a run's figures; --find-max's steps are not served yet".into(),
+            );
+        }
         if cfg.shard.is_some() && !self.find_max.is_empty() {
             return Err("--shard splits a given load over a fleet; --find-max searches on one machine (its steps follow what that machine measures)".into());
         }

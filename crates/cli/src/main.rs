@@ -6,6 +6,7 @@ mod diff;
 mod hdr_log;
 mod html;
 mod merge;
+mod metrics;
 mod plot;
 mod progress;
 mod tui;
@@ -207,6 +208,20 @@ fn merge_main(argv: &[String]) -> ExitCode {
     }
 }
 
+/// Every metric's labels: the shard, and the run's id (the asked start,
+/// which a fleet shares, or this process's start).
+fn metric_labels(cfg: &urk_engine::Config) -> Vec<(String, String)> {
+    let at = cfg.start_at.unwrap_or_else(std::time::SystemTime::now);
+    let id = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut l = vec![("run_id".to_string(), id.to_string())];
+    if let Some(s) = cfg.shard {
+        l.push(("shard".to_string(), s.to_string()));
+    }
+    l
+}
+
 /// `--find-max`: the answer first, then the steps; the exit status says
 /// whether any rate met the objectives.
 fn search_main(
@@ -243,7 +258,7 @@ fn search_main(
             plan: None,
             corrected: true,
         };
-        let view = tui::LiveView::start(live.clone(), facts, &STOP);
+        let view = tui::LiveView::start(live.clone(), facts, &STOP, None);
         let result = urk_engine::find_max_watched(cfg, search, &STOP, Some(&live));
         view.finish();
         result
@@ -353,8 +368,9 @@ fn main() -> ExitCode {
     install_signal_handlers();
     let length = cfg.warmup + cfg.duration;
     let live_view = tui::wanted(args.quiet, args.no_tui, length);
-    if live_view {
-        // The view draws the seconds the workers close.
+    if live_view || args.metrics.is_some() {
+        // The view draws the seconds the workers close, and the metrics
+        // add them up.
         cfg = cfg.intervals(true);
     }
     let plan = match urk_engine::Plan::new(&cfg) {
@@ -407,6 +423,22 @@ fn main() -> ExitCode {
     if !args.json {
         print!("{}", urk_engine::banner(&cfg));
     }
+    let exporter = match &args.metrics {
+        Some(addr) => match metrics::Exporter::start(addr, metric_labels(&cfg)) {
+            Ok(e) => {
+                if !args.quiet {
+                    eprintln!("urk: metrics at http://{}/metrics", e.addr);
+                }
+                Some(std::sync::Arc::new(e))
+            }
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let tap = exporter.as_ref().map(|e| {
+        let plan = cfg.plan();
+        e.tap(move |t| plan.as_ref().map_or(0.0, |p| p.rate_at(t)))
+    });
     let result = if live_view {
         // The view reads each second as the workers close it.
         let live = std::sync::Arc::new(urk_engine::Live::with_seconds());
@@ -419,15 +451,25 @@ fn main() -> ExitCode {
             plan: cfg.plan(),
             corrected: cfg.plan().is_some(),
         };
-        let view = tui::LiveView::start(live.clone(), facts, &STOP);
+        let view = tui::LiveView::start(live.clone(), facts, &STOP, tap.clone());
         let result = plan.run_watched(&STOP, &live);
         view.finish();
+        if let Some(tap) = &tap {
+            tap(&live.take_seconds());
+        }
         result
     } else {
-        let live = std::sync::Arc::new(urk_engine::Live::default());
+        let live = std::sync::Arc::new(match tap {
+            Some(_) => urk_engine::Live::with_seconds(),
+            None => urk_engine::Live::default(),
+        });
+        let poller = tap.map(|t| metrics::Poller::start(live.clone(), t));
         let progress = progress::Progress::start(live.clone(), length, args.quiet);
         let result = plan.run_watched(&STOP, &live);
         progress.finish();
+        if let Some(p) = poller {
+            p.finish();
+        }
         result
     };
     let mut report = match result {
@@ -466,6 +508,10 @@ fn main() -> ExitCode {
         if let Err(e) = html::write(path, &[run]) {
             return fail(format!("cannot write --html '{path}': {e}"));
         }
+    }
+    if let Some(e) = &exporter {
+        // The last seconds are scraped before the endpoint goes.
+        e.finish(metrics::LINGER);
     }
     if let Some(s) = &script {
         if let Err(e) = s.done(&report) {

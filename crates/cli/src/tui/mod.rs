@@ -44,12 +44,17 @@ pub struct LiveView {
 impl LiveView {
     /// Takes over the terminal (stderr) and draws until [`LiveView::finish`];
     /// `q` or Ctrl-C sets `stop`.
-    pub fn start(live: Arc<Live>, facts: Facts, stop: &'static AtomicBool) -> LiveView {
+    pub fn start(
+        live: Arc<Live>,
+        facts: Facts,
+        stop: &'static AtomicBool,
+        tap: Option<crate::metrics::Tap>,
+    ) -> LiveView {
         let done = Arc::new(AtomicBool::new(false));
         let finished = done.clone();
         install_panic_restore();
         let thread = std::thread::spawn(move || {
-            if let Err(e) = draw_until(&live, facts, stop, &finished) {
+            if let Err(e) = draw_until(&live, facts, stop, &finished, tap.as_ref()) {
                 restore();
                 eprintln!("urk: the live view failed ({e}); the run goes on");
             }
@@ -83,6 +88,7 @@ fn draw_until(
     facts: Facts,
     stop: &AtomicBool,
     done: &AtomicBool,
+    tap: Option<&crate::metrics::Tap>,
 ) -> std::io::Result<()> {
     ACTIVE.store(true, Ordering::SeqCst);
     terminal::enable_raw_mode()?;
@@ -94,7 +100,11 @@ fn draw_until(
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stderr()))?;
     let mut model = model::Model::new(facts, Instant::now());
     while !done.load(Ordering::Relaxed) {
-        model.take(live.take_seconds(), live.totals());
+        let seconds = live.take_seconds();
+        if let Some(tap) = tap {
+            tap(&seconds);
+        }
+        model.take(seconds, live.totals());
         model.search = live.search();
         term.draw(|f| view::draw(f, &model, Instant::now()))?;
         // Keys, until the next frame is due.

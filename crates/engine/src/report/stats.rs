@@ -26,6 +26,11 @@ macro_rules! counters {
             pub fn total(&self) -> u64 {
                 0 $(+ self.$f)*
             }
+
+            /// Each count with its field's name, for exporters.
+            pub fn named(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($f), self.$f)),*]
+            }
         }
 
         impl std::ops::AddAssign for $name {

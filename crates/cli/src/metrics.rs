@@ -1,0 +1,295 @@
+//! `--metrics ADDR`: the run's figures for Prometheus while it lasts.
+//!
+//! Latency is a *native* histogram (exponential buckets of one fixed
+//! schema on every instance), never a per-instance quantile: quantiles of
+//! several machines cannot be combined, while native histograms add, so
+//! `histogram_quantile(0.99, sum(urk_latency_seconds))` over a fleet of
+//! shards is the fleet's p99. Prometheus scrapes native histograms only in
+//! its protobuf format (run it with `--enable-feature=native-histograms`).
+//!
+//! Fed from the seconds the workers publish as they close them (the ones
+//! the live view draws): nothing on the hot path. Served by one blocking
+//! thread, a response per connection.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, NativeHistogramConfig};
+use prometheus_client::registry::Registry;
+
+/// The native histograms' schema: buckets 2^(2^-3) ≈ 9% wide, on every
+/// instance alike (sums of different schemas would be cut to the coarser).
+pub const SCHEMA: i8 = 3;
+
+/// How long the endpoint stays up after the run, so that the last
+/// seconds are scraped.
+pub const LINGER: Duration = Duration::from_secs(3);
+
+/// Whoever drains the workers' seconds (the live view, or a [`Poller`])
+/// hands them here too.
+pub type Tap = Arc<dyn Fn(&[urk_engine::LiveSecond]) + Send + Sync>;
+
+/// Drains the workers' seconds into a tap where no live view does.
+pub struct Poller {
+    live: Arc<urk_engine::Live>,
+    tap: Tap,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Poller {
+    pub fn start(live: Arc<urk_engine::Live>, tap: Tap) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (live, tap, stop) = (live.clone(), tap.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    tap(&live.take_seconds());
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            })
+        };
+        Poller {
+            live,
+            tap,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops polling, after the last seconds.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (self.tap)(&self.live.take_seconds());
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Class {
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    code: String,
+}
+
+/// What a worker had counted at the end of its last second: the
+/// counters export the differences.
+#[derive(Default)]
+struct Seen {
+    errors: HashMap<&'static str, u64>,
+    status: HashMap<u16, u64>,
+    connects: u64,
+}
+
+struct Figures {
+    requests: Counter,
+    errors: Family<Class, Counter>,
+    status: Family<Status, Counter>,
+    connects: Counter,
+    open: Gauge,
+    offered: Gauge<f64, std::sync::atomic::AtomicU64>,
+    latency: Histogram,
+    seen: HashMap<usize, Seen>,
+    open_by_worker: HashMap<usize, u64>,
+}
+
+/// The endpoint, serving until [`Exporter::finish`].
+pub struct Exporter {
+    figures: Arc<Mutex<Figures>>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub addr: SocketAddr,
+}
+
+impl Exporter {
+    /// Binds `addr` and starts serving; every metric carries `labels`
+    /// (the shard, the run's id).
+    pub fn start(addr: &str, labels: Vec<(String, String)>) -> Result<Exporter, String> {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| format!("cannot serve --metrics on {addr}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let labels = labels.into_iter().map(|(k, v)| (k.into(), v.into()));
+        let mut registry = Registry::with_labels(labels);
+        let f = Figures {
+            requests: Counter::default(),
+            errors: Family::default(),
+            status: Family::default(),
+            connects: Counter::default(),
+            open: Gauge::default(),
+            offered: Gauge::default(),
+            latency: Histogram::new_native(NativeHistogramConfig::with_schema(SCHEMA)),
+            seen: HashMap::new(),
+            open_by_worker: HashMap::new(),
+        };
+        registry.register("urk_requests", "Responses completed", f.requests.clone());
+        registry.register("urk_errors", "Faults, by class", f.errors.clone());
+        registry.register(
+            "urk_responses",
+            "Responses, by status code",
+            f.status.clone(),
+        );
+        registry.register(
+            "urk_connects",
+            "Connections that connected",
+            f.connects.clone(),
+        );
+        registry.register("urk_connections_open", "Connections open", f.open.clone());
+        registry.register(
+            "urk_offered_rate",
+            "Requests per second the schedule offers (0 in a closed loop)",
+            f.offered.clone(),
+        );
+        registry.register(
+            "urk_latency_seconds",
+            "Response latency (from the intended send under a schedule)",
+            f.latency.clone(),
+        );
+        let registry = Arc::new(registry);
+        let stop = Arc::new(AtomicBool::new(false));
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let thread = {
+            let (registry, stop) = (registry.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("urk-metrics".into())
+                .spawn(move || serve(listener, &registry, &stop))
+                .map_err(|e| e.to_string())?
+        };
+        Ok(Exporter {
+            figures: Arc::new(Mutex::new(f)),
+            stop,
+            thread: Mutex::new(Some(thread)),
+            addr,
+        })
+    }
+
+    /// A tap that feeds this exporter, with the rate `offered` gives for
+    /// the time since the load began.
+    pub fn tap(self: &Arc<Self>, offered: impl Fn(Duration) -> f64 + Send + Sync + 'static) -> Tap {
+        let me = self.clone();
+        let began = std::time::Instant::now();
+        Arc::new(move |s: &[urk_engine::LiveSecond]| me.feed(s, offered(began.elapsed())))
+    }
+
+    /// Adds the seconds the workers closed; `offered` is the rate the
+    /// schedule offers now.
+    pub fn feed(&self, seconds: &[urk_engine::LiveSecond], offered: f64) {
+        let mut f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+        f.offered.set(offered);
+        for s in seconds {
+            f.requests.inc_by(s.requests);
+            if let Ok(h) = hdrhistogram::serialization::Deserializer::new()
+                .deserialize::<u64, _>(&mut s.histogram_v2.as_slice())
+            {
+                for v in h.iter_recorded() {
+                    let secs = v.value_iterated_to() as f64 / 1e6;
+                    for _ in 0..v.count_at_value() {
+                        f.latency.observe(secs);
+                    }
+                }
+            }
+            let Figures {
+                seen,
+                errors,
+                status,
+                connects,
+                ..
+            } = &mut *f;
+            let last = seen.entry(s.worker).or_default();
+            for (class, n) in s.errors.named() {
+                let before = last.errors.insert(class, n).unwrap_or(0);
+                if n > before {
+                    errors
+                        .get_or_create(&Class {
+                            class: class.to_string(),
+                        })
+                        .inc_by(n - before);
+                }
+            }
+            for &(code, n) in &s.status {
+                let before = last.status.insert(code, n).unwrap_or(0);
+                if n > before {
+                    status
+                        .get_or_create(&Status {
+                            code: code.to_string(),
+                        })
+                        .inc_by(n - before);
+                }
+            }
+            connects.inc_by(s.connects.saturating_sub(last.connects));
+            last.connects = last.connects.max(s.connects);
+            f.open_by_worker.insert(s.worker, s.open);
+            let open: u64 = f.open_by_worker.values().sum();
+            f.open.set(open as i64);
+        }
+    }
+
+    /// Serves a little longer, then stops.
+    pub fn finish(&self, linger: Duration) {
+        std::thread::sleep(linger);
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(listener: TcpListener, registry: &Registry, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => answer(stream, registry),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// One request, one response, then the connection closes.
+fn answer(mut stream: TcpStream, registry: &Registry) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let (status, kind, body) = if head.starts_with(b"GET /metrics ") {
+        match prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry) {
+            Ok(b) => (
+                "200 OK",
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                b,
+            ),
+            Err(e) => ("500 Internal Server Error", "text/plain", e.to_string().into_bytes()),
+        }
+    } else {
+        (
+            "404 Not Found",
+            "text/plain",
+            b"urk serves /metrics\n".to_vec(),
+        )
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+}

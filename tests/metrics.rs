@@ -1,0 +1,229 @@
+//! `--metrics`: Debian's Prometheus scrapes three shards of one load, and
+//! the fleet's figures from PromQL are the merged report's: the request
+//! total exactly, and the p99 of the summed native histograms within one
+//! of their buckets. Skipped without Prometheus unless
+//! URK_REQUIRE_PROMETHEUS=1.
+
+#[path = "support/schema.rs"]
+mod schema;
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::cli::{command, text, urk};
+use support::server::{ServerConfig, TestServer};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Prometheus {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Prometheus scraping `targets` every second, with native histograms.
+    fn start(targets: &[u16]) -> Option<Prometheus> {
+        if Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            if std::env::var("URK_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
+                panic!("prometheus is required (URK_REQUIRE_PROMETHEUS=1) but not installed");
+            }
+            eprintln!("skipped: prometheus is not installed (apt-get install prometheus)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("urk-prometheus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let list: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+        let conf = dir.join("prometheus.yml");
+        std::fs::write(
+            &conf,
+            format!(
+                "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: urk\n    static_configs:\n      - targets: [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", conf.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--enable-feature=native-histograms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        let p = Prometheus { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.get("/-/ready").is_none() {
+            assert!(Instant::now() < deadline, "prometheus did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(p)
+    }
+
+    /// A GET of `path` on its HTTP API, the body if 200.
+    fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let (head, body) = out.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.0 200").then(|| body.to_string())
+    }
+
+    /// A range query's values by time (the first series), over the last
+    /// `secs` seconds in half-second steps.
+    fn range(&self, query: &str, secs: f64) -> BTreeMap<i64, f64> {
+        let end = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let enc: String = query
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let body = self
+            .get(&format!(
+                "/api/v1/query_range?query={enc}&start={:.3}&end={end:.3}&step=0.5",
+                end - secs
+            ))
+            .expect("a range query");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut out = BTreeMap::new();
+        if let Some(series) = v["data"]["result"].as_array().and_then(|r| r.first()) {
+            for pair in series["values"].as_array().unwrap() {
+                let t = (pair[0].as_f64().unwrap() * 10.0) as i64;
+                out.insert(t, pair[1].as_str().unwrap().parse::<f64>().unwrap());
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
+    let ports = [free_port(), free_port(), free_port()];
+    let Some(prom) = Prometheus::start(&ports) else {
+        return;
+    };
+    let server = TestServer::start(ServerConfig::default());
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3;
+    let shards: Vec<Child> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            command()
+                .args([
+                    "-t1",
+                    "-c6",
+                    "-d3s",
+                    "--json",
+                    "--start-at",
+                    &at.to_string(),
+                ])
+                .args(["--shard", &format!("{i}/3")])
+                .args(["--metrics", &format!("127.0.0.1:{port}")])
+                .arg(server.url("/"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    let reports: Vec<serde_json::Value> = shards
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            assert!(text(&out.stderr).contains("urk: metrics at http://127.0.0.1:"));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            schema::validate(&v);
+            v
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("urk-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<String> = reports
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let p = dir.join(format!("{k}.json"));
+            std::fs::write(&p, r.to_string()).unwrap();
+            p.to_string_lossy().into_owned()
+        })
+        .collect();
+    let mut args = vec!["merge", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = urk(&args);
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let requests = merged["requests"].as_f64().unwrap();
+    let p99_us = merged["latency_us"]["p99"].as_f64().unwrap();
+    // While all three were scraped: the fleet's totals. The last such
+    // scrape came after each shard's last second (they serve 3 s more).
+    let all3 = "and on() count(urk_requests_total) == 3";
+    let totals = prom.range(&format!("sum(urk_requests_total) {all3}"), 30.0);
+    let p99s = prom.range(
+        &format!("histogram_quantile(0.99, sum(urk_latency_seconds) {all3})"),
+        30.0,
+    );
+    let (&when, &total) = totals
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .expect("Prometheus scraped all three shards");
+    assert_eq!(total, requests, "the fleet's request total");
+    let p99 = p99s[&when] * 1e6;
+    // Native buckets of schema 3 are 2^(1/8) wide: about 9%.
+    let bucket = 2f64.powf(1.0 / 8.0);
+    assert!(
+        p99 <= p99_us * bucket * 1.01 && p99 >= p99_us / bucket / 1.01,
+        "fleet p99 from Prometheus {p99:.0} us, merged {p99_us} us"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_metrics_address_is_one_line() {
+    let server = TestServer::start(ServerConfig::default());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for bad in [addr.as_str(), "nowhere"] {
+        let out = urk(&["-t1", "-c1", "-d1s", "--metrics", bad, &server.url("/")]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("urk: cannot serve --metrics on") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+}
