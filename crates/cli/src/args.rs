@@ -214,6 +214,17 @@ pub struct Args {
     /// over a fleet (scrape with --enable-feature=native-histograms)
     #[argh(option)]
     pub metrics: Option<String>,
+    /// write a record per request to FILE: intended and actual send,
+    /// latency, status, body bytes, error, target, worker, connection
+    #[argh(option)]
+    pub log: Option<String>,
+    /// with --log: csv or json (one object per line); default json for a
+    /// .json or .jsonl FILE, csv otherwise
+    #[argh(option)]
+    pub log_format: Option<String>,
+    /// with --log: the share of requests kept, e.g. 10% or 0.1 (default all)
+    #[argh(option)]
+    pub log_sample: Option<String>,
     /// send one request (the run's first: the URL's, a targets file's or a
     /// script's), print it as sent and the response as received (the body
     /// up to 16 KiB; TLS: the version, cipher and ALPN), then exit
@@ -634,6 +645,51 @@ impl Args {
                 Some(urk_engine::Shard::parse(s).map_err(|e| format!("invalid --shard: {e}"))?)
             }
         };
+        cfg.log = match (&self.log, &self.log_format, &self.log_sample) {
+            (None, None, None) => None,
+            (None, _, _) => return Err("--log-format and --log-sample go with --log FILE".into()),
+            (Some(path), format, sample) => {
+                let format = match format.as_deref() {
+                    Some("csv") => urk_engine::LogFormat::Csv,
+                    Some("json") => urk_engine::LogFormat::Json,
+                    Some(f) => {
+                        return Err(format!("invalid --log-format '{f}': expected csv or json"))
+                    }
+                    None if path.ends_with(".json") || path.ends_with(".jsonl") => {
+                        urk_engine::LogFormat::Json
+                    }
+                    None => urk_engine::LogFormat::Csv,
+                };
+                let sample = match sample.as_deref() {
+                    None => 1.0,
+                    Some(s) => {
+                        let bad = || {
+                            format!(
+                                "invalid --log-sample '{s}': expected a share such as 10% or 0.1"
+                            )
+                        };
+                        let v = match s.strip_suffix('%') {
+                            Some(p) => p.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
+                            None => s.trim().parse::<f64>().map_err(|_| bad())?,
+                        };
+                        if !(v > 0.0 && v <= 1.0) {
+                            return Err(bad());
+                        }
+                        v
+                    }
+                };
+                Some(urk_engine::LogSpec {
+                    path: path.into(),
+                    format,
+                    sample,
+                })
+            }
+        };
+        if self.log.is_some() && !self.find_max.is_empty() {
+            return Err(
+                "--log keeps a run's requests; --find-max's steps are not logged yet".into(),
+            );
+        }
         if self.metrics.is_some() && !self.find_max.is_empty() {
             return Err(
                 "--metrics serves a run's figures; --find-max's steps are not served yet".into(),

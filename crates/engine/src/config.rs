@@ -292,6 +292,9 @@ pub struct Config {
     /// are then the fleet's totals, of which this instance takes its exact
     /// share (see [`Shard`](crate::Shard)).
     pub shard: Option<crate::Shard>,
+    /// Keep a record per request (or a sampled share) in a file; see
+    /// [`LogSpec`](crate::LogSpec).
+    pub log: Option<crate::LogSpec>,
 }
 
 impl Config {
@@ -327,6 +330,7 @@ impl Config {
             connect_spread: false,
             start_at: None,
             shard: None,
+            log: None,
         })
     }
 
@@ -434,6 +438,12 @@ impl Config {
             true => plan,
             false => plan.after(self.warmup),
         })
+    }
+
+    /// Keeps a record per request; see [`Config::log`].
+    pub fn log(mut self, spec: crate::LogSpec) -> Self {
+        self.log = Some(spec);
+        self
     }
 
     /// Runs as one instance of a fleet; see [`Config::shard`].

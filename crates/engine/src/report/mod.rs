@@ -136,6 +136,10 @@ pub struct Report {
     /// latency without that wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_timestamps: Option<KernelTimestamps>,
+    /// Runs with [`Config::log`](crate::Config::log): the file, the
+    /// records it kept and those dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<crate::LogReport>,
     /// The command line that made the run, when the caller sets it (the
     /// CLI does), so that a saved report says how to repeat it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -703,6 +707,7 @@ pub(crate) struct RunFacts {
     pub tls: bool,
     pub http2: bool,
     pub kernel_timestamps: bool,
+    pub log: Option<crate::LogReport>,
     pub io: IoInfo,
     /// Unix time of the window's start.
     pub started_at: f64,
@@ -902,6 +907,7 @@ impl Report {
                 }
             }),
             http2: facts.http2.then(|| s.h2.clone()),
+            log: facts.log.clone(),
             kernel_timestamps: facts
                 .kernel_timestamps
                 .then(|| KernelTimestamps::of(&s.receive_lag, &s.kernel_latency)),

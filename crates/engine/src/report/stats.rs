@@ -229,6 +229,21 @@ pub(crate) enum Fault {
     Tls(TlsCause),
 }
 
+impl Fault {
+    /// The name a lost request's record gives it (the `lost_causes`
+    /// field it counts in).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Fault::ServerClosed => "server_closed",
+            Fault::Read => "read",
+            Fault::Write => "write",
+            Fault::Parse => "parse",
+            Fault::Timeout => "timeout",
+            Fault::Tls(_) => "tls",
+        }
+    }
+}
+
 impl TlsCauses {
     pub(crate) fn count(&mut self, c: TlsCause) {
         match c {

@@ -645,6 +645,21 @@ impl Report {
                 r.lag_share * 100.0,
             );
         }
+        if let Some(l) = &self.log {
+            let sampled = match l.sample {
+                s if s >= 1.0 => String::new(),
+                s => format!(", {:.3}% sampled", s * 100.0),
+            };
+            let dropped = match l.dropped {
+                0 => String::new(),
+                d => format!("; {d} dropped: the writer could not keep up"),
+            };
+            let _ = writeln!(
+                out,
+                "Request log: {} records in {}{sampled}{dropped}",
+                l.records, l.path
+            );
+        }
         match &self.kernel_timestamps {
             Some(k) if k.responses == 0 && self.requests > 0 => {
                 out.push_str("Kernel timestamps: the kernel gave none on these sockets (a Unix socket has none); no receive lag.\n");

@@ -9,6 +9,7 @@ pub(crate) mod conn;
 pub(crate) mod exchange;
 pub(crate) mod exchange_h2;
 pub(crate) mod h2_probe;
+pub(crate) mod reqlog;
 pub(crate) mod schedule;
 pub(crate) mod search;
 pub(crate) mod worker;
@@ -205,7 +206,21 @@ impl Plan {
         let (cfg, support, level) = (&self.cfg, &self.support, self.level);
         let seq = std::sync::atomic::AtomicU64::new(0);
         let halt = AtomicBool::new(false);
+        let log = match &cfg.log {
+            Some(spec) => Some(reqlog::Writer::start(spec).map_err(|e| {
+                EngineError::Config(format!(
+                    "cannot write the request log '{}': {e}",
+                    spec.path.display()
+                ))
+            })?),
+            None => None,
+        };
+        let (log_writer, log_sink) = match log {
+            Some((w, tx)) => (Some(w), Some(tx)),
+            None => (None, None),
+        };
         let shared = Shared {
+            log: log_sink.map(|tx| (tx, cfg.log.as_ref().map_or(1.0, |l| l.sample))),
             source: &self.source,
             seq: &seq,
             threads: cfg.threads,
@@ -307,6 +322,21 @@ impl Plan {
                 .collect()
         });
 
+        let ext_arg = shared.io.use_ext_arg;
+        // The writer ends once every sender is gone: the workers' are.
+        drop(shared);
+        let log_dropped: u64 = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .map(|o| o.log_dropped)
+            .sum();
+        let log = match log_writer {
+            Some(w) => Some(
+                w.finish(log_dropped)
+                    .map_err(|e| EngineError::Config(format!("the request log failed: {e}")))?,
+            ),
+            None => None,
+        };
         let mut total = WorkerStats::new();
         let mut windows = Vec::with_capacity(n);
         let mut ended_us = Vec::with_capacity(n);
@@ -343,7 +373,7 @@ impl Plan {
             fallback_reason: self.fallback.as_ref().map(|u| u.to_string()),
             kernel: support.release.clone(),
             setup_flags: first.setup_flags.iter().map(|f| f.to_string()).collect(),
-            ext_arg: shared.io.use_ext_arg,
+            ext_arg,
             buffers: first.buffers,
             buffer_size: first.buffer_size,
             incremental_buffers: first.incremental_buffers,
@@ -407,6 +437,7 @@ impl Plan {
             tls: self.tls.is_some(),
             http2: cfg.http2,
             kernel_timestamps: cfg.kernel_timestamps,
+            log,
             shard: cfg.shard,
             start_at: cfg.start_at.and_then(|t| {
                 t.duration_since(std::time::UNIX_EPOCH)

@@ -347,6 +347,10 @@ impl<B: Backend> Worker<'_, B> {
             in_flight,
             source,
             rx_lag_us,
+            log,
+            index,
+            wall_start_us,
+            conn_base,
             ..
         } = self;
         let c = &mut conns[i];
@@ -359,6 +363,12 @@ impl<B: Backend> Worker<'_, B> {
             rate_mode,
             now,
             rx_lag_us: *rx_lag_us,
+            log: log.as_mut().map(|batch| LogCtx {
+                batch,
+                worker: *index as u16,
+                connection: (*conn_base + i) as u32,
+                wall_us: *wall_start_us,
+            }),
         };
         let can_discard = c.can_discard();
         let target = c.next_target();
@@ -413,6 +423,10 @@ impl<B: Backend> Worker<'_, B> {
             source,
             retries,
             rx_lag_us,
+            log,
+            index,
+            wall_start_us,
+            conn_base,
             ..
         } = self;
         let mut books = Books {
@@ -424,6 +438,12 @@ impl<B: Backend> Worker<'_, B> {
             rate_mode: shared.paced(),
             now,
             rx_lag_us: *rx_lag_us,
+            log: log.as_mut().map(|batch| LogCtx {
+                batch,
+                worker: *index as u16,
+                connection: (*conn_base + i) as u32,
+                wall_us: *wall_start_us,
+            }),
         };
         let Conn {
             framer,
@@ -560,6 +580,42 @@ pub(super) struct Books<'a> {
     pub(super) now: u64,
     /// The receive lag of the read whose bytes are being framed, µs.
     pub(super) rx_lag_us: Option<u64>,
+    /// The request log, when one is kept, and whose responses these are.
+    pub(super) log: Option<LogCtx<'a>>,
+}
+
+/// Where a booked response's record goes.
+pub(super) struct LogCtx<'a> {
+    pub(super) batch: &'a mut crate::run::reqlog::Batch,
+    pub(super) worker: u16,
+    pub(super) connection: u32,
+    /// The run's start on the wall clock, Unix µs.
+    pub(super) wall_us: u64,
+}
+
+impl LogCtx<'_> {
+    /// A record of a request meant at `intended` and sent at `sent` (µs
+    /// since the start) that took `latency_us`.
+    pub(super) fn record(
+        &mut self,
+        (intended, sent, latency_us): (u64, u64, u64),
+        status: u16,
+        body_bytes: Option<u64>,
+        error: Option<&'static str>,
+        target: Option<u32>,
+    ) {
+        self.batch.push(crate::run::reqlog::Record {
+            intended_us: self.wall_us + intended,
+            sent_us: self.wall_us + sent,
+            latency_us,
+            status,
+            body_bytes,
+            error,
+            target,
+            worker: self.worker,
+            connection: self.connection,
+        });
+    }
 }
 
 impl Books<'_> {
@@ -604,6 +660,15 @@ impl Books<'_> {
         }
         let corrected = now.saturating_sub(l.intended_at);
         self.kernel_time(corrected);
+        if let Some(log) = &mut self.log {
+            log.record(
+                (l.intended_at, l.sent_at, corrected),
+                r.status,
+                r.body_len,
+                None,
+                target,
+            );
+        }
         if self.rate_mode {
             self.stats.samples.response(l.intended_at, corrected);
         }

@@ -366,6 +366,15 @@ impl Books<'_> {
         l.free_at = now;
         let corrected = now.saturating_sub(s.intended_at);
         self.kernel_time(corrected);
+        if let Some(log) = &mut self.log {
+            log.record(
+                (s.intended_at, s.sent_at, corrected),
+                s.status,
+                None,
+                None,
+                s.target,
+            );
+        }
         if self.rate_mode {
             self.stats.samples.response(s.intended_at, corrected);
         }

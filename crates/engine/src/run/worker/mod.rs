@@ -149,6 +149,11 @@ pub(crate) struct Shared<'a> {
     pub http2: bool,
     /// One instance of a fleet: `{{seq}}` and random values are its own.
     pub shard: Option<crate::Shard>,
+    /// The request log's queue, and the share of requests it keeps.
+    pub log: Option<(
+        std::sync::mpsc::SyncSender<Vec<crate::run::reqlog::Record>>,
+        f64,
+    )>,
 }
 
 impl Shared<'_> {
@@ -193,6 +198,8 @@ pub(crate) struct Outcome {
     /// What the warm-up did, once it ended (`None`: none asked for, or
     /// the run stopped within it, and the report is the warm-up's).
     pub warmup: Option<crate::report::stats::WarmupCounts>,
+    /// Request records the log dropped (its writer fell behind).
+    pub log_dropped: u64,
 }
 
 pub(crate) struct Worker<'a, B: Backend> {
@@ -214,6 +221,10 @@ pub(crate) struct Worker<'a, B: Backend> {
     peers: Box<[(SockaddrStorage, AddressFamily)]>,
     shared: &'a Shared<'a>,
     cqes: Vec<crate::io::backend::Completion>,
+    /// The request log's batch, when one is kept.
+    log: Option<crate::run::reqlog::Batch>,
+    /// The run's start on the wall clock, Unix µs (the log's times).
+    wall_start_us: u64,
     /// With kernel timestamps: the realtime clock when this batch of
     /// completions was reaped, ns (the kernel's stamps are on it).
     reaped_wall_ns: u64,
@@ -372,6 +383,14 @@ impl<'a, B: Backend> Worker<'a, B> {
             peers: peers.into_boxed_slice(),
             shared,
             cqes: Vec::with_capacity(4 * n + 64),
+            log: shared.log.as_ref().map(|(tx, sample)| {
+                crate::run::reqlog::Batch::new(
+                    tx.clone(),
+                    *sample,
+                    0x5851_f42d_4c95_7f2d ^ index as u64,
+                )
+            }),
+            wall_start_us: 0,
             reaped_wall_ns: 0,
             rx_lag_us: None,
             stats: WorkerStats::with_targets(shared.tracked),
@@ -457,6 +476,9 @@ impl<'a, B: Backend> Worker<'a, B> {
         (start, wall): (Instant, std::time::SystemTime),
     ) -> Result<Outcome, EngineError> {
         self.start = start;
+        self.wall_start_us = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         self.load_at_us = load_at_us(self.shared.start_at, wall);
         self.window_at_us = self.load_at_us + self.shared.warmup_us;
         self.next_sample = self.load_at_us + SAMPLE_US;
@@ -553,6 +575,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             script_error,
             schedule_start_us: self.schedule_start,
             warmup: self.warmup,
+            log_dropped: self.log.take().map_or(0, |b| b.finish()),
         })
     }
 

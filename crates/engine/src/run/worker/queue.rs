@@ -344,6 +344,24 @@ impl<B: Backend> Worker<'_, B> {
             }
         };
         *lost += n;
+        if let Some(log) = &mut self.log {
+            // Each lost request, with the fault that lost it.
+            let l = &c.life;
+            let name = fault.name();
+            for _ in 0..n {
+                log.push(crate::run::reqlog::Record {
+                    intended_us: self.wall_start_us + l.intended_at,
+                    sent_us: self.wall_start_us + l.sent_at,
+                    latency_us: now.saturating_sub(l.intended_at),
+                    status: 0,
+                    body_bytes: None,
+                    error: Some(name),
+                    target: None,
+                    worker: self.index as u16,
+                    connection: (self.conn_base + i) as u32,
+                });
+            }
+        }
         if let Some(class) = class {
             // A timeout counts each request, as wrk's do; the others count
             // the fault once.
