@@ -123,6 +123,24 @@ fn a_sample_as_json_lines_and_lost_requests_with_their_fault() {
         .filter(|r| r["error"] == "timeout")
         .all(|r| r["status"] == 0));
     assert_eq!(records.len() as u64, v["requests"].as_u64().unwrap() + lost);
+    // A log that cannot be written (a full disk): the run's report stands,
+    // and says the log stopped.
+    let out = urk(&[
+        "-t1",
+        "-c2",
+        "-n",
+        "5000",
+        "--log",
+        "/dev/full",
+        &server.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report_text = text(&out.stdout);
+    assert!(report_text.contains("5000 requests in"), "{report_text}");
+    assert!(
+        report_text.contains("Warning: the request log stopped early"),
+        "{report_text}"
+    );
     // Bad flags: one line, exit 2.
     for (args, want) in [
         (vec!["--log-sample", "10%"], "go with --log FILE"),
@@ -168,21 +186,25 @@ fn a_writer_that_falls_behind_drops_and_counts() {
         std::thread::spawn(move || {
             use std::io::Read;
             let mut f = std::fs::File::open(&fifo).unwrap();
-            let mut buf = vec![0u8; 16 * 1024];
+            let mut buf = vec![0u8; 64 * 1024];
             let mut total = 0usize;
+            // Nothing while the run lasts (the queue of 32 batches of
+            // 4,096 records and the writer's buffer hold about 150,000
+            // records; the run makes far more), then as fast as it comes,
+            // so that the last records get through.
+            std::thread::sleep(Duration::from_secs(7));
             loop {
                 match f.read(&mut buf) {
                     Ok(0) | Err(_) => return total,
                     Ok(n) => total += n,
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
         })
     };
     let v = report(&[
         "-t1",
         "-c8",
-        "-d3s",
+        "-d6s",
         "--log",
         &fifo,
         "--log-format",

@@ -352,6 +352,8 @@ fn diff_says_how_b_differs_from_a_and_gates_on_slower() {
     for args in [
         vec!["diff", fa],
         vec!["diff", "--fail-if-slower", "lots", fa, fb],
+        // 5 is not 500%.
+        vec!["diff", "--fail-if-slower", "5", fa, fb],
     ] {
         let out = urk(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

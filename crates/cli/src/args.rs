@@ -203,6 +203,7 @@ pub struct Args {
     /// take the index the job engine set (JOB_COMPLETION_INDEX,
     /// SLURM_PROCID, NOMAD_ALLOC_INDEX, OMPI_COMM_WORLD_RANK): -c, -R,
     /// ramps, stages and -n are then the fleet's totals, split exactly
+    /// (-t stays this process's)
     #[argh(option)]
     pub shard: Option<String>,
     /// with --shard auto: how many shards, where the engine does not say

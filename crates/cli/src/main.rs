@@ -435,21 +435,23 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    // This process's own share, when it is one shard of a fleet.
+    let own = plan.config().clone();
     let tap = exporter.as_ref().map(|e| {
-        let plan = cfg.plan();
+        let plan = own.plan();
         e.tap(move |t| plan.as_ref().map_or(0.0, |p| p.rate_at(t)))
     });
     let result = if live_view {
         // The view reads each second as the workers close it.
         let live = std::sync::Arc::new(urk_engine::Live::with_seconds());
         let facts = tui::Facts {
-            url: cfg.request.target.url.clone(),
-            threads: cfg.threads,
-            connections: cfg.connections,
+            url: own.request.target.url.clone(),
+            threads: own.threads,
+            connections: own.connections,
             duration: length,
-            requests: cfg.requests,
-            plan: cfg.plan(),
-            corrected: cfg.plan().is_some(),
+            requests: own.requests,
+            plan: own.plan(),
+            corrected: own.plan().is_some(),
         };
         let view = tui::LiveView::start(live.clone(), facts, &STOP, tap.clone());
         let result = plan.run_watched(&STOP, &live);

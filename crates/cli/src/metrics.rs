@@ -208,28 +208,32 @@ impl Exporter {
                 ..
             } = &mut *f;
             let last = seen.entry(s.worker).or_default();
+            // A worker's running counts start again with the measured
+            // window after a warm-up: a count below the last one is a
+            // fresh start, all of it new.
+            let grown = |now: u64, before: u64| if now >= before { now - before } else { now };
             for (class, n) in s.errors.named() {
-                let before = last.errors.insert(class, n).unwrap_or(0);
-                if n > before {
+                let new = grown(n, last.errors.insert(class, n).unwrap_or(0));
+                if new > 0 {
                     errors
                         .get_or_create(&Class {
                             class: class.to_string(),
                         })
-                        .inc_by(n - before);
+                        .inc_by(new);
                 }
             }
             for &(code, n) in &s.status {
-                let before = last.status.insert(code, n).unwrap_or(0);
-                if n > before {
+                let new = grown(n, last.status.insert(code, n).unwrap_or(0));
+                if new > 0 {
                     status
                         .get_or_create(&Status {
                             code: code.to_string(),
                         })
-                        .inc_by(n - before);
+                        .inc_by(new);
                 }
             }
-            connects.inc_by(s.connects.saturating_sub(last.connects));
-            last.connects = last.connects.max(s.connects);
+            connects.inc_by(grown(s.connects, last.connects));
+            last.connects = s.connects;
             f.open_by_worker.insert(s.worker, s.open);
             let open: u64 = f.open_by_worker.values().sum();
             f.open.set(open as i64);
@@ -262,6 +266,7 @@ fn serve(listener: TcpListener, registry: &Registry, stop: &AtomicBool) {
 fn answer(mut stream: TcpStream, registry: &Registry) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let mut head = Vec::new();
     let mut buf = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {

@@ -129,18 +129,20 @@ impl Diff {
         }
     }
 
-    /// The figures by which B is slower than A beyond `bound` (0.05 for
-    /// 5%): p50, p90 or p99 latency higher, or, unless both runs were
-    /// paced, fewer requests per second.
+    /// The figures by which B is worse than A beyond `bound` (0.05 for
+    /// 5%): p50, p90 or p99 latency higher, errors more (any, where A had
+    /// none: a run whose requests failed fast is not faster), or, unless
+    /// both runs were paced, fewer requests per second.
     pub fn slower(&self, bound: f64) -> Vec<&DiffRow> {
         self.rows
             .iter()
             .filter(|r| match r.unit {
-                DiffUnit::Micros => PERCENTILES.iter().any(|&(n, gate)| gate && n == r.name),
-                DiffUnit::PerSec => !self.paced,
-                DiffUnit::Count => false,
+                DiffUnit::Micros => {
+                    PERCENTILES.iter().any(|&(n, gate)| gate && n == r.name) && r.worse_by() > bound
+                }
+                DiffUnit::PerSec => !self.paced && r.worse_by() > bound,
+                DiffUnit::Count => r.b > r.a && (r.a == 0.0 || r.worse_by() > bound),
             })
-            .filter(|r| r.worse_by() > bound)
             .collect()
     }
 
@@ -175,5 +177,42 @@ impl Diff {
             out.push_str("Both runs were paced: their rates were asked for, so only latency says which is slower.\n");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(p50: u64, errors: u64, rps: f64) -> Report {
+        let mut r: Report = serde_json::from_str(include_str!("fixtures/min-report.json"))
+            .expect("the minimal report parses");
+        r.latency_us.p50 = p50;
+        r.latency_us.p90 = p50;
+        r.latency_us.p99 = p50;
+        r.errors.read = errors;
+        r.requests_per_sec = rps;
+        r
+    }
+
+    #[test]
+    fn slower_is_higher_latency_more_errors_or_a_lower_rate() {
+        let a = report(100, 0, 1000.0);
+        // Same: nothing.
+        assert!(Diff::of(&a, &a).slower(0.0).is_empty());
+        // Faster, fewer errors, more requests: nothing.
+        assert!(Diff::of(&report(200, 5, 900.0), &a).slower(0.05).is_empty());
+        let names = |b: &Report| -> Vec<&'static str> {
+            Diff::of(&a, b)
+                .slower(0.05)
+                .iter()
+                .map(|r| r.name)
+                .collect()
+        };
+        assert_eq!(names(&report(110, 0, 1000.0)), ["p50", "p90", "p99"]);
+        assert!(names(&report(104, 0, 1000.0)).is_empty(), "within 5%");
+        assert_eq!(names(&report(100, 0, 900.0)), ["requests/s"]);
+        // Failing fast is not faster: any errors where A had none.
+        assert_eq!(names(&report(50, 1, 1000.0)), ["errors"]);
     }
 }

@@ -50,6 +50,10 @@ pub enum FleetError {
     Twice(Shard, usize, usize),
     /// These instances are missing.
     Missing(Vec<u32>, u32),
+    /// A report names a shard that cannot be (an index past the count).
+    Invalid(Shard, usize),
+    /// Shards asked to start at different moments: not one run.
+    Runs(usize, usize),
 }
 
 impl std::fmt::Display for FleetError {
@@ -66,6 +70,19 @@ impl std::fmt::Display for FleetError {
             FleetError::Twice(s, a, b) => write!(
                 f,
                 "shard {s} appears twice (reports {} and {}): each shard once",
+                a + 1,
+                b + 1
+            ),
+            FleetError::Invalid(s, k) => write!(
+                f,
+                "report {} names shard {}/{}, which cannot be: the index must be below the count",
+                k + 1,
+                s.index,
+                s.count
+            ),
+            FleetError::Runs(a, b) => write!(
+                f,
+                "reports {} and {} are shards asked to start at different moments (--start-at): merge one run's shards",
                 a + 1,
                 b + 1
             ),
@@ -100,18 +117,35 @@ impl Fleet {
         let Some(shards) = shards.into_iter().collect::<Option<Vec<Shard>>>() else {
             return Err(FleetError::Mixed);
         };
+        if let Some(k) = shards
+            .iter()
+            .position(|s| Shard::new(s.index, s.count).is_err())
+        {
+            return Err(FleetError::Invalid(shards[k], k));
+        }
         let count = shards[0].count;
         if let Some(other) = shards.iter().find(|s| s.count != count) {
             return Err(FleetError::Counts(count, other.count));
         }
-        let mut at = vec![None; count as usize];
-        for (k, s) in shards.iter().enumerate() {
-            match at[s.index as usize] {
-                Some(first) => return Err(FleetError::Twice(*s, first, k)),
-                None => at[s.index as usize] = Some(k),
-            }
+        if let Some(k) = reports
+            .iter()
+            .position(|r| r.start_at != reports[0].start_at)
+        {
+            return Err(FleetError::Runs(0, k));
         }
-        let missing: Vec<u32> = (0..count).filter(|&i| at[i as usize].is_none()).collect();
+        // By index; a huge count in a report costs nothing here.
+        let mut at: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+        for (k, s) in shards.iter().enumerate() {
+            if let Some(&first) = at.get(&s.index) {
+                return Err(FleetError::Twice(*s, first, k));
+            }
+            at.insert(s.index, k);
+        }
+        // Named up to 16: a report claiming a million shards is not listed.
+        let missing: Vec<u32> = (0..count)
+            .filter(|i| !at.contains_key(i))
+            .take(16)
+            .collect();
         if !missing.is_empty() && !partial {
             return Err(FleetError::Missing(missing, count));
         }
@@ -127,7 +161,7 @@ impl Fleet {
         late.sort_by(|a, b| a.0.total_cmp(&b.0));
         Ok(Some(Fleet {
             count,
-            merged: (0..count).filter(|&i| at[i as usize].is_some()).collect(),
+            merged: at.keys().copied().collect(),
             start_late_max_s: late.last().map(|l| l.0),
             start_late_median_s: (!late.is_empty()).then(|| late[late.len() / 2].0),
             latest: late.last().map(|l| l.1),
@@ -215,6 +249,21 @@ mod tests {
         let f = Fleet::of(&[r(0, 3), r(2, 3)], true).unwrap().unwrap();
         assert_eq!(f.merged, [0, 2]);
         assert!(f.warnings()[0].contains("2 of 3 shards merged"));
+        // A shard that cannot be, and shards of two runs.
+        let e = Fleet::of(&[report(Some((0, 2)), 0.0)], false);
+        let mut bad = r(0, 2);
+        bad.shard = Some(Shard { index: 5, count: 2 });
+        assert_eq!(
+            Fleet::of(&[r(0, 2), bad], false).unwrap_err(),
+            FleetError::Invalid(Shard { index: 5, count: 2 }, 1)
+        );
+        assert!(e.is_err());
+        let mut other = r(1, 2);
+        other.start_at = Some(1_900_000_000.0);
+        assert_eq!(
+            Fleet::of(&[r(0, 2), other], false).unwrap_err(),
+            FleetError::Runs(0, 1)
+        );
         // One shard three seconds late.
         let f = Fleet::of(&[r(0, 2), report(Some((1, 2)), 3.0)], false)
             .unwrap()

@@ -111,6 +111,18 @@ impl Report {
             let _ = m.uncorrected_histogram.add(&r.uncorrected_histogram);
             let _ = m.rate_histogram.add(&r.rate_histogram);
             m.phases = m.phases.merged(&r.phases);
+            m.log = match (m.log.take(), &r.log) {
+                (Some(mut a), Some(b)) => {
+                    a.records += b.records;
+                    a.dropped += b.dropped;
+                    if a.path != b.path {
+                        a.path = format!("{} + {}", a.path, b.path);
+                    }
+                    a.error = a.error.or_else(|| b.error.clone());
+                    Some(a)
+                }
+                (a, b) => a.or_else(|| b.clone()),
+            };
             m.kernel_timestamps = match (m.kernel_timestamps.take(), &r.kernel_timestamps) {
                 (Some(a), Some(b)) => Some(a.merged(b)),
                 (a, b) => a.or_else(|| b.clone()),

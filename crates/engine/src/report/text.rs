@@ -659,6 +659,12 @@ impl Report {
                 "Request log: {} records in {}{sampled}{dropped}",
                 l.records, l.path
             );
+            if let Some(e) = &l.error {
+                let _ = writeln!(
+                    out,
+                    "Warning: the request log stopped early ({e}); the figures above count every request"
+                );
+            }
         }
         match &self.kernel_timestamps {
             Some(k) if k.responses == 0 && self.requests > 0 => {

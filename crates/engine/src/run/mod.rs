@@ -134,6 +134,12 @@ impl Plan {
         })
     }
 
+    /// The configuration this process runs: with a shard, its share of
+    /// the fleet's connections, rate and requests.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     /// The io_uring level the run will use (`Epoll` without io_uring).
     pub fn level(&self) -> IoLevel {
         self.level
@@ -330,13 +336,7 @@ impl Plan {
             .filter_map(|o| o.as_ref().ok())
             .map(|o| o.log_dropped)
             .sum();
-        let log = match log_writer {
-            Some(w) => Some(
-                w.finish(log_dropped)
-                    .map_err(|e| EngineError::Config(format!("the request log failed: {e}")))?,
-            ),
-            None => None,
-        };
+        let log = log_writer.map(|w| w.finish(log_dropped));
         let mut total = WorkerStats::new();
         let mut windows = Vec::with_capacity(n);
         let mut ended_us = Vec::with_capacity(n);

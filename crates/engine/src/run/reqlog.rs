@@ -57,6 +57,10 @@ pub struct LogReport {
     pub records: u64,
     /// Records dropped because the writer could not keep up.
     pub dropped: u64,
+    /// Why the log stopped early (a full disk, a closed pipe): the run's
+    /// figures stand, the log is short by what came after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One request's record. Times are Unix microseconds.
@@ -80,7 +84,8 @@ pub(crate) struct Record {
 
 /// The writer thread's end.
 pub(crate) struct Writer {
-    thread: std::thread::JoinHandle<std::io::Result<u64>>,
+    /// Records written, or those written and why it stopped.
+    thread: std::thread::JoinHandle<Result<u64, (u64, std::io::Error)>>,
     spec: LogSpec,
 }
 
@@ -115,33 +120,52 @@ impl Writer {
     }
 
     /// Waits for the writer to finish (every sender dropped) and says what
-    /// it kept.
-    pub(crate) fn finish(self, dropped: u64) -> Result<LogReport, std::io::Error> {
-        let records = self
-            .thread
-            .join()
-            .map_err(|_| std::io::Error::other("the log writer stopped"))??;
-        Ok(LogReport {
+    /// it kept, and why it stopped if it failed.
+    pub(crate) fn finish(self, dropped: u64) -> LogReport {
+        let (records, error) = match self.thread.join() {
+            Ok(Ok(n)) => (n, None),
+            Ok(Err((n, e))) => (n, Some(e.to_string())),
+            Err(_) => (0, Some("the log writer stopped".to_string())),
+        };
+        LogReport {
             path: self.spec.path.display().to_string(),
             format: Some(self.spec.format),
             sample: self.spec.sample,
             records,
             dropped,
-        })
+            error,
+        }
     }
 }
 
+/// Writes every batch until the workers are done; on a failure it stops
+/// writing but drains the queue, so that no worker is kept waiting.
 fn write_all(
-    mut out: impl Write,
+    out: impl Write,
     format: LogFormat,
     rx: Receiver<Vec<Record>>,
-) -> std::io::Result<u64> {
+) -> Result<u64, (u64, std::io::Error)> {
+    let mut n = 0u64;
+    match write_batches(out, format, &rx, &mut n) {
+        Ok(()) => Ok(n),
+        Err(e) => {
+            for _ in rx {}
+            Err((n, e))
+        }
+    }
+}
+
+fn write_batches(
+    mut out: impl Write,
+    format: LogFormat,
+    rx: &Receiver<Vec<Record>>,
+    n: &mut u64,
+) -> std::io::Result<()> {
     if format == LogFormat::Csv {
         out.write_all(
             b"intended_us,sent_us,latency_us,status,body_bytes,error,target,worker,connection\n",
         )?;
     }
-    let mut n = 0u64;
     for batch in rx {
         for r in &batch {
             let body = r.body_bytes.map(|b| b.to_string()).unwrap_or_default();
@@ -182,10 +206,9 @@ fn write_all(
                 }
             }
         }
-        n += batch.len() as u64;
+        *n += batch.len() as u64;
     }
-    out.flush()?;
-    Ok(n)
+    out.flush()
 }
 
 impl Batch {
@@ -228,8 +251,9 @@ impl Batch {
     /// At the end: the last records wait for room rather than drop.
     pub(crate) fn finish(mut self) -> u64 {
         let last = std::mem::take(&mut self.records);
-        if !last.is_empty() && self.sink.send(last).is_err() {
-            // The writer is gone (its file failed): nothing more is kept.
+        if let Err(lost) = self.sink.send(last) {
+            // The writer is gone: these are not kept.
+            self.dropped += lost.0.len() as u64;
         }
         self.dropped
     }
