@@ -11,6 +11,14 @@ use std::time::Duration;
 use support::cli::{text, urk};
 use support::server::{ServerConfig, TestServer};
 
+/// These tests time things, and two of them load urk's core with a CPU
+/// hog: one at a time, so that none measures another's hog.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn json(args: &[&str]) -> serde_json::Value {
     let out = urk(args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -21,6 +29,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn every_percentile_says_how_sure_it_is() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig::default());
     let url = server.url("/");
     // 2,000 responses: p99 is bounded, p99.99 cannot be.
@@ -71,6 +80,7 @@ fn mean_at(url: &str, rate: f64, arrivals: &str) -> (f64, serde_json::Value) {
 
 #[test]
 fn poisson_arrivals_queue_as_m_d_1_says_and_uniform_ones_do_not() {
+    let _alone = alone();
     // One connection to a server that takes a fixed time per request: a
     // single queue with a deterministic server.
     let server = TestServer::start(ServerConfig {
@@ -126,6 +136,7 @@ fn poisson_arrivals_queue_as_m_d_1_says_and_uniform_ones_do_not() {
 
 #[test]
 fn a_paced_run_checks_itself() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig::default());
     let url = server.url("/");
     // Slots far apart next to this machine's wake-up jitter (tens of µs):
@@ -165,6 +176,7 @@ fn a_paced_run_checks_itself() {
 
 #[test]
 fn a_starved_urk_says_its_lag_bounds_the_figures() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig::default());
     // A CPU hog on urk's core: urk is not busy, but it sends late.
     let mut hog = std::process::Command::new("taskset")
@@ -189,6 +201,7 @@ fn a_starved_urk_says_its_lag_bounds_the_figures() {
 
 #[test]
 fn a_slow_server_is_not_blamed_on_urk() {
+    let _alone = alone();
     // Two connections to a server that takes 2 ms: 1,000/s at most, and
     // 3,000/s asked. The sends wait for the server's responses (a long
     // send lag), but urk itself is never late once a connection is free.
@@ -226,6 +239,7 @@ fn split(v: &serde_json::Value) -> (u64, u64, u64) {
 
 #[test]
 fn kernel_timestamps_split_urks_wait_from_the_servers() {
+    let _alone = alone();
     // A server with a fixed 1 ms service time, its threads on core 1
     // (they inherit this thread's CPUs).
     // SAFETY: a cpu_set_t is plain data; all-zero is the empty set, and
@@ -298,6 +312,7 @@ fn kernel_timestamps_split_urks_wait_from_the_servers() {
 
 #[test]
 fn every_response_has_its_kernel_stamp_at_every_io_level() {
+    let _alone = alone();
     // Short bodies, read whole; and 64 KiB ones, whose rest is discarded
     // unread (MSG_TRUNC): the discarding read brings the stamp too.
     for body in [12usize, 64 * 1024] {
@@ -376,6 +391,7 @@ fn every_response_has_its_kernel_stamp_at_every_io_level() {
 
 #[test]
 fn a_unix_socket_says_it_has_no_kernel_stamps() {
+    let _alone = alone();
     let path = std::env::temp_dir().join(format!("urk-stamps-{}.sock", std::process::id()));
     let server = TestServer::start_unix(&path, ServerConfig::default());
     let sock = path.to_string_lossy().into_owned();
