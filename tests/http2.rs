@@ -65,6 +65,26 @@ fn brief(r: &Report) -> String {
     )
 }
 
+/// A JSON-lines request log in the temporary directory, and its records
+/// by error (`None`: answered).
+fn request_log(name: &str) -> urk_engine::LogSpec {
+    urk_engine::LogSpec {
+        path: std::env::temp_dir().join(format!("urk-h2-{name}-{}.jsonl", std::process::id())),
+        format: urk_engine::LogFormat::Json,
+        sample: 1.0,
+    }
+}
+
+fn logged_errors(spec: &urk_engine::LogSpec) -> BTreeMap<Option<String>, u64> {
+    let mut by = BTreeMap::new();
+    for l in std::fs::read_to_string(&spec.path).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        *by.entry(r["error"].as_str().map(String::from)).or_insert(0) += 1;
+    }
+    let _ = std::fs::remove_file(&spec.path);
+    by
+}
+
 fn total(m: &BTreeMap<u16, u64>) -> u64 {
     m.values().sum()
 }
@@ -257,10 +277,19 @@ fn refused_streams_are_retried_and_other_resets_are_counted_by_code() {
         reset_every: Some((4, 0x2)),
         ..H2Config::default()
     });
-    let r = run(&h2(&server.url("/")).pipeline(8).requests(300)).unwrap();
+    let log = request_log("resets");
+    let r = run(&h2(&server.url("/"))
+        .pipeline(8)
+        .requests(300)
+        .log(log.clone()))
+    .unwrap();
     accounted(&r);
     assert_eq!(r.requests, 300);
     let resets = server.get(|c| &c.reset);
+    // The log has every stream: answered, and reset with its fault.
+    let by = logged_errors(&log);
+    assert_eq!(by.get(&None), Some(&r.requests), "{by:?}");
+    assert_eq!(by.get(&Some("reset".into())), Some(&resets), "{by:?}");
     assert!(resets >= 75, "{resets}");
     assert_eq!(r.errors.reset, resets);
     assert_eq!(r.lost_causes.reset, resets);
@@ -274,14 +303,23 @@ fn stalled_streams_time_out_and_are_cancelled_without_stalling_the_rest() {
         stall_every: 10,
         ..H2Config::default()
     });
+    let log = request_log("stalls");
     let r = run(&h2(&server.url("/"))
         .pipeline(10)
         .timeout(Duration::from_millis(200))
-        .duration(Duration::from_secs(1)))
+        .duration(Duration::from_secs(1))
+        .log(log.clone()))
     .unwrap();
     accounted(&r);
     assert!(r.requests > 100, "{}", brief(&r));
     assert!(r.errors.timeout > 0, "{:?}", r.errors);
+    let by = logged_errors(&log);
+    assert_eq!(
+        by.get(&Some("timeout".into())),
+        Some(&r.lost_causes.timeout),
+        "{by:?}"
+    );
+    assert_eq!(by.get(&None), Some(&r.requests), "{by:?}");
     assert_eq!(r.errors.timeout, r.lost_causes.timeout);
     assert_eq!(r.errors.total(), r.errors.timeout);
     // Every stall was either timed out or still waiting at the end.

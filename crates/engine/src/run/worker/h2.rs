@@ -228,6 +228,19 @@ impl<B: Backend> Worker<'_, B> {
                 h.captures.drop_stream(s.id);
                 h.streams.swap_remove(k);
                 expired += 1;
+                if let Some(log) = &mut self.log {
+                    log.push(crate::run::reqlog::Record {
+                        intended_us: self.wall_start_us + s.intended_at,
+                        sent_us: self.wall_start_us + s.sent_at,
+                        latency_us: now.saturating_sub(s.intended_at),
+                        status: 0,
+                        body_bytes: None,
+                        error: Some("timeout"),
+                        target: s.target,
+                        worker: self.index as u16,
+                        connection: (self.conn_base + i) as u32,
+                    });
+                }
             } else {
                 k += 1;
             }
@@ -418,6 +431,16 @@ impl Books<'_> {
             self.stats.errors.reset += 1;
             self.stats.lost.reset += 1;
             self.stats.h2.resets.count(code);
+            let now = self.now;
+            if let Some(log) = &mut self.log {
+                log.record(
+                    (s.intended_at, s.sent_at, now.saturating_sub(s.intended_at)),
+                    0,
+                    None,
+                    Some("reset"),
+                    s.target,
+                );
+            }
         }
     }
 }

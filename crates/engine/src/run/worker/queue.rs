@@ -345,18 +345,26 @@ impl<B: Backend> Worker<'_, B> {
         };
         *lost += n;
         if let Some(log) = &mut self.log {
-            // Each lost request, with the fault that lost it.
-            let l = &c.life;
-            let name = fault.name();
-            for _ in 0..n {
+            // Each lost request, with the fault that lost it: an HTTP/2
+            // connection's open streams with their own times, an HTTP/1.1
+            // one's outstanding batch with the batch's.
+            let times: Vec<(u64, u64, Option<u32>)> = match &c.h2 {
+                Some(h) => h
+                    .streams
+                    .iter()
+                    .map(|s| (s.intended_at, s.sent_at, s.target))
+                    .collect(),
+                None => vec![(c.life.intended_at, c.life.sent_at, None); n as usize],
+            };
+            for (intended, sent, target) in times {
                 log.push(crate::run::reqlog::Record {
-                    intended_us: self.wall_start_us + l.intended_at,
-                    sent_us: self.wall_start_us + l.sent_at,
-                    latency_us: now.saturating_sub(l.intended_at),
+                    intended_us: self.wall_start_us + intended,
+                    sent_us: self.wall_start_us + sent,
+                    latency_us: now.saturating_sub(intended),
                     status: 0,
                     body_bytes: None,
-                    error: Some(name),
-                    target: None,
+                    error: Some(fault.name()),
+                    target,
                     worker: self.index as u16,
                     connection: (self.conn_base + i) as u32,
                 });
