@@ -50,7 +50,16 @@ fn the_answer_is_just_below_a_known_capacity() {
         &server.url("/"),
     ]);
     let rate = f["rate"].as_f64().expect("a rate passed");
-    assert!((450.0..=500.0).contains(&rate), "found {rate}/s: {f:#}");
+    // The server's own capacity is below 500/s by its sleeps' overshoot,
+    // which is the host's timer lateness: about 440/s on a VM whose
+    // timers fire 100-250 µs late (CI saw 441). The answer is that
+    // capacity, as the closed-loop probe measured it, or just below.
+    let probe = f["probe_rps"].as_f64().unwrap();
+    assert!((400.0..=500.0).contains(&rate), "found {rate}/s: {f:#}");
+    assert!(
+        rate >= 0.95 * probe.min(500.0),
+        "found {rate}/s, probe {probe}/s: {f:#}"
+    );
     // The plot: latency percentiles against offered rate, as SVG.
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(
