@@ -363,12 +363,7 @@ impl<B: Backend> Worker<'_, B> {
             rate_mode,
             now,
             rx_lag_us: *rx_lag_us,
-            log: log.as_mut().map(|batch| LogCtx {
-                batch,
-                worker: *index as u16,
-                connection: (*conn_base + i) as u32,
-                wall_us: *wall_start_us,
-            }),
+            log: LogCtx::of(log, *index, *conn_base + i, *wall_start_us),
         };
         let can_discard = c.can_discard();
         let target = c.next_target();
@@ -438,12 +433,7 @@ impl<B: Backend> Worker<'_, B> {
             rate_mode: shared.paced(),
             now,
             rx_lag_us: *rx_lag_us,
-            log: log.as_mut().map(|batch| LogCtx {
-                batch,
-                worker: *index as u16,
-                connection: (*conn_base + i) as u32,
-                wall_us: *wall_start_us,
-            }),
+            log: LogCtx::of(log, *index, *conn_base + i, *wall_start_us),
         };
         let Conn {
             framer,
@@ -593,7 +583,23 @@ pub(super) struct LogCtx<'a> {
     pub(super) wall_us: u64,
 }
 
-impl LogCtx<'_> {
+impl<'a> LogCtx<'a> {
+    /// Where connection `connection` (of the run) of worker `worker`
+    /// records, when a log is kept.
+    pub(super) fn of(
+        log: &'a mut Option<crate::run::reqlog::Batch>,
+        worker: usize,
+        connection: usize,
+        wall_us: u64,
+    ) -> Option<LogCtx<'a>> {
+        log.as_mut().map(|batch| LogCtx {
+            batch,
+            worker: worker as u16,
+            connection: connection as u32,
+            wall_us,
+        })
+    }
+
     /// A record of a request meant at `intended` and sent at `sent` (µs
     /// since the start) that took `latency_us`.
     pub(super) fn record(
