@@ -35,6 +35,55 @@ pub(crate) fn enable<F: AsFd>(fd: &F) -> Result<(), Errno> {
     )
 }
 
+/// Holds the kernel's receive timestamping switched on while it lives.
+pub(crate) struct StampsOn {
+    _socket: std::net::UdpSocket,
+}
+
+/// Switches the kernel's software receive timestamping on and waits until
+/// it is: the kernel turns it on lazily, from a work queue, after the
+/// first socket asks, and segments received before then carry no time
+/// (a run's first responses would go unstamped). A datagram sent to
+/// itself on loopback comes back stamped once it is on; this tries for
+/// up to 50 ms. The socket it returns keeps timestamping on for the run,
+/// so that nothing turns it off between one connection and the next.
+/// `None`: no loopback here to try on; connections still ask on their own.
+pub(crate) fn switch_on() -> Option<StampsOn> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)).ok()?;
+    socket.connect(socket.local_addr().ok()?).ok()?;
+    enable(&socket).ok()?;
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(5)))
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    while std::time::Instant::now() < deadline {
+        if socket.send(b"urk").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 8];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(nix::sys::socket::Timestamps);
+        let stamped = socket::recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .is_ok_and(|m| {
+            m.cmsgs().is_ok_and(|mut c| {
+                c.any(|c| matches!(c, ControlMessageOwned::ScmTimestampsns(t) if t.system.tv_sec() > 0))
+            })
+        });
+        if stamped {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Some(StampsOn { _socket: socket })
+}
+
 /// The software receive time in a receive's control bytes, in
 /// nanoseconds since the epoch (realtime clock), if they carry one.
 pub(crate) fn parse(control: &[u8]) -> Option<u64> {
@@ -106,6 +155,30 @@ mod tests {
             parse(&message(libc::SOL_SOCKET, libc::SCM_TIMESTAMPING, 0, 0)),
             None
         );
+    }
+
+    #[test]
+    fn switching_on_makes_the_next_datagram_stamped() {
+        let _on = switch_on().unwrap();
+        // Another socket's datagrams are stamped at once now.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(socket.local_addr().unwrap()).unwrap();
+        enable(&socket).unwrap();
+        socket.send(b"x").unwrap();
+        let mut buf = [0u8; 8];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!(nix::sys::socket::Timestamps);
+        let m = socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            &mut iov,
+            Some(&mut space),
+            socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        assert!(m.cmsgs().unwrap().any(|c| matches!(
+            c,
+            socket::ControlMessageOwned::ScmTimestampsns(t) if t.system.tv_sec() > 0
+        )));
     }
 
     #[test]

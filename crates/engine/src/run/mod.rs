@@ -212,6 +212,10 @@ impl Plan {
         let (cfg, support, level) = (&self.cfg, &self.support, self.level);
         let seq = std::sync::atomic::AtomicU64::new(0);
         let halt = AtomicBool::new(false);
+        let _stamps_on = cfg
+            .kernel_timestamps
+            .then(crate::io::stamps::switch_on)
+            .flatten();
         let log = match &cfg.log {
             Some(spec) => Some(reqlog::Writer::start(spec).map_err(|e| {
                 EngineError::Config(format!(
