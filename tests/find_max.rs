@@ -29,9 +29,10 @@ fn search(args: &[&str]) -> serde_json::Value {
 #[test]
 fn the_answer_is_just_below_a_known_capacity() {
     let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
-    // One request at a time, 2 ms each: at most 500/s (a little less with
-    // the sleep's overshoot); below it nothing queues, above it the queue
-    // grows without bound.
+    // One request at a time, 2 ms each: 500/s exactly, however late the
+    // host's timers fire (each ends 2 ms after the one before was due
+    // to); below it nothing queues, above it the queue grows without
+    // bound.
     let server = TestServer::start(ServerConfig {
         service_time: Some(Duration::from_millis(2)),
         ..Default::default()
@@ -50,12 +51,12 @@ fn the_answer_is_just_below_a_known_capacity() {
         &server.url("/"),
     ]);
     let rate = f["rate"].as_f64().expect("a rate passed");
-    // The server's own capacity is below 500/s by its sleeps' overshoot,
-    // which is the host's timer lateness: about 440/s on a VM whose
-    // timers fire 100-250 µs late (CI saw 441). The answer is that
-    // capacity, as the closed-loop probe measured it, or just below.
+    // The answer is that capacity, as the closed-loop probe measured it
+    // (CI once saw a server whose capacity sagged with its sleeps'
+    // overshoot from 428/s in the probe to 353/s in the steps), or just
+    // below it.
     let probe = f["probe_rps"].as_f64().unwrap();
-    assert!((400.0..=500.0).contains(&rate), "found {rate}/s: {f:#}");
+    assert!((450.0..=500.0).contains(&rate), "found {rate}/s: {f:#}");
     assert!(
         rate >= 0.95 * probe.min(500.0),
         "found {rate}/s, probe {probe}/s: {f:#}"

@@ -86,8 +86,8 @@ struct Tally {
     answered: AtomicU64,
     written: AtomicU64,
     seen: Mutex<Vec<Seen>>,
-    /// `service_time`: the one request being served.
-    busy: Mutex<()>,
+    /// `service_time`: when the one request being served is due to end.
+    busy: Mutex<Option<Instant>>,
     /// `limit_rps`: the current 100 ms window and its count.
     window: Mutex<(u64, u64)>,
 }
@@ -592,6 +592,7 @@ fn serve(mut stream: impl Wire, cfg: &ServerConfig, tally: &Tally, stall: &Stall
                     at: std::time::SystemTime::now(),
                 });
             }
+            let arrived = Instant::now();
             let mut status = cfg
                 .status_by_path
                 .iter()
@@ -609,9 +610,16 @@ fn serve(mut stream: impl Wire, cfg: &ServerConfig, tally: &Tally, stall: &Stall
                 }
             }
             if let Some(t) = cfg.service_time {
-                // FIFO enough: one at a time, each the same time.
-                let _one = tally.busy.lock().unwrap();
-                thread::sleep(t);
+                // One at a time (FIFO enough), each `t` long from when the
+                // one before was due to end, not from when its sleep did:
+                // the host's late wake-ups do not lower the capacity, which
+                // stays 1/t while requests queue.
+                let mut free = tally.busy.lock().unwrap();
+                let end = free.map_or(arrived, |f| f.max(arrived)) + t;
+                *free = Some(end);
+                if let Some(d) = end.checked_duration_since(Instant::now()) {
+                    thread::sleep(d);
+                }
             }
             buf.copy_within(head_len + body_len..have, 0);
             have -= head_len + body_len;
