@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cli::{command as urk, requests_in, text};
+use support::nginx::netns_nginx;
 use support::server::{ServerConfig, TestServer};
 
 /// Installs a seccomp filter that answers io_uring_setup with EPERM, as
@@ -522,25 +523,4 @@ fn connections_spread_over_a_names_addresses() {
         "{:?}",
         &lines[1200..1210]
     );
-}
-
-/// nginx's path when this test can run it in a network namespace of its
-/// own (root, unshare); `None`, saying so, where it cannot, and a failure
-/// where CI requires it (`URK_REQUIRE_NGINX=1`, as root).
-fn netns_nginx() -> Option<&'static str> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if let (Some(nginx), true, true) = (nginx, unshare, root) {
-        return Some(nginx);
-    }
-    assert!(
-        !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
-        "nginx and unshare are required"
-    );
-    eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
-    None
 }

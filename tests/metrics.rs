@@ -95,13 +95,11 @@ impl Prometheus {
         head.starts_with("HTTP/1.0 200").then(|| body.to_string())
     }
 
-    /// A range query's values by time (the first series), over the last
-    /// `secs` seconds in half-second steps.
-    fn range(&self, query: &str, secs: f64) -> BTreeMap<i64, f64> {
-        let end = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
+    /// A range query's values by time (the first series), over the 30 s
+    /// up to `end` in half-second steps: queries with one `end` share
+    /// their moments.
+    fn range(&self, query: &str, end: f64) -> BTreeMap<i64, f64> {
+        let secs = 30.0;
         let enc: String = query
             .bytes()
             .map(|b| match b {
@@ -148,6 +146,9 @@ fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
                     "-t1",
                     "-c6",
                     "-d3s",
+                    // A fleet total of 1,500/s: 500 each, so that the
+                    // uncorrected latency is exported too.
+                    "-R1500",
                     "--json",
                     "--start-at",
                     &at.to_string(),
@@ -188,27 +189,47 @@ fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
     let out = urk(&args);
     let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let requests = merged["requests"].as_f64().unwrap();
-    let p99_us = merged["latency_us"]["p99"].as_f64().unwrap();
     // While all three were scraped: the fleet's totals. The last such
     // scrape came after each shard's last second (they serve 3 s more).
     let all3 = "and on() count(urk_requests_total) == 3";
-    let totals = prom.range(&format!("sum(urk_requests_total) {all3}"), 30.0);
-    let p99s = prom.range(
-        &format!("histogram_quantile(0.99, sum(urk_latency_seconds) {all3})"),
-        30.0,
-    );
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let totals = prom.range(&format!("sum(urk_requests_total) {all3}"), end);
     let (&when, &total) = totals
         .iter()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .expect("Prometheus scraped all three shards");
     assert_eq!(total, requests, "the fleet's request total");
-    let p99 = p99s[&when] * 1e6;
     // Native buckets of schema 3 are 2^(1/8) wide: about 9%.
     let bucket = 2f64.powf(1.0 / 8.0);
-    assert!(
-        p99 <= p99_us * bucket * 1.01 && p99 >= p99_us / bucket / 1.01,
-        "fleet p99 from Prometheus {p99:.0} us, merged {p99_us} us"
-    );
+    for (metric, figure) in [
+        ("urk_latency_seconds", &merged["latency_us"]),
+        (
+            "urk_latency_uncorrected_seconds",
+            &merged["latency_uncorrected_us"],
+        ),
+        ("urk_ttfb_seconds", &merged["phases"]["ttfb_us"]),
+        ("urk_connect_seconds", &merged["phases"]["connect_us"]),
+    ] {
+        let sum = format!("sum({metric}) {all3}");
+        let p99s = prom.range(&format!("histogram_quantile(0.99, {sum})"), end);
+        let p99 = p99s.get(&when).copied().unwrap_or(f64::NAN) * 1e6;
+        let want = figure["p99"].as_f64().unwrap();
+        eprintln!("{metric}: p99 {p99:.1} us from Prometheus, {want} us merged");
+        assert!(
+            p99 <= want * bucket * 1.01 && p99 >= want / bucket / 1.01,
+            "{metric}: fleet p99 from Prometheus {p99:.0} us, merged {want} us"
+        );
+        let count = prom.range(&format!("histogram_count({sum})"), end)[&when];
+        let want = if metric == "urk_connect_seconds" {
+            merged["connections_opened"].as_f64().unwrap()
+        } else {
+            requests
+        };
+        assert_eq!(count, want, "{metric}: observations");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

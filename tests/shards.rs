@@ -365,3 +365,144 @@ fn diff_says_how_b_differs_from_a_and_gates_on_slower() {
         );
     }
 }
+
+/// The fleet as the issue runs it: three shards, each in a network
+/// namespace of its own behind a veth pair, loading one nginx with one
+/// `--start-at`; shard 1's clock is 3 s behind (`faketime`), so it
+/// starts 3 s late and says, by its own clock, that it was on time. The
+/// merged count is nginx's, and the merge finds the late shard on the
+/// server's clock, which every shard read from nginx's `Date` headers.
+#[test]
+fn a_fleet_in_namespaces_is_counted_by_nginx_and_a_shard_whose_clock_is_off_is_caught() {
+    let Some(nginx) = support::nginx::netns_nginx() else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/faketime").exists() {
+        assert!(
+            std::env::var("URK_REQUIRE_FAKETIME").as_deref() != Ok("1"),
+            "faketime is required (URK_REQUIRE_FAKETIME=1) but not installed"
+        );
+        eprintln!("skipped: needs faketime (apt-get install faketime)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("urk-fleet-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _pki = support::nginx::write_config(&dir, [8080, 8443, 8081, 8444]);
+    // The plain server on every address, for the shards' namespaces.
+    let conf = std::fs::read_to_string(dir.join("nginx.conf"))
+        .unwrap()
+        .replace("listen 127.0.0.1:8080 ", "listen 8080 ");
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let ns = format!("urk{}", std::process::id());
+    let script = format!(
+        r#"set -e
+trap 'kill $(cat {d}/nginx.pid) 2>/dev/null; for i in 0 1 2; do ip netns del {ns}-$i 2>/dev/null; done' EXIT
+ip link set lo up
+({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log &)
+for i in 0 1 2; do
+  ip netns add {ns}-$i
+  ip link add u$i type veth peer name s$i netns {ns}-$i
+  ip addr add 10.199.$i.1/24 dev u$i && ip link set u$i up
+  ip -n {ns}-$i addr add 10.199.$i.2/24 dev s$i
+  ip -n {ns}-$i link set s$i up && ip -n {ns}-$i link set lo up
+done
+sleep 0.5
+at=$(( $(date +%s) + 2 ))
+pids=""
+for i in 0 1 2; do
+  clock=""
+  [ $i = 1 ] && clock="env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f -3s"
+  ip netns exec {ns}-$i $clock {urk} -t1 -c6 -R300 -d2s --json --start-at $at --shard $i/3 \
+    http://10.199.$i.1:8080/ > {d}/shard$i.json 2> {d}/shard$i.err &
+  pids="$pids $!"
+done
+for p in $pids; do wait $p; done
+"#,
+        d = dir.display(),
+        urk = support::cli::bin(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err =
+        |i: usize| std::fs::read_to_string(dir.join(format!("shard{i}.err"))).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}{}{}",
+        text(&out.stderr),
+        err(0),
+        err(1),
+        err(2)
+    );
+    let shards: Vec<serde_json::Value> = (0..3)
+        .map(|i| {
+            let body = std::fs::read(dir.join(format!("shard{i}.json"))).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            schema::validate(&v);
+            v
+        })
+        .collect();
+    // Each shard's clock against nginx's: two agree, one is 3 s behind.
+    for (i, s) in shards.iter().enumerate() {
+        let c = &s["server_clock"];
+        let (offset, within) = (
+            c["offset_s"].as_f64().unwrap(),
+            c["within_s"].as_f64().unwrap(),
+        );
+        eprintln!("shard {i}: server clock {c}");
+        let want = if i == 1 { 3.0 } else { 0.0 };
+        assert!(
+            (offset - want).abs() < 0.1 && within < 0.05,
+            "shard {i}: server clock {c}"
+        );
+    }
+    let files: Vec<String> = (0..3)
+        .map(|i| {
+            dir.join(format!("shard{i}.json"))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let out = merge(&["--json"], &files);
+    let m = report(&out);
+    // nginx's own count, from its access log.
+    let logged = std::fs::read_to_string(dir.join("access.log")).unwrap();
+    let served = logged.lines().filter(|l| l.trim() == "200").count() as u64;
+    assert_eq!(
+        m["requests"].as_u64().unwrap() + after_stop(&shards),
+        served
+    );
+    assert_eq!(
+        m["requests"],
+        shards
+            .iter()
+            .map(|s| s["requests"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    // By their own clocks all three were on time; on the server's, shard
+    // 1 started 3 s after the first.
+    let f = &m["fleet"];
+    eprintln!("fleet: {f}; nginx logged {served}");
+    assert!(f["start_late_max_s"].as_f64().unwrap() < 0.5, "{f}");
+    let spread = f["start_spread_server_s"].as_f64().unwrap();
+    assert!((2.8..3.2).contains(&spread), "{f}");
+    assert_eq!(f["latest_by_server"], 1);
+    assert!(
+        text(&out.stderr)
+            .contains("on the server's clock (its Date headers), shard 1/3 started 3."),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Requests the shards' servers answered after their windows closed,
+/// which nginx logged and the reports do not count as the window's.
+fn after_stop(shards: &[serde_json::Value]) -> u64 {
+    shards
+        .iter()
+        .map(|s| s["requests_after_stop"].as_u64().unwrap_or(0))
+        .sum()
+}

@@ -201,3 +201,24 @@ impl Drop for Nginx {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// nginx's path when a test can run it in a network namespace of its
+/// own (root, unshare); `None`, saying so, where it cannot, and a failure
+/// where CI requires it (`URK_REQUIRE_NGINX=1`, as root).
+pub fn netns_nginx() -> Option<&'static str> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let unshare = std::path::Path::new("/usr/bin/unshare").exists();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let (Some(nginx), true, true) = (nginx, unshare, root) {
+        return Some(nginx);
+    }
+    assert!(
+        !root || std::env::var("URK_REQUIRE_NGINX").as_deref() != Ok("1"),
+        "nginx and unshare are required"
+    );
+    eprintln!("skipped: needs nginx, unshare and root (for a network namespace)");
+    None
+}

@@ -424,15 +424,17 @@ fn main() -> ExitCode {
         print!("{}", urk_engine::banner(&cfg));
     }
     let exporter = match &args.metrics {
-        Some(addr) => match metrics::Exporter::start(addr, metric_labels(&cfg)) {
-            Ok(e) => {
-                if !args.quiet {
-                    eprintln!("urk: metrics at http://{}/metrics", e.addr);
+        Some(addr) => {
+            match metrics::Exporter::start(addr, metric_labels(&cfg), cfg.plan().is_some()) {
+                Ok(e) => {
+                    if !args.quiet {
+                        eprintln!("urk: metrics at http://{}/metrics", e.addr);
+                    }
+                    Some(std::sync::Arc::new(e))
                 }
-                Some(std::sync::Arc::new(e))
+                Err(e) => return fail(e),
             }
-            Err(e) => return fail(e),
-        },
+        }
         None => None,
     };
     // This process's own share, when it is one shard of a fleet.

@@ -66,7 +66,16 @@ pub fn run(args: &MergeArgs) -> Result<String, String> {
                 .start_late_max_s
                 .map(|s| format!("; the latest started {s:.3} s after the asked moment"))
                 .unwrap_or_default();
-            format!("  {} of {} shards{late}\n", f.merged.len(), f.count)
+            let spread = f
+                .start_spread_server_s
+                .map(|s| {
+                    format!(
+                        "; {s:.3} s (± {:.3}) between the first and last start on the server's clock",
+                        f.start_spread_within_s.unwrap_or(0.0)
+                    )
+                })
+                .unwrap_or_default();
+            format!("  {} of {} shards{late}{spread}\n", f.merged.len(), f.count)
         });
         let notes: String = caveats.iter().map(|c| format!("Note: {c}\n")).collect();
         Ok(header

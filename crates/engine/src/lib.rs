@@ -61,7 +61,8 @@ pub use report::threshold::Threshold;
 pub use report::units;
 pub use report::{
     IoInfo, KernelTimestamps, LatencySummary, PercentileIntervals, PhaseTimings, RateReport,
-    RateSummary, Report, StopCause, TargetReport, TimelineEntry, TlsReport, WarmupReport,
+    RateSummary, Report, ServerClock, StopCause, TargetReport, TimelineEntry, TlsReport,
+    WarmupReport,
 };
 pub use run::arrivals::Arrivals;
 pub use run::exchange::Exchange;

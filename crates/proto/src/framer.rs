@@ -1,6 +1,7 @@
 use std::mem::MaybeUninit;
 
 use crate::chunked::{Chunked, Step};
+use crate::date::DateCache;
 use crate::FrameError;
 
 /// Most header fields a response may have; more is a [`FrameError::TooManyHeaders`].
@@ -22,6 +23,10 @@ pub struct Response {
     /// bodies delimited by the close. A caller that sees long bodies can
     /// read the next ones with [`ResponseFramer::skip`].
     pub body_len: Option<u64>,
+    /// The server's clock when it made the response, Unix seconds, from
+    /// its `Date` header: only when asked for with
+    /// [`ResponseFramer::set_dates`], and only when valid.
+    pub date: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +64,8 @@ pub struct ResponseFramer {
     /// usually unallocated) otherwise; its capacity is kept for reuse.
     head: Vec<u8>,
     head_request: bool,
+    /// Reading `Date` headers: the last value and what it parsed to.
+    dates: Option<DateCache>,
 }
 
 impl ResponseFramer {
@@ -69,7 +76,15 @@ impl ResponseFramer {
             state: State::Head,
             head: Vec::new(),
             head_request,
+            dates: None,
         }
+    }
+
+    /// Reads each response's `Date` header into [`Response::date`]: the
+    /// server's clock, against which a client can check its own. Off by
+    /// default: it costs a comparison per header.
+    pub fn set_dates(&mut self, on: bool) {
+        self.dates = on.then(DateCache::default);
     }
 
     /// Says whether the next response answers a `HEAD` (no body whatever
@@ -201,7 +216,7 @@ impl ResponseFramer {
     fn feed_head(&mut self, data: &[u8]) -> Result<(usize, Option<Response>), FrameError> {
         if self.head.is_empty() {
             // Common case: the whole head is in this piece; parse in place.
-            return match parse_head(data, self.head_request)? {
+            return match parse_head(data, self.head_request, self.dates.as_mut())? {
                 Some((len, next)) => Ok((len, self.enter(next))),
                 None if data.len() > MAX_HEAD_BYTES => Err(FrameError::HeadTooLarge),
                 None => {
@@ -213,7 +228,7 @@ impl ResponseFramer {
         let old = self.head.len();
         let take = data.len().min(MAX_HEAD_BYTES + 1 - old.min(MAX_HEAD_BYTES));
         self.head.extend_from_slice(&data[..take]);
-        match parse_head(&self.head, self.head_request)? {
+        match parse_head(&self.head, self.head_request, self.dates.as_mut())? {
             Some((len, next)) => {
                 self.head.clear();
                 Ok((len - old, self.enter(next)))
@@ -241,7 +256,11 @@ impl ResponseFramer {
 /// Parses a head; `None` if incomplete. An interim (1xx) response is
 /// returned as a zero-length state that completes nothing: it maps to
 /// `State::Head` so the caller goes on to the final response.
-fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>, FrameError> {
+fn parse_head(
+    data: &[u8],
+    head_request: bool,
+    mut dates: Option<&mut DateCache>,
+) -> Result<Option<(usize, State)>, FrameError> {
     // Left uninitialised: httparse writes only the headers it finds, and
     // zeroing 100 of them (3.2 kB) for every response cost more than parsing
     // a typical head.
@@ -270,9 +289,12 @@ fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>,
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
+    let mut date = None;
     for h in res.headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        if let Some(d) = dates.as_mut().filter(|_| name.eq_ignore_ascii_case("date")) {
+            date = d.parse(h.value);
+        } else if name.eq_ignore_ascii_case("content-length") {
             let n = parse_length(h.value)?;
             if content_length.is_some_and(|c| c != n) {
                 return Err(FrameError::InvalidContentLength);
@@ -296,6 +318,7 @@ fn parse_head(data: &[u8], head_request: bool) -> Result<Option<(usize, State)>,
         status,
         keep_alive,
         body_len: None,
+        date,
     };
     let state = if head_request || status == 204 || status == 304 {
         resp.body_len = Some(0);

@@ -30,6 +30,7 @@
 //! ```
 
 mod chunked;
+mod date;
 mod error;
 mod framer;
 pub mod h2;
@@ -39,6 +40,7 @@ mod target;
 pub mod targets;
 pub mod template;
 
+pub use date::http_date;
 pub use error::{FrameError, RequestError};
 pub use framer::{Response, ResponseFramer, MAX_HEADERS, MAX_HEAD_BYTES};
 pub use request::RequestSpec;

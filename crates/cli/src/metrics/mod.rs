@@ -11,12 +11,16 @@
 //! the live view draws): nothing on the hot path. Served by one blocking
 //! thread, a response per connection.
 
+mod poller;
+mod serve;
+
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub use poller::{Poller, Tap};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,48 +36,6 @@ pub const SCHEMA: i8 = 3;
 /// How long the endpoint stays up after the run, so that the last
 /// seconds are scraped.
 pub const LINGER: Duration = Duration::from_secs(3);
-
-/// Whoever drains the workers' seconds (the live view, or a [`Poller`])
-/// hands them here too.
-pub type Tap = Arc<dyn Fn(&[urk_engine::LiveSecond]) + Send + Sync>;
-
-/// Drains the workers' seconds into a tap where no live view does.
-pub struct Poller {
-    live: Arc<urk_engine::Live>,
-    tap: Tap,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Poller {
-    pub fn start(live: Arc<urk_engine::Live>, tap: Tap) -> Poller {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (live, tap, stop) = (live.clone(), tap.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    tap(&live.take_seconds());
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-            })
-        };
-        Poller {
-            live,
-            tap,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops polling, after the last seconds.
-    pub fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        (self.tap)(&self.live.take_seconds());
-    }
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Class {
@@ -94,6 +56,80 @@ struct Seen {
     connects: u64,
 }
 
+/// The times exported as native histograms, each fed from its own
+/// histogram of the workers' seconds.
+struct Times {
+    corrected: Histogram,
+    /// Only under a schedule: in a closed loop it is the one above.
+    uncorrected: Option<Histogram>,
+    ttfb: Histogram,
+    connect: Histogram,
+}
+
+impl Times {
+    fn new(paced: bool) -> Times {
+        let native = || Histogram::new_native(NativeHistogramConfig::with_schema(SCHEMA));
+        Times {
+            corrected: native(),
+            uncorrected: paced.then(native),
+            ttfb: native(),
+            connect: native(),
+        }
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "urk_latency_seconds",
+            "Response latency (from the intended send under a schedule)",
+            self.corrected.clone(),
+        );
+        if let Some(u) = &self.uncorrected {
+            r.register(
+                "urk_latency_uncorrected_seconds",
+                "Response latency from the actual send (what a generator without correction would report)",
+                u.clone(),
+            );
+        }
+        r.register(
+            "urk_ttfb_seconds",
+            "Time to a response's first byte (from the intended send under a schedule)",
+            self.ttfb.clone(),
+        );
+        r.register(
+            "urk_connect_seconds",
+            "Time for a connection to connect",
+            self.connect.clone(),
+        );
+    }
+
+    fn feed(&self, s: &urk_engine::LiveSecond) {
+        observe(&self.corrected, &s.histogram_v2);
+        if let Some(u) = &self.uncorrected {
+            observe(u, &s.uncorrected_v2);
+        }
+        observe(&self.ttfb, &s.ttfb_v2);
+        observe(&self.connect, &s.connect_v2);
+    }
+}
+
+/// Adds a second's histogram of µs (V2; empty: none) to a native one.
+fn observe(to: &Histogram, v2: &[u8]) {
+    if v2.is_empty() {
+        return;
+    }
+    let Ok(h) =
+        hdrhistogram::serialization::Deserializer::new().deserialize::<u64, _>(&mut &v2[..])
+    else {
+        return;
+    };
+    for v in h.iter_recorded() {
+        let secs = v.value_iterated_to() as f64 / 1e6;
+        for _ in 0..v.count_at_value() {
+            to.observe(secs);
+        }
+    }
+}
+
 struct Figures {
     requests: Counter,
     errors: Family<Class, Counter>,
@@ -101,7 +137,7 @@ struct Figures {
     connects: Counter,
     open: Gauge,
     offered: Gauge<f64, std::sync::atomic::AtomicU64>,
-    latency: Histogram,
+    latency: Times,
     seen: HashMap<usize, Seen>,
     open_by_worker: HashMap<usize, u64>,
 }
@@ -116,8 +152,13 @@ pub struct Exporter {
 
 impl Exporter {
     /// Binds `addr` and starts serving; every metric carries `labels`
-    /// (the shard, the run's id).
-    pub fn start(addr: &str, labels: Vec<(String, String)>) -> Result<Exporter, String> {
+    /// (the shard, the run's id). `paced`: the run follows a schedule, so
+    /// its latency from the actual send differs and is exported too.
+    pub fn start(
+        addr: &str,
+        labels: Vec<(String, String)>,
+        paced: bool,
+    ) -> Result<Exporter, String> {
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("cannot serve --metrics on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -130,7 +171,7 @@ impl Exporter {
             connects: Counter::default(),
             open: Gauge::default(),
             offered: Gauge::default(),
-            latency: Histogram::new_native(NativeHistogramConfig::with_schema(SCHEMA)),
+            latency: Times::new(paced),
             seen: HashMap::new(),
             open_by_worker: HashMap::new(),
         };
@@ -152,11 +193,7 @@ impl Exporter {
             "Requests per second the schedule offers (0 in a closed loop)",
             f.offered.clone(),
         );
-        registry.register(
-            "urk_latency_seconds",
-            "Response latency (from the intended send under a schedule)",
-            f.latency.clone(),
-        );
+        f.latency.register(&mut registry);
         let registry = Arc::new(registry);
         let stop = Arc::new(AtomicBool::new(false));
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -164,7 +201,7 @@ impl Exporter {
             let (registry, stop) = (registry.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("urk-metrics".into())
-                .spawn(move || serve(listener, &registry, &stop))
+                .spawn(move || serve::serve(listener, &registry, &stop))
                 .map_err(|e| e.to_string())?
         };
         Ok(Exporter {
@@ -190,16 +227,7 @@ impl Exporter {
         f.offered.set(offered);
         for s in seconds {
             f.requests.inc_by(s.requests);
-            if let Ok(h) = hdrhistogram::serialization::Deserializer::new()
-                .deserialize::<u64, _>(&mut s.histogram_v2.as_slice())
-            {
-                for v in h.iter_recorded() {
-                    let secs = v.value_iterated_to() as f64 / 1e6;
-                    for _ in 0..v.count_at_value() {
-                        f.latency.observe(secs);
-                    }
-                }
-            }
+            f.latency.feed(s);
             let Figures {
                 seen,
                 errors,
@@ -248,53 +276,4 @@ impl Exporter {
             let _ = t.join();
         }
     }
-}
-
-fn serve(listener: TcpListener, registry: &Registry, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, _)) => answer(stream, registry),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-/// One request, one response, then the connection closes.
-fn answer(mut stream: TcpStream, registry: &Registry) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let (status, kind, body) = if head.starts_with(b"GET /metrics ") {
-        match prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry) {
-            Ok(b) => (
-                "200 OK",
-                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
-                b,
-            ),
-            Err(e) => ("500 Internal Server Error", "text/plain", e.to_string().into_bytes()),
-        }
-    } else {
-        (
-            "404 Not Found",
-            "text/plain",
-            b"urk serves /metrics\n".to_vec(),
-        )
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&body);
 }

@@ -41,6 +41,8 @@ pub(crate) struct H2Session {
     pub tx: Vec<u8>,
     /// Responses kept whole for a script that reads headers or bodies.
     pub captures: Captures,
+    /// Each session reads the server's `Date` fields.
+    dates: bool,
 }
 
 /// Responses being kept for a script's `response()`, by stream, each
@@ -131,13 +133,21 @@ impl H2Session {
             streams: Vec::with_capacity(depth),
             tx: Vec::new(),
             captures: Captures::default(),
+            dates: false,
         }
+    }
+
+    /// This session and the next read the server's `Date` fields.
+    pub(crate) fn set_dates(&mut self, on: bool) {
+        self.dates = on;
+        self.session.set_dates(on);
     }
 
     /// A new connection in the slot: a fresh session (its preface first),
     /// the buffers kept.
     pub(crate) fn reset(&mut self) {
         self.session = ClientSession::new();
+        self.session.set_dates(self.dates);
         self.streams.clear();
         self.tx.clear();
         let open = std::mem::take(&mut self.captures.open);

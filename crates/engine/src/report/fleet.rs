@@ -37,6 +37,20 @@ pub struct Fleet {
     pub start_late_median_s: Option<f64>,
     /// The instance that started latest.
     pub latest: Option<u32>,
+    /// The instances' starts on the server's clock (each one's own start
+    /// moved by its clock's offset from the server's): the latest less
+    /// the earliest, seconds. An instance whose clock is off starts off
+    /// and still reports itself on time by its own clock; on the one
+    /// clock they all share it does not. `None` unless every instance
+    /// read the server's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_spread_server_s: Option<f64>,
+    /// How far that spread may be off: the two widest offsets' doubt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_spread_within_s: Option<f64>,
+    /// The instance that started latest on the server's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_by_server: Option<u32>,
 }
 
 /// Why a set of reports is not one whole fleet.
@@ -159,12 +173,32 @@ impl Fleet {
             })
             .collect();
         late.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Each start on the server's clock, with its doubt.
+        let on_server: Option<Vec<(f64, f64, u32)>> = reports
+            .iter()
+            .zip(&shards)
+            .map(|(r, s)| {
+                let c = r.server_clock?;
+                let warm = r.warmup.as_ref().map_or(0.0, |w| w.seconds);
+                Some((r.started_at - warm + c.offset_s, c.within_s, s.index))
+            })
+            .collect();
+        let spread = on_server.filter(|v| v.len() > 1).map(|mut v| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut doubt: Vec<f64> = v.iter().map(|x| x.1).collect();
+            doubt.sort_by(|a, b| b.total_cmp(a));
+            let (first, last) = (v[0], v[v.len() - 1]);
+            (last.0 - first.0, doubt[0] + doubt[1], last.2)
+        });
         Ok(Some(Fleet {
             count,
             merged: at.keys().copied().collect(),
             start_late_max_s: late.last().map(|l| l.0),
             start_late_median_s: (!late.is_empty()).then(|| late[late.len() / 2].0),
             latest: late.last().map(|l| l.1),
+            start_spread_server_s: spread.map(|s| s.0),
+            start_spread_within_s: spread.map(|s| s.1),
+            latest_by_server: spread.map(|s| s.2),
         }))
     }
 
@@ -188,6 +222,18 @@ impl Fleet {
                 ));
             }
         }
+        if let (Some(spread), Some(within), Some(i)) = (
+            self.start_spread_server_s,
+            self.start_spread_within_s,
+            self.latest_by_server,
+        ) {
+            if spread - within > LATE_START_S {
+                w.push(format!(
+                    "on the server's clock (its Date headers), shard {i}/{} started {spread:.3} s (± {within:.3}) after the first: its clock is off, or it started late",
+                    self.count
+                ));
+            }
+        }
         w
     }
 }
@@ -205,6 +251,39 @@ mod tests {
         r.start_at = Some(1_800_000_000.0);
         r.started_at = 1_800_000_000.0 + late;
         r
+    }
+
+    #[test]
+    fn a_shard_whose_clock_is_off_is_late_on_the_servers() {
+        // Shard 1's clock is 3 s behind: it started 3 s late and says it
+        // was on time; the server's clock is 3 s ahead of its.
+        let mut all: Vec<Report> = (0..3).map(|i| report(Some((i, 3)), 0.001)).collect();
+        for (k, r) in all.iter_mut().enumerate() {
+            r.server_clock = Some(crate::ServerClock {
+                offset_s: if k == 1 { 3.0 } else { 0.0 } + 0.0002,
+                within_s: 0.0001,
+                responses: 100,
+            });
+        }
+        let f = Fleet::of(&all, false).unwrap().unwrap();
+        assert!(f.start_late_max_s.unwrap() < LATE_START_S);
+        assert!(
+            (f.start_spread_server_s.unwrap() - 3.0).abs() < 1e-6,
+            "{f:?}"
+        );
+        assert_eq!(f.latest_by_server, Some(1));
+        let w = f.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("shard 1/3 started 3.000 s"),
+            "{w:?}"
+        );
+        // Clocks that agree: no word.
+        all[1].server_clock.as_mut().unwrap().offset_s = 0.0003;
+        assert!(Fleet::of(&all, false)
+            .unwrap()
+            .unwrap()
+            .warnings()
+            .is_empty());
     }
 
     #[test]

@@ -123,6 +123,9 @@ impl Report {
                 }
                 (a, b) => a.or_else(|| b.clone()),
             };
+            // Machines' clocks each against the server: one per machine,
+            // nothing to add (the fleet's start spread uses them).
+            m.server_clock = None;
             m.kernel_timestamps = match (m.kernel_timestamps.take(), &r.kernel_timestamps) {
                 (Some(a), Some(b)) => Some(a.merged(b)),
                 (a, b) => a.or_else(|| b.clone()),

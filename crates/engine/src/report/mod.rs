@@ -7,6 +7,8 @@ pub use kernel::KernelTimestamps;
 pub(crate) use kernel::LAG_VERDICT;
 pub(crate) mod histogram_b64;
 mod merge;
+pub(crate) mod server_clock;
+pub use server_clock::ServerClock;
 pub(crate) mod stats;
 pub(crate) mod text;
 pub(crate) mod threshold;
@@ -136,6 +138,11 @@ pub struct Report {
     /// latency without that wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_timestamps: Option<KernelTimestamps>,
+    /// Runs of a fleet (a shard, or a `start_at`): the server's clock
+    /// against this machine's, from its `Date` headers, so that a merge
+    /// can put every shard's start on the one clock they share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_clock: Option<ServerClock>,
     /// Runs with [`Config::log`](crate::Config::log): the file, the
     /// records it kept and those dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -911,6 +918,7 @@ impl Report {
             kernel_timestamps: facts
                 .kernel_timestamps
                 .then(|| KernelTimestamps::of(&s.receive_lag, &s.kernel_latency)),
+            server_clock: s.server_clock.summary(),
             http2_only: s.http2_only,
             command: None,
             targets: targets(facts.targets.as_deref().unwrap_or(&[]), s),

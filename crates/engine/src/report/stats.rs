@@ -364,6 +364,8 @@ pub(crate) struct WorkerStats {
     /// With kernel timestamps: each response's latency up to the kernel's
     /// receipt of its last byte (the latency less its receive lag), µs.
     pub kernel_latency: Histogram<u64>,
+    /// With `Date` headers read: the server's clock against this one's.
+    pub server_clock: crate::report::server_clock::ClockBounds,
     /// Per-second intervals, when asked for.
     pub intervals: Vec<Interval>,
     /// Per target of a targets file (the first `MAX_TRACKED`), by index.
@@ -514,6 +516,7 @@ impl WorkerStats {
             own_lag: new_growing_histogram(),
             receive_lag: new_growing_histogram(),
             kernel_latency: new_growing_histogram(),
+            server_clock: Default::default(),
             pacing_window_us: 0,
             intervals: Vec::new(),
             targets: vec![TargetStats::default(); targets],
@@ -569,6 +572,7 @@ impl WorkerStats {
         let _ = self.own_lag.add(&o.own_lag);
         let _ = self.receive_lag.add(&o.receive_lag);
         let _ = self.kernel_latency.add(&o.kernel_latency);
+        self.server_clock.merge(&o.server_clock);
         self.pacing_window_us = self.pacing_window_us.max(o.pacing_window_us);
         self.intervals.extend(o.intervals.iter().map(|iv| Interval {
             index: iv.index,

@@ -259,6 +259,7 @@ impl Plan {
             duration_us: cfg.duration.as_micros() as u64,
             warmup_us: cfg.warmup.as_micros() as u64,
             start_at: cfg.start_at,
+            server_clock: cfg.start_at.is_some() || cfg.shard.is_some(),
             stop,
             schedule: match steps {
                 Some(_) => None,
@@ -569,6 +570,13 @@ pub struct LiveSecond {
     pub requests: u64,
     /// Its latencies (corrected), HdrHistogram V2 encoding, µs.
     pub histogram_v2: Vec<u8>,
+    /// Paced runs: its latencies from the actual send (V2, µs); empty in
+    /// a closed loop, where they are the latencies above.
+    pub uncorrected_v2: Vec<u8>,
+    /// Its responses' times to first byte (V2, µs).
+    pub ttfb_v2: Vec<u8>,
+    /// The connect times of the connections that connected in it (V2, µs).
+    pub connect_v2: Vec<u8>,
     /// This worker's share of the second spent on its thread's CPU (0-1).
     pub busy: f64,
     /// Running counts at its end: faults by class, failed connects by

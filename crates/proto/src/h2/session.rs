@@ -45,6 +45,10 @@ pub enum Event {
     FirstByte { stream: u32 },
     /// A stream's final response head: its status.
     Status { stream: u32, status: u16 },
+    /// A stream's final response head's `Date`, Unix seconds (the
+    /// server's clock), just before its `Status`: only when asked for with
+    /// [`ClientSession::set_dates`].
+    Date { stream: u32, unix_s: u64 },
     /// Body bytes of a stream, counted, not kept.
     Body { stream: u32, len: usize },
     /// A stream is complete: its last frame had END_STREAM.
@@ -169,6 +173,8 @@ struct State {
     block: Vec<u8>,
     /// The server's GOAWAY: its last processed stream.
     goaway: Option<u32>,
+    /// Reading `Date` fields: the last one seen.
+    dates: Option<crate::date::DateCache>,
 }
 
 impl Default for ClientSession {
@@ -208,8 +214,15 @@ impl ClientSession {
                 gathering: None,
                 block: Vec::new(),
                 goaway: None,
+                dates: None,
             },
         }
+    }
+
+    /// Reads each final response head's `Date` into an [`Event::Date`]:
+    /// the server's clock, against which a client can check its own.
+    pub fn set_dates(&mut self, on: bool) {
+        self.state.dates = on.then(crate::date::DateCache::default);
     }
 
     /// What to send, in order; tell [`ClientSession::sent`] how much went.
@@ -552,11 +565,18 @@ impl State {
         keep: &mut impl FnMut(u32, Piece<'_>),
     ) -> Result<(), SessionError> {
         let mut status = None;
+        let mut date = None;
         // Only a final head's fields are kept: not an interim one's, not
         // trailers, not a cancelled stream's.
         let mut kept = self.streams.get(&stream).is_some_and(|s| !s.answered);
+        let dates = &mut self.dates;
         self.decoder
             .decode(block, |n, v| {
+                if n == b"date" {
+                    if let Some(d) = dates.as_mut() {
+                        date = d.parse(v);
+                    }
+                }
                 if n == b":status" {
                     status = std::str::from_utf8(v)
                         .ok()
@@ -577,6 +597,9 @@ impl State {
                 Some(code @ 200..=999) => {
                     s.answered = true;
                     on(Event::FirstByte { stream });
+                    if let Some(unix_s) = date {
+                        on(Event::Date { stream, unix_s });
+                    }
                     on(Event::Status {
                         stream,
                         status: code,

@@ -85,10 +85,11 @@ impl<B: Backend> Worker<'_, B> {
         }
         self.stats.connects += 1;
         if let Some(since) = began {
-            crate::report::stats::record_growing(
-                &mut self.stats.connect_us,
-                now.saturating_sub(since).max(1),
-            );
+            let took = now.saturating_sub(since).max(1);
+            crate::report::stats::record_growing(&mut self.stats.connect_us, took);
+            if let Some(h) = &mut self.interval_connect {
+                h.saturating_record(took);
+            }
         }
         if self.shared.io.delay_acks {
             self.delay_acks(i);
@@ -363,6 +364,7 @@ impl<B: Backend> Worker<'_, B> {
             rate_mode,
             now,
             rx_lag_us: *rx_lag_us,
+            wall_us: *wall_start_us,
             log: LogCtx::of(log, *index, *conn_base + i, *wall_start_us),
         };
         let can_discard = c.can_discard();
@@ -433,6 +435,7 @@ impl<B: Backend> Worker<'_, B> {
             rate_mode: shared.paced(),
             now,
             rx_lag_us: *rx_lag_us,
+            wall_us: *wall_start_us,
             log: LogCtx::of(log, *index, *conn_base + i, *wall_start_us),
         };
         let Conn {
@@ -570,6 +573,8 @@ pub(super) struct Books<'a> {
     pub(super) now: u64,
     /// The receive lag of the read whose bytes are being framed, µs.
     pub(super) rx_lag_us: Option<u64>,
+    /// The run's start on the wall clock, Unix µs.
+    pub(super) wall_us: u64,
     /// The request log, when one is kept, and whose responses these are.
     pub(super) log: Option<LogCtx<'a>>,
 }
@@ -625,6 +630,15 @@ impl<'a> LogCtx<'a> {
 }
 
 impl Books<'_> {
+    /// A response the server dated `unix_s` to a request sent at `sent_at`
+    /// (µs since the start) has come now: a bound on its clock.
+    pub(super) fn server_date(&mut self, unix_s: u64, sent_at: u64) {
+        let wall = self.wall_us;
+        self.stats
+            .server_clock
+            .observe(unix_s, wall + sent_at, wall + self.now);
+    }
+
     /// With a kernel stamp on the read that completed a response of
     /// latency `corrected`: its receive lag, and its latency less that.
     pub(super) fn kernel_time(&mut self, corrected: u64) {
@@ -657,6 +671,10 @@ impl Books<'_> {
     ) -> Result<(), Fault> {
         if l.outstanding == 0 || l.last {
             return Err(Fault::Parse);
+        }
+        if let Some(date) = r.date.filter(|_| l.outstanding == 1) {
+            // Alone in flight, so sent at `sent_at`.
+            self.server_date(date, l.sent_at);
         }
         l.outstanding -= 1;
         *self.in_flight -= 1;

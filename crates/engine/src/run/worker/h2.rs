@@ -302,6 +302,11 @@ impl H2Feed<'_, '_> {
                     books.first_byte_at(s.intended_at);
                 }
             }
+            Event::Date { stream, unix_s } => {
+                if let Some(s) = streams.iter().find(|s| s.id == stream) {
+                    books.server_date(unix_s, s.sent_at);
+                }
+            }
             Event::Status { stream, status } => {
                 if let Some(s) = streams.iter_mut().find(|s| s.id == stream) {
                     s.status = status;

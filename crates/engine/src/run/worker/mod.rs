@@ -126,6 +126,9 @@ pub(crate) struct Shared<'a> {
     /// Hold the load until this wall-clock moment (connections open
     /// first), so that runs started on several machines load together.
     pub start_at: Option<std::time::SystemTime>,
+    /// Runs of a fleet read the server's `Date` headers, to put their
+    /// start on the server's clock.
+    pub server_clock: bool,
     pub stop: &'a AtomicBool,
     /// Constant-rate mode (`-R`).
     pub schedule: Option<Schedule>,
@@ -298,8 +301,11 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// lags, per read, which judge the step as the send side's own lag
     /// does.
     interval_rx_lag: Option<Histogram<u64>>,
-    /// A capacity search: this second's times to first byte.
+    /// A capacity search, or seconds published live: this second's
+    /// times to first byte.
     interval_ttfb: Option<Histogram<u64>>,
+    /// Seconds published live: this second's connect times.
+    interval_connect: Option<Histogram<u64>>,
     interval_index: u32,
     interval_requests: u64,
     interval_errors: u64,
@@ -362,6 +368,10 @@ impl<'a, B: Backend> Worker<'a, B> {
             .map(|_| {
                 let mut c = Conn::new(head_request, legacy_buf, shared.tls.is_some(), h2_streams);
                 c.capture = capture.then(Vec::new);
+                c.framer.set_dates(shared.server_clock);
+                if let Some(h) = &mut c.h2 {
+                    h.set_dates(shared.server_clock);
+                }
                 c
             })
             .collect();
@@ -438,9 +448,12 @@ impl<'a, B: Backend> Worker<'a, B> {
                 .then(crate::report::stats::new_latency_histogram),
             interval_rx_lag: (shared.steps.is_some() && shared.io.rx_timestamps)
                 .then(crate::report::stats::new_latency_histogram),
-            interval_ttfb: shared
-                .steps
-                .is_some()
+            interval_ttfb: (shared.steps.is_some()
+                || shared.live.is_some_and(|l| l.wants_seconds()))
+            .then(crate::report::stats::new_latency_histogram),
+            interval_connect: shared
+                .live
+                .is_some_and(|l| l.wants_seconds())
                 .then(crate::report::stats::new_latency_histogram),
             interval_index: 0,
             interval_requests: 0,

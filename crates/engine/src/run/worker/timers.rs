@@ -223,6 +223,12 @@ impl<B: Backend> Worker<'_, B> {
         self.interval_non2xx = non2xx;
         let connects = self.stats.connects.saturating_sub(self.interval_connects);
         self.interval_connects = self.stats.connects;
+        let [ttfb, uncorrected, connect] = [
+            &mut self.interval_ttfb,
+            &mut self.interval_uncorrected,
+            &mut self.interval_connect,
+        ]
+        .map(|h| h.as_mut().map_or(Vec::new(), take_encoded));
         if let Some(live) = self.shared.steps {
             // The search judges steps from these while the run goes on.
             let cpu = thread_cpu_seconds();
@@ -246,12 +252,7 @@ impl<B: Backend> Worker<'_, B> {
                     })
                     .max()
                     .unwrap_or(0),
-                ttfb_encoded: self.interval_ttfb.as_mut().map_or(Vec::new(), |t| {
-                    let mut e = Vec::new();
-                    let _ = hdrhistogram::serialization::V2Serializer::new().serialize(t, &mut e);
-                    t.reset();
-                    e
-                }),
+                ttfb_encoded: ttfb.clone(),
             };
             self.interval_cpu = cpu;
             live.seconds
@@ -275,6 +276,9 @@ impl<B: Backend> Worker<'_, B> {
                 index: self.interval_index + live.base(),
                 requests,
                 histogram_v2: encoded.clone(),
+                uncorrected_v2: uncorrected.clone(),
+                ttfb_v2: ttfb,
+                connect_v2: connect,
                 busy: (cpu - self.live_cpu).clamp(0.0, 1.0),
                 errors: s.errors,
                 connect_errors: s.connect_causes,
@@ -289,12 +293,6 @@ impl<B: Backend> Worker<'_, B> {
             });
             self.live_cpu = cpu;
         }
-        let uncorrected = self.interval_uncorrected.as_mut().map_or(Vec::new(), |u| {
-            let mut e = Vec::new();
-            let _ = hdrhistogram::serialization::V2Serializer::new().serialize(u, &mut e);
-            u.reset();
-            e
-        });
         self.stats.intervals.push(Interval {
             index: self.interval_index,
             requests,
@@ -336,4 +334,12 @@ impl<B: Backend> Worker<'_, B> {
             None => false,
         }
     }
+}
+
+/// A second's histogram, encoded (V2) and emptied for the next.
+fn take_encoded(h: &mut Histogram<u64>) -> Vec<u8> {
+    let mut e = Vec::new();
+    let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut e);
+    h.reset();
+    e
 }
