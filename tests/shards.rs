@@ -219,7 +219,11 @@ fn shard_auto_reads_each_job_engines_variables() {
         (vec!["--shard", "3/4", "-c", "3"], "leave shard 3/4 none"),
         (
             vec!["--shard", "0/2", "--find-max", "p99<10ms"],
-            "--find-max searches on one machine",
+            "--find-max over shards needs --coordinator HOST:PORT",
+        ),
+        (
+            vec!["--coordinator", "127.0.0.1:9"],
+            "--coordinator is where a fleet's --find-max meets",
         ),
     ] {
         let mut a = vec!["-t1", "-n", "10"];
@@ -470,10 +474,7 @@ for p in $pids; do wait $p; done
     // nginx's own count, from its access log.
     let logged = std::fs::read_to_string(dir.join("access.log")).unwrap();
     let served = logged.lines().filter(|l| l.trim() == "200").count() as u64;
-    assert_eq!(
-        m["requests"].as_u64().unwrap() + after_stop(&shards),
-        served
-    );
+    assert_eq!(m["requests"].as_u64().unwrap(), served);
     assert_eq!(
         m["requests"],
         shards
@@ -498,11 +499,119 @@ for p in $pids; do wait $p; done
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Requests the shards' servers answered after their windows closed,
-/// which nginx logged and the reports do not count as the window's.
-fn after_stop(shards: &[serde_json::Value]) -> u64 {
-    shards
+/// `--find-max` over three shards: they meet at shard 0 (`--coordinator`),
+/// probe together, and every step is a fleet total that each shard offers
+/// its third of, judged by shard 0 on all the shards' seconds. Against a
+/// server of exactly 500/s, every shard reports the same steps and the
+/// same answer, and the server's count is the shards' sum.
+#[test]
+fn a_fleets_capacity_search_is_one_search() {
+    let server = TestServer::start(ServerConfig {
+        service_time: Some(Duration::from_millis(2)),
+        ..Default::default()
+    });
+    let meet = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let shards: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            command()
+                .args(["-t1", "-c21", "-d30s", "--step-duration", "2s"])
+                .args(["--find-max", "p99<20ms", "--json"])
+                .args(["--shard", &format!("{i}/3"), "--coordinator", &meet])
+                .arg(server.url("/"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    let reports: Vec<serde_json::Value> = shards
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
+        .collect();
+    let f: Vec<&serde_json::Value> = reports.iter().map(|r| &r["find_max"]).collect();
+    let rates = |f: &serde_json::Value| -> Vec<f64> {
+        f["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["rate"].as_f64().unwrap())
+            .collect()
+    };
+    for k in 1..3 {
+        assert_eq!(f[k]["rate"], f[0]["rate"], "shard {k}: {}", f[k]);
+        assert_eq!(f[k]["probe_rps"], f[0]["probe_rps"]);
+        assert_eq!(rates(f[k]), rates(f[0]));
+        assert_eq!(f[k]["steps"], f[0]["steps"]);
+    }
+    let rate = f[0]["rate"].as_f64().expect("a rate passed");
+    eprintln!(
+        "fleet answer {rate}/s, probe {}/s, steps {:?}",
+        f[0]["probe_rps"],
+        rates(f[0])
+    );
+    assert!(
+        (450.0..=500.0).contains(&rate),
+        "found {rate}/s: {:#}",
+        f[0]
+    );
+    // Each step's achieved rate is the fleet's: a third per shard would
+    // have failed every step on "the schedule was not kept".
+    let steps = f[0]["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["pass"] == true), "{:#}", f[0]);
+    // Every shard offered a third of the load.
+    let mine: Vec<u64> = reports
         .iter()
-        .map(|s| s["requests_after_stop"].as_u64().unwrap_or(0))
-        .sum()
+        .map(|r| r["requests"].as_u64().unwrap())
+        .collect();
+    let all: u64 = mine.iter().sum();
+    for n in &mine {
+        assert!(*n * 3 > all * 8 / 10 && *n * 3 < all * 12 / 10, "{mine:?}");
+    }
+    // (Responses after a window's end are in its count already.)
+    assert_eq!(server.settled(), all);
+}
+
+/// A fleet's search whose shards do not all come: one line each, within
+/// the search's budget, no load.
+#[test]
+fn a_fleets_search_without_all_its_shards_says_which() {
+    let meet = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let server = TestServer::start(ServerConfig::default());
+    let run = |i: u32| {
+        urk(&[
+            "-t1",
+            "-c2",
+            "-d2s",
+            "--find-max",
+            "p99<20ms",
+            "--shard",
+            &format!("{i}/2"),
+            "--coordinator",
+            &meet,
+            &server.url("/"),
+        ])
+    };
+    let lead = run(0);
+    let err = text(&lead.stderr);
+    assert_eq!(lead.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("shard(s) 1/2 never joined") && err.lines().count() == 1,
+        "{err}"
+    );
+    let follower = run(1);
+    let err = text(&follower.stderr);
+    assert_eq!(follower.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the fleet's lead (shard 0) at") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(server.settled(), 0);
 }

@@ -210,6 +210,11 @@ pub struct Args {
     /// (a Kubernetes Indexed Job's completions, a Nomad group's count)
     #[argh(option)]
     pub shard_count: Option<u32>,
+    /// with --shard and --find-max: where the fleet's search meets
+    /// (host:port): shard 0 listens there and judges every step on all
+    /// the shards' seconds, the others connect to it
+    #[argh(option)]
+    pub coordinator: Option<String>,
     /// serve Prometheus metrics at ADDR (host:port) while the run lasts and
     /// 3 s after: counters, and latency as a native histogram that adds up
     /// over a fleet (scrape with --enable-feature=native-histograms)
@@ -411,7 +416,16 @@ impl Args {
             if self.precision.is_some() || self.step_duration.is_some() {
                 return Err("--precision and --step-duration need --find-max".into());
             }
+            if self.coordinator.is_some() {
+                return Err("--coordinator is where a fleet's --find-max meets: give --find-max and --shard".into());
+            }
             return Ok(None);
+        }
+        if self.coordinator.is_some() && self.shard.is_none() {
+            return Err("--coordinator is where a fleet of shards meets: give --shard".into());
+        }
+        if self.shard.is_some() && self.coordinator.is_none() {
+            return Err("--find-max over shards needs --coordinator HOST:PORT: shard 0 listens there and judges each step on the whole fleet (shards judging their own shares would part ways)".into());
         }
         if self.rate.is_some() || self.requests.is_some() {
             return Err("--find-max chooses the rates itself: drop -R and -n".into());
@@ -444,6 +458,7 @@ impl Args {
             s.precision = v;
         }
         s.step = time("--step-duration", &self.step_duration)?;
+        s.coordinator.clone_from(&self.coordinator);
         Ok(Some(s))
     }
 
@@ -695,9 +710,6 @@ impl Args {
             return Err(
                 "--metrics serves a run's figures; --find-max's steps are not served yet".into(),
             );
-        }
-        if cfg.shard.is_some() && !self.find_max.is_empty() {
-            return Err("--shard splits a given load over a fleet; --find-max searches on one machine (its steps follow what that machine measures)".into());
         }
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)

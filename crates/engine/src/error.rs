@@ -75,6 +75,9 @@ pub enum EngineError {
         /// What the server did instead, in a few words.
         got: String,
     },
+    /// A capacity search over a fleet of shards could not meet or keep
+    /// its shards together.
+    Fleet(crate::run::search::fleet::FleetFault),
     /// An unexpected system call failure while setting up.
     Setup {
         /// What was being done.
@@ -150,6 +153,7 @@ impl fmt::Display for EngineError {
         match self {
             EngineError::Request(e) => e.fmt(f),
             EngineError::Config(s) => f.write_str(s),
+            EngineError::Fleet(x) => x.fmt(f),
             EngineError::Resolve { host, reason } => {
                 write!(f, "cannot resolve host '{host}': {reason}")
             }

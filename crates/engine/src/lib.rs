@@ -68,6 +68,7 @@ pub use run::arrivals::Arrivals;
 pub use run::exchange::Exchange;
 pub use run::reqlog::{LogFormat, LogReport, LogSpec};
 pub use run::schedule::{RatePlan, Stage};
+pub use run::search::fleet::FleetFault;
 pub use run::search::{find_max, find_max_watched, Search, SearchReport, SearchStep};
 pub use run::{run, run_until, Live, LiveSecond, Plan, SearchProgress};
 pub use shard::{Shard, SHARD_ENV};

@@ -13,6 +13,8 @@
 //! was busy 90% of the step): then the answer is "urk could not go
 //! higher", never a server limit.
 
+pub(crate) mod fleet;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -48,6 +50,11 @@ pub struct Search {
     pub step: Option<Duration>,
     /// The whole search's time budget.
     pub budget: Duration,
+    /// A search over a fleet of shards ([`Config::shard`]): where they
+    /// meet (`host:port`; shard 0 listens there, the others connect).
+    /// Steps are then fleet totals, each shard offers its share, and
+    /// shard 0 judges every step on all the shards' seconds.
+    pub coordinator: Option<String>,
 }
 
 impl Search {
@@ -58,6 +65,7 @@ impl Search {
             precision: 0.05,
             step: None,
             budget,
+            coordinator: None,
         }
     }
 }
@@ -128,7 +136,7 @@ pub(crate) struct StepPlan {
 }
 
 /// One worker's closed second.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Second {
     pub worker: usize,
     pub index: u32,
@@ -175,6 +183,11 @@ pub fn find_max_watched(
             "find_max needs at least one objective".into(),
         ));
     }
+    if cfg.shard.is_some() && search.coordinator.is_none() {
+        return Err(EngineError::Config(
+            "find_max over shards needs a coordinator: shards judging their own shares would part ways at the first step near the answer".into(),
+        ));
+    }
     if cfg.start_at.is_some() {
         return Err(EngineError::Config(
             "find_max and start_at cannot be combined: the search decides when each step starts"
@@ -187,8 +200,6 @@ pub fn find_max_watched(
                 .into(),
         ));
     }
-    let began = Instant::now();
-    let left = || search.budget.saturating_sub(began.elapsed());
     let probe_len = (search.budget / 10).clamp(Duration::from_secs(1), Duration::from_secs(3));
     let mut probe_cfg = cfg.clone();
     probe_cfg.rate = None;
@@ -208,6 +219,18 @@ pub fn find_max_watched(
     };
     publish(&progress);
     let probe_plan = Plan::new(&probe_cfg)?;
+    // A fleet meets, ready, and starts its probes together.
+    let mut link = match (cfg.shard, &search.coordinator) {
+        // Shards a job engine starts may come minutes apart: they wait
+        // for each other up to the search's budget.
+        (Some(shard), Some(addr)) => Some(fleet::Link::join(shard, addr, search.budget)?),
+        _ => None,
+    };
+    let lead = matches!(link, None | Some(fleet::Link::Lead { .. }));
+    // The budget counts from here: waiting for a fleet is not searching.
+    let began = Instant::now();
+    let left = || search.budget.saturating_sub(began.elapsed());
+    let share = cfg.shard.map_or(1.0, |s| s.rate(1.0));
     let probe = match watch {
         Some(w) => probe_plan.run_watched(stop, w)?,
         None => probe_plan.run_until(stop)?,
@@ -216,7 +239,11 @@ pub fn find_max_watched(
         // The steps' seconds come after the probe's on the view's timeline.
         w.set_base(probe.timeline.len() as u32);
     }
-    let probe_rps = probe.requests_per_sec.max(1.0);
+    let probe_rps = match &mut link {
+        Some(l) => l.probe_total(probe.requests_per_sec)?,
+        None => probe.requests_per_sec,
+    }
+    .max(1.0);
     let mut all = vec![probe];
 
     // The highest percentile asked for sets the samples a step needs.
@@ -261,7 +288,10 @@ pub fn find_max_watched(
     let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
     let mut hi_generator = false;
     let (mut step_s, mut warmup_s) = (0.0, 0.0);
-    let workers = cfg.threads;
+    // A follower waits for the lead's next order about a step's length.
+    let mut step_wait = fleet::PROBE_WAIT;
+    let mut fault: Option<EngineError> = None;
+    let workers = plan.config().threads;
     let mut control = |start: &std::sync::OnceLock<(Instant, std::time::SystemTime)>| {
         let t0 = loop {
             if let Some(s) = start.get() {
@@ -274,35 +304,90 @@ pub fn find_max_watched(
             std::thread::sleep(Duration::from_millis(1));
         };
         let mut rate = probe_rps * 0.8;
+        // The lead's (or a lone search's) step just judged, for the
+        // followers to book too.
+        let mut judged: Option<SearchStep> = None;
         loop {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if let (Some(l), Some(h)) = (lo, hi) {
-                if (h - l) / h <= search.precision {
-                    break;
+            let next = if lead {
+                let next = (|| {
+                    if stop.load(Ordering::Relaxed) || rate < 1.0 {
+                        return None;
+                    }
+                    if let (Some(l), Some(h)) = (lo, hi) {
+                        if (h - l) / h <= search.precision {
+                            return None;
+                        }
+                    }
+                    let (len, warm) = step_for(rate);
+                    // Each step costs its length and a second for the
+                    // responses still in flight at its end.
+                    if len + Duration::from_millis(1500) > left() {
+                        return None;
+                    }
+                    // Steps start on a whole second of the timeline, at
+                    // least 200 ms (500 in a fleet, for the order to
+                    // reach every shard; and, for the first, the
+                    // connects) from now.
+                    let now = t0.elapsed().as_micros() as u64;
+                    let margin = if link.is_some() { 500_000 } else { 200_000 };
+                    let first = u64::from(steps.is_empty()) * 1_000_000;
+                    let begin_s = (now + margin + first).div_ceil(1_000_000);
+                    Some(fleet::NextStep {
+                        rate,
+                        begin_s,
+                        end_s: begin_s + len.as_secs().max(1),
+                        warm_s: warm.as_secs(),
+                    })
+                })();
+                if let Some(l) = &mut link {
+                    let order = fleet::Order {
+                        judged: judged.take(),
+                        lo,
+                        hi,
+                        hi_generator,
+                        next,
+                    };
+                    if let Err(e) = l.order(&order) {
+                        fault = Some(e);
+                        break;
+                    }
                 }
-            }
-            let (len, warm) = step_for(rate);
-            // Each step costs its length and a second for the responses
-            // still in flight at its end.
-            if len + Duration::from_millis(1500) > left() {
+                next
+            } else {
+                let wait = step_wait;
+                match link.as_mut().map(|l| l.next_order(wait)) {
+                    Some(Ok(o)) => {
+                        if let Some(s) = o.judged {
+                            steps.push(s);
+                        }
+                        (lo, hi, hi_generator) = (o.lo, o.hi, o.hi_generator);
+                        progress.steps.clone_from(&steps);
+                        (progress.passed, progress.failed, progress.current) = (lo, hi, None);
+                        publish(&progress);
+                        o.next
+                    }
+                    Some(Err(e)) => {
+                        fault = Some(e);
+                        break;
+                    }
+                    None => None,
+                }
+            };
+            let Some(next) = next else {
                 break;
-            }
-            step_s = len.as_secs_f64();
-            warmup_s = warm.as_secs_f64();
+            };
+            rate = next.rate;
+            let (begin_s, end_s) = (next.begin_s, next.end_s);
+            step_s = (end_s - begin_s) as f64;
+            warmup_s = next.warm_s as f64;
+            step_wait = Duration::from_secs(end_s - begin_s) + fleet::STEP_SLACK;
             progress.current = Some(rate);
             publish(&progress);
-            // Steps start on a whole second of the timeline, at least
-            // 200 ms (and, for the first, the connects) from now.
-            let now = t0.elapsed().as_micros() as u64;
-            let first = u64::from(steps.is_empty()) * 1_000_000;
-            let begin_s = (now + 200_000 + first).div_ceil(1_000_000);
-            let end_s = begin_s + len.as_secs().max(1);
             *live.step.lock().unwrap_or_else(|e| e.into_inner()) = Some(StepPlan {
                 start_us: begin_s * 1_000_000,
                 end_us: end_s * 1_000_000,
-                rate,
+                // This shard's share of the fleet's rate.
+                rate: rate * share,
             });
             live.version.fetch_add(1, Ordering::AcqRel);
             // Wait for every worker's seconds through the one after the
@@ -321,20 +406,37 @@ pub fn find_max_watched(
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let secs = live.seconds.lock().unwrap_or_else(|e| e.into_inner());
-            let step = judge_seconds(
-                &secs,
-                rate,
-                (begin_s, begin_s + warm.as_secs(), end_s),
-                &search.objectives,
-            );
-            drop(secs);
+            let window = (begin_s, begin_s + next.warm_s, end_s);
+            let secs: Vec<Second> = live
+                .seconds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|x| (window.0..=window.2).contains(&u64::from(x.index)))
+                .cloned()
+                .collect();
+            // In a fleet, the lead judges on every shard's seconds.
+            let secs = match &mut link {
+                Some(l) => match l.step_seconds(secs, step_wait) {
+                    Ok(all) => all,
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                },
+                None => secs,
+            };
+            if !lead {
+                continue;
+            }
+            let step = judge_seconds(&secs, rate, window, &search.objectives);
             if step.pass {
                 lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
             } else if hi.is_none_or(|h| rate < h) {
                 hi = Some(rate);
                 hi_generator = step.generator_bound;
             }
+            judged = Some(step.clone());
             steps.push(step);
             progress.steps.clone_from(&steps);
             (progress.passed, progress.failed, progress.current) = (lo, hi, None);
@@ -350,13 +452,13 @@ pub fn find_max_watched(
                 (None, Some(h)) => h * 0.5,
                 (None, None) => rate,
             };
-            if rate < 1.0 {
-                break;
-            }
         }
         done.store(true, Ordering::Relaxed);
     };
     let run = plan.run_steps(&done, watch, &live, &mut control)?;
+    if let Some(e) = fault {
+        return Err(e);
+    }
     all.push(run);
     // The probe and the steps ran one after another: their counts and
     // histograms add, but not their rates.
