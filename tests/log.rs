@@ -283,3 +283,42 @@ fn memory_stays_bounded_however_long_the_run() {
     assert!(b < a + 16 * 1024, "peak RSS grew from {a} KiB to {b} KiB");
     let _ = (std::fs::remove_file(&short), std::fs::remove_file(&long));
 }
+
+/// `--find-max` logs its probe's requests and then its steps', into one
+/// file with one header: every request of the search has its record, and
+/// the steps' records follow the probe's in time.
+#[test]
+fn a_capacity_search_logs_its_probe_and_its_steps() {
+    let server = TestServer::start(ServerConfig::default());
+    let path = temp("search.csv");
+    let out = urk(&[
+        "-t1",
+        "-c4",
+        "-d5s",
+        "--step-duration",
+        "2s",
+        "--find-max",
+        "p99<1s",
+        "--log",
+        &path,
+        "--json",
+        &server.url("/"),
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{}",
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    schema::validate(&v);
+    let csv = std::fs::read_to_string(&path).unwrap();
+    let headers = csv.lines().filter(|l| l.starts_with("intended_us")).count();
+    assert_eq!(headers, 1);
+    let rows = csv.lines().count() as u64 - 1;
+    let requests = v["requests"].as_u64().unwrap();
+    assert!(v["find_max"]["steps"].as_array().unwrap().len() >= 1);
+    assert_eq!(rows, requests, "{}", v["log"]);
+    assert_eq!(v["log"]["records"], requests);
+    assert_eq!(server.settled(), requests);
+    let _ = std::fs::remove_file(&path);
+}

@@ -248,3 +248,54 @@ fn a_bad_metrics_address_is_one_line() {
         );
     }
 }
+
+/// `--find-max` serves its steps' figures while it searches: the endpoint
+/// answers with every histogram and the offered rate of the step under
+/// way (Prometheus's protobuf names each metric in plain bytes).
+#[test]
+fn a_capacity_search_serves_its_metrics() {
+    let server = TestServer::start(ServerConfig::default());
+    let port = free_port();
+    let child = command()
+        .args(["-t1", "-c4", "-d5s", "--step-duration", "2s"])
+        .args(["--find-max", "p99<1s", "--json"])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .arg(server.url("/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start urk");
+    // Into the steps (the probe takes the first second).
+    std::thread::sleep(Duration::from_millis(3000));
+    let body = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the endpoint");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut b = Vec::new();
+        let _ = s.read_to_end(&mut b);
+        b
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        body.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(200)])
+    );
+    let has = |name: &str| body.windows(name.len()).any(|w| w == name.as_bytes());
+    for name in [
+        "urk_requests",
+        "urk_latency_seconds",
+        "urk_latency_uncorrected_seconds",
+        "urk_ttfb_seconds",
+        "urk_connect_seconds",
+        "urk_offered_rate",
+    ] {
+        assert!(has(name), "{name} missing");
+    }
+}

@@ -701,16 +701,6 @@ impl Args {
                 })
             }
         };
-        if self.log.is_some() && !self.find_max.is_empty() {
-            return Err(
-                "--log keeps a run's requests; --find-max's steps are not logged yet".into(),
-            );
-        }
-        if self.metrics.is_some() && !self.find_max.is_empty() {
-            return Err(
-                "--metrics serves a run's figures; --find-max's steps are not served yet".into(),
-            );
-        }
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
     }

@@ -210,16 +210,36 @@ fn merge_main(argv: &[String]) -> ExitCode {
 
 /// Every metric's labels: the shard, and the run's id (the asked start,
 /// which a fleet shares, or this process's start).
-fn metric_labels(cfg: &urk_engine::Config) -> Vec<(String, String)> {
+fn metric_labels(cfg: &urk_engine::Config, coordinator: Option<&str>) -> Vec<(String, String)> {
     let at = cfg.start_at.unwrap_or_else(std::time::SystemTime::now);
     let id = at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut l = vec![("run_id".to_string(), id.to_string())];
+    // A fleet's search has no start moment its shards share, but one
+    // place they meet.
+    let id = coordinator.map_or_else(|| id.to_string(), str::to_string);
+    let mut l = vec![("run_id".to_string(), id)];
     if let Some(s) = cfg.shard {
         l.push(("shard".to_string(), s.to_string()));
     }
     l
+}
+
+/// `--metrics`, when asked for: serving from now on. `paced`: the run
+/// has an uncorrected latency of its own to export.
+fn start_metrics(
+    args: &Args,
+    cfg: &urk_engine::Config,
+    paced: bool,
+) -> Result<Option<std::sync::Arc<metrics::Exporter>>, String> {
+    let Some(addr) = &args.metrics else {
+        return Ok(None);
+    };
+    let e = metrics::Exporter::start(addr, metric_labels(cfg, args.coordinator.as_deref()), paced)?;
+    if !args.quiet {
+        eprintln!("urk: metrics at http://{}/metrics", e.addr);
+    }
+    Ok(Some(std::sync::Arc::new(e)))
 }
 
 /// `--find-max`: the answer first, then the steps; the exit status says
@@ -247,8 +267,19 @@ fn search_main(
             cfg.threads, cfg.connections
         );
     }
+    // Every step follows a schedule: the uncorrected latency is its own.
+    let exporter = match start_metrics(args, cfg, true) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let live = std::sync::Arc::new(urk_engine::Live::with_seconds());
+    let tap = exporter.as_ref().map(|e| {
+        // The step under way is a fleet total; this process offers its
+        // share.
+        let (l, share) = (live.clone(), cfg.shard.map_or(1.0, |s| s.rate(1.0)));
+        e.tap(move |_| l.search().and_then(|p| p.current).unwrap_or(0.0) * share)
+    });
     let result = if live_view {
-        let live = std::sync::Arc::new(urk_engine::Live::with_seconds());
         let facts = tui::Facts {
             url: cfg.request.target.url.clone(),
             threads: cfg.threads,
@@ -258,13 +289,25 @@ fn search_main(
             plan: None,
             corrected: true,
         };
-        let view = tui::LiveView::start(live.clone(), facts, &STOP, None);
+        let view = tui::LiveView::start(live.clone(), facts, &STOP, tap.clone());
         let result = urk_engine::find_max_watched(cfg, search, &STOP, Some(&live));
         view.finish();
+        if let Some(tap) = &tap {
+            tap(&live.take_seconds());
+        }
+        result
+    } else if let Some(tap) = tap {
+        let poller = metrics::Poller::start(live.clone(), tap);
+        let result = urk_engine::find_max_watched(cfg, search, &STOP, Some(&live));
+        poller.finish();
         result
     } else {
         urk_engine::find_max(cfg, search, &STOP)
     };
+    if let Some(e) = &exporter {
+        // The last seconds are scraped before the endpoint goes.
+        e.finish(metrics::LINGER);
+    }
     let (found, mut merged) = match result {
         Ok(x) => x,
         Err(e) => return fail(e),
@@ -423,19 +466,9 @@ fn main() -> ExitCode {
     if !args.json {
         print!("{}", urk_engine::banner(&cfg));
     }
-    let exporter = match &args.metrics {
-        Some(addr) => {
-            match metrics::Exporter::start(addr, metric_labels(&cfg), cfg.plan().is_some()) {
-                Ok(e) => {
-                    if !args.quiet {
-                        eprintln!("urk: metrics at http://{}/metrics", e.addr);
-                    }
-                    Some(std::sync::Arc::new(e))
-                }
-                Err(e) => return fail(e),
-            }
-        }
-        None => None,
+    let exporter = match start_metrics(&args, &cfg, cfg.plan().is_some()) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
     };
     // This process's own share, when it is one shard of a fleet.
     let own = plan.config().clone();

@@ -59,6 +59,9 @@ pub struct Plan {
     source: source::Prepared,
     /// Poisson arrivals' seed: the configuration's, the source's, or drawn.
     arrivals_seed: u64,
+    /// The request log goes on where an earlier run of the same search
+    /// left it (the probe's), instead of starting the file anew.
+    log_appends: bool,
 }
 
 impl Plan {
@@ -131,7 +134,15 @@ impl Plan {
             left_out,
             tls,
             source,
+            log_appends: false,
         })
+    }
+
+    /// Appends to the request log rather than starting it anew: the
+    /// second run of a search logs after the first.
+    pub(crate) fn appending_log(mut self) -> Plan {
+        self.log_appends = true;
+        self
     }
 
     /// The configuration this process runs: with a shard, its share of
@@ -217,7 +228,7 @@ impl Plan {
             .then(crate::io::stamps::switch_on)
             .flatten();
         let log = match &cfg.log {
-            Some(spec) => Some(reqlog::Writer::start(spec).map_err(|e| {
+            Some(spec) => Some(reqlog::Writer::start(spec, self.log_appends).map_err(|e| {
                 EngineError::Config(format!(
                     "cannot write the request log '{}': {e}",
                     spec.path.display()

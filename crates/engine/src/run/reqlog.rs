@@ -101,14 +101,28 @@ pub(crate) struct Batch {
 impl Writer {
     /// Creates the file and starts the writer; `workers` batches draw
     /// from the returned sender.
-    pub(crate) fn start(spec: &LogSpec) -> std::io::Result<(Writer, SyncSender<Vec<Record>>)> {
-        let file = std::fs::File::create(&spec.path)?;
+    /// Starts the writer on a new file, or (`append`) at the end of one
+    /// an earlier run of the same search wrote (its CSV header once).
+    pub(crate) fn start(
+        spec: &LogSpec,
+        append: bool,
+    ) -> std::io::Result<(Writer, SyncSender<Vec<Record>>)> {
+        let file = if append {
+            std::fs::OpenOptions::new().append(true).open(&spec.path)?
+        } else {
+            std::fs::File::create(&spec.path)?
+        };
         let (tx, rx) = sync_channel(QUEUED);
         let format = spec.format;
         let thread = std::thread::Builder::new()
             .name("urk-log".into())
             .spawn(move || {
-                write_all(std::io::BufWriter::with_capacity(1 << 20, file), format, rx)
+                write_all(
+                    std::io::BufWriter::with_capacity(1 << 20, file),
+                    format,
+                    !append,
+                    rx,
+                )
             })?;
         Ok((
             Writer {
@@ -143,10 +157,11 @@ impl Writer {
 fn write_all(
     out: impl Write,
     format: LogFormat,
+    header: bool,
     rx: Receiver<Vec<Record>>,
 ) -> Result<u64, (u64, std::io::Error)> {
     let mut n = 0u64;
-    match write_batches(out, format, &rx, &mut n) {
+    match write_batches(out, format, header, &rx, &mut n) {
         Ok(()) => Ok(n),
         Err(e) => {
             for _ in rx {}
@@ -158,10 +173,11 @@ fn write_all(
 fn write_batches(
     mut out: impl Write,
     format: LogFormat,
+    header: bool,
     rx: &Receiver<Vec<Record>>,
     n: &mut u64,
 ) -> std::io::Result<()> {
-    if format == LogFormat::Csv {
+    if header && format == LogFormat::Csv {
         out.write_all(
             b"intended_us,sent_us,latency_us,status,body_bytes,error,target,worker,connection\n",
         )?;

@@ -281,7 +281,8 @@ pub fn find_max_watched(
     run_cfg.requests = None;
     run_cfg.intervals = true;
     run_cfg.duration = search.budget.saturating_sub(began.elapsed()) + Duration::from_secs(5);
-    let plan = Plan::new(&run_cfg)?;
+    // The steps' requests go into the log after the probe's.
+    let plan = Plan::new(&run_cfg)?.appending_log();
     let live = LiveSteps::default();
     let done = AtomicBool::new(false);
     let mut steps: Vec<SearchStep> = Vec::new();
