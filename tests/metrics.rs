@@ -202,6 +202,17 @@ fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
         .max_by(|a, b| a.1.total_cmp(b.1))
         .expect("Prometheus scraped all three shards");
     assert_eq!(total, requests, "the fleet's request total");
+    for direction in ["read", "written"] {
+        let bytes = prom.range(
+            &format!("sum(urk_bytes_total{{direction=\"{direction}\"}}) {all3}"),
+            end,
+        )[&when];
+        assert_eq!(
+            bytes,
+            merged[format!("bytes_{direction}")].as_f64().unwrap(),
+            "bytes {direction}"
+        );
+    }
     // Native buckets of schema 3 are 2^(1/8) wide: about 9%.
     let bucket = 2f64.powf(1.0 / 8.0);
     for (metric, figure) in [

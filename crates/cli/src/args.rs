@@ -216,7 +216,8 @@ pub struct Args {
     #[argh(option)]
     pub coordinator: Option<String>,
     /// serve Prometheus metrics at ADDR (host:port) while the run lasts and
-    /// 3 s after: counters, and latency as a native histogram that adds up
+    /// 3 s after: counters (requests, errors, statuses, connects, bytes),
+    /// and latency, TTFB and connect time as native histograms that add up
     /// over a fleet (scrape with --enable-feature=native-histograms)
     #[argh(option)]
     pub metrics: Option<String>,

@@ -43,6 +43,11 @@ struct Class {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Direction {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Status {
     code: String,
 }
@@ -54,6 +59,7 @@ struct Seen {
     errors: HashMap<&'static str, u64>,
     status: HashMap<u16, u64>,
     connects: u64,
+    bytes: [u64; 2],
 }
 
 /// The times exported as native histograms, each fed from its own
@@ -135,6 +141,7 @@ struct Figures {
     errors: Family<Class, Counter>,
     status: Family<Status, Counter>,
     connects: Counter,
+    bytes: Family<Direction, Counter>,
     open: Gauge,
     offered: Gauge<f64, std::sync::atomic::AtomicU64>,
     latency: Times,
@@ -169,6 +176,7 @@ impl Exporter {
             errors: Family::default(),
             status: Family::default(),
             connects: Counter::default(),
+            bytes: Family::default(),
             open: Gauge::default(),
             offered: Gauge::default(),
             latency: Times::new(paced),
@@ -186,6 +194,11 @@ impl Exporter {
             "urk_connects",
             "Connections that connected",
             f.connects.clone(),
+        );
+        registry.register(
+            "urk_bytes",
+            "Bytes received (direction=read) and sent (direction=written)",
+            f.bytes.clone(),
         );
         registry.register("urk_connections_open", "Connections open", f.open.clone());
         registry.register(
@@ -233,6 +246,7 @@ impl Exporter {
                 errors,
                 status,
                 connects,
+                bytes,
                 ..
             } = &mut *f;
             let last = seen.entry(s.worker).or_default();
@@ -262,6 +276,15 @@ impl Exporter {
             }
             connects.inc_by(grown(s.connects, last.connects));
             last.connects = s.connects;
+            for (k, (now, direction)) in [(s.bytes_read, "read"), (s.bytes_written, "written")]
+                .into_iter()
+                .enumerate()
+            {
+                bytes
+                    .get_or_create(&Direction { direction })
+                    .inc_by(grown(now, last.bytes[k]));
+                last.bytes[k] = now;
+            }
             f.open_by_worker.insert(s.worker, s.open);
             let open: u64 = f.open_by_worker.values().sum();
             f.open.set(open as i64);

@@ -598,6 +598,9 @@ pub struct LiveSecond {
     pub status: Vec<(u16, u64)>,
     pub connects: u64,
     pub handshakes: u64,
+    /// Bytes received and sent, running counts at its end.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
     /// Connections open, and connecting, at its end.
     pub open: u64,
     pub connecting: u64,

@@ -288,6 +288,8 @@ impl<B: Backend> Worker<'_, B> {
                     .collect(),
                 connects: s.connects,
                 handshakes: s.tls.handshakes,
+                bytes_read: s.bytes_read,
+                bytes_written: s.bytes_written,
                 open,
                 connecting,
             });
