@@ -43,6 +43,26 @@ fn save(name: &str, reports: &[&serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
+/// Runs `n` shards of one command at once (`--shard i/n` each) and
+/// returns their reports, in order.
+fn fleet(n: u32, args: &[&str]) -> Vec<serde_json::Value> {
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            command()
+                .args(["--shard", &format!("{i}/{n}")])
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
+        .collect()
+}
+
 fn merge(extra: &[&str], files: &[String]) -> Output {
     let mut args = vec!["merge"];
     args.extend_from_slice(extra);
@@ -59,21 +79,19 @@ fn a_fleet_splits_the_totals_exactly_and_its_numbers_never_repeat() {
     let url = server.url("/item/{{seq}}");
     // Three shards of 7 connections and 3,001 requests, started together.
     let at = format!("{:.3}", now_s() + 1.5);
-    let children: Vec<_> = (0..3)
-        .map(|i| {
-            command()
-                .args(["-t1", "-c7", "-n", "3001", "--json", "--start-at", &at])
-                .args(["--shard", &format!("{i}/3"), &url])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("start a shard")
-        })
-        .collect();
-    let runs: Vec<serde_json::Value> = children
-        .into_iter()
-        .map(|c| report(&c.wait_with_output().unwrap()))
-        .collect();
+    let runs = fleet(
+        3,
+        &[
+            "-t1",
+            "-c7",
+            "-n",
+            "3001",
+            "--json",
+            "--start-at",
+            &at,
+            &url,
+        ],
+    );
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r["shard"]["index"], i);
         assert_eq!(r["shard"]["count"], 3);
@@ -112,30 +130,21 @@ fn a_fleet_splits_the_totals_exactly_and_its_numbers_never_repeat() {
 fn a_fleets_rate_is_the_total_asked() {
     let server = TestServer::start(ServerConfig::default());
     let at = format!("{:.3}", now_s() + 1.0);
-    let children: Vec<_> = (0..2)
-        .map(|i| {
-            command()
-                .args([
-                    "-t1",
-                    "-c4",
-                    "-d2s",
-                    "-R",
-                    "300",
-                    "--json",
-                    "--start-at",
-                    &at,
-                ])
-                .args(["--shard", &format!("{i}/2"), &server.url("/")])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("start a shard")
-        })
-        .collect();
-    let runs: Vec<serde_json::Value> = children
-        .into_iter()
-        .map(|c| report(&c.wait_with_output().unwrap()))
-        .collect();
+    let url = server.url("/");
+    let runs = fleet(
+        2,
+        &[
+            "-t1",
+            "-c4",
+            "-d2s",
+            "-R",
+            "300",
+            "--json",
+            "--start-at",
+            &at,
+            &url,
+        ],
+    );
     for r in &runs {
         assert_eq!(r["rate"]["requested"], 150.0);
     }
@@ -515,23 +524,23 @@ fn a_fleets_capacity_search_is_one_search() {
         .local_addr()
         .unwrap()
         .to_string();
-    let shards: Vec<std::process::Child> = (0..3)
-        .map(|i| {
-            command()
-                .args(["-t1", "-c21", "-d30s", "--step-duration", "2s"])
-                .args(["--find-max", "p99<20ms", "--json"])
-                .args(["--shard", &format!("{i}/3"), "--coordinator", &meet])
-                .arg(server.url("/"))
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("start a shard")
-        })
-        .collect();
-    let reports: Vec<serde_json::Value> = shards
-        .into_iter()
-        .map(|c| report(&c.wait_with_output().unwrap()))
-        .collect();
+    let url = server.url("/");
+    let reports = fleet(
+        3,
+        &[
+            "-t1",
+            "-c21",
+            "-d30s",
+            "--step-duration",
+            "2s",
+            "--find-max",
+            "p99<20ms",
+            "--json",
+            "--coordinator",
+            &meet,
+            &url,
+        ],
+    );
     let f: Vec<&serde_json::Value> = reports.iter().map(|r| &r["find_max"]).collect();
     let rates = |f: &serde_json::Value| -> Vec<f64> {
         f["steps"]
