@@ -447,15 +447,11 @@ impl Args {
         let budget = time("-d", &self.duration)?.unwrap_or(std::time::Duration::from_secs(60));
         let mut s = urk_engine::Search::new(objectives, budget);
         if let Some(p) = &self.precision {
-            let v = match p.strip_suffix('%') {
-                Some(pct) => pct.parse::<f64>().map(|v| v / 100.0),
-                None => p.parse::<f64>(),
-            }
-            .ok()
-            .filter(|v| *v > 0.0 && *v < 1.0)
-            .ok_or_else(|| {
-                format!("invalid --precision '{p}': expected a share such as 5% or 0.05")
-            })?;
+            let v = crate::share::share(p)
+                .filter(|v| *v > 0.0 && *v < 1.0)
+                .ok_or_else(|| {
+                    format!("invalid --precision '{p}': expected a share such as 5% or 0.05")
+                })?;
             s.precision = v;
         }
         s.step = time("--step-duration", &self.step_duration)?;
@@ -685,14 +681,9 @@ impl Args {
                                 "invalid --log-sample '{s}': expected a share such as 10% or 0.1"
                             )
                         };
-                        let v = match s.strip_suffix('%') {
-                            Some(p) => p.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
-                            None => s.trim().parse::<f64>().map_err(|_| bad())?,
-                        };
-                        if !(v > 0.0 && v <= 1.0) {
-                            return Err(bad());
-                        }
-                        v
+                        crate::share::share(s)
+                            .filter(|v| *v > 0.0 && *v <= 1.0)
+                            .ok_or_else(bad)?
                     }
                 };
                 Some(urk_engine::LogSpec {

@@ -31,14 +31,8 @@ fn share(s: &str) -> Result<f64, String> {
     let bad = || format!("invalid --fail-if-slower '{s}': expected a percentage such as 5%");
     // A bare number is a share below 1 (0.05); "5" is refused rather
     // than read as 500%.
-    let v = match s.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
-        None => match s.trim().parse::<f64>().map_err(|_| bad())? {
-            v if v < 1.0 => v,
-            _ => return Err(bad()),
-        },
-    };
-    if !(0.0..10.0).contains(&v) || !v.is_finite() {
+    let v = crate::share::share(s).ok_or_else(bad)?;
+    if (!s.trim().ends_with('%') && v >= 1.0) || !(0.0..10.0).contains(&v) {
         return Err(bad());
     }
     Ok(v)

@@ -9,6 +9,7 @@ mod merge;
 mod metrics;
 mod plot;
 mod progress;
+mod share;
 mod tui;
 
 use std::process::ExitCode;
