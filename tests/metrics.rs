@@ -37,7 +37,7 @@ impl Drop for Prometheus {
 
 impl Prometheus {
     /// Prometheus scraping `targets` every second, with native histograms.
-    fn start(targets: &[u16]) -> Option<Prometheus> {
+    fn start(targets: &[String]) -> Option<Prometheus> {
         if Command::new("prometheus")
             .arg("--version")
             .output()
@@ -52,7 +52,7 @@ impl Prometheus {
         let dir = std::env::temp_dir().join(format!("urk-prometheus-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let list: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let conf = dir.join("prometheus.yml");
         std::fs::write(
             &conf,
@@ -125,41 +125,151 @@ impl Prometheus {
     }
 }
 
+/// Three shards of one load, each scraped by Prometheus; with root, each
+/// shard in a network namespace of its own behind a veth pair, loading
+/// one nginx whose access log counts what they sent.
 #[test]
 fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
+    match support::nginx::netns_nginx() {
+        Some(nginx) => {
+            let nginx = nginx.to_string();
+            // This thread's network namespace only: a thread's sockets,
+            // and the processes it starts, live in its own.
+            std::thread::spawn(move || {
+                // SAFETY: unshare has no memory preconditions; it moves
+                // this thread alone into a new network namespace.
+                assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+                fleet_scraped(Some(&nginx));
+            })
+            .join()
+            .unwrap();
+        }
+        None => fleet_scraped(None),
+    }
+}
+
+/// Namespaces for the shards and the nginx between them, in this
+/// thread's own network namespace; gone when dropped.
+struct Fleet {
+    ns: String,
+    dir: std::path::PathBuf,
+}
+
+impl Fleet {
+    fn start(nginx: &str) -> Fleet {
+        let ns = format!("urkm{}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("urk-metrics-ns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _pki = support::nginx::write_config(&dir, [8080, 8443, 8081, 8444]);
+        let conf = std::fs::read_to_string(dir.join("nginx.conf"))
+            .unwrap()
+            .replace("listen 127.0.0.1:8080 ", "listen 8080 ");
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let script = format!(
+            r#"set -e
+ip link set lo up
+for i in 0 1 2; do
+  ip netns add {ns}-$i
+  ip link add u$i type veth peer name s$i netns {ns}-$i
+  ip addr add 10.198.$i.1/24 dev u$i && ip link set u$i up
+  ip -n {ns}-$i addr add 10.198.$i.2/24 dev s$i
+  ip -n {ns}-$i link set s$i up && ip -n {ns}-$i link set lo up
+done
+{nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log </dev/null >/dev/null 2>&1 &
+sleep 0.5
+"#,
+            d = dir.display()
+        );
+        let out = Command::new("timeout")
+            .args(["30", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let f = Fleet { ns, dir };
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        f
+    }
+
+    /// nginx's count of 200s, from its access log.
+    fn served(&self) -> u64 {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.trim() == "200")
+            .count() as u64
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let script = format!(
+            "kill $(cat {d}/nginx.pid) 2>/dev/null; for i in 0 1 2; do ip netns del {ns}-$i 2>/dev/null; done; true",
+            d = self.dir.display(),
+            ns = self.ns
+        );
+        let _ = Command::new("sh").args(["-c", &script]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fleet_scraped(nginx: Option<&str>) {
+    let fleet = nginx.map(Fleet::start);
+    // Where each shard serves its metrics, and the command it runs in.
     let ports = [free_port(), free_port(), free_port()];
-    let Some(prom) = Prometheus::start(&ports) else {
+    let targets: Vec<String> = (0..3)
+        .map(|i| match &fleet {
+            Some(_) => format!("10.198.{i}.2:{}", ports[i]),
+            None => format!("127.0.0.1:{}", ports[i]),
+        })
+        .collect();
+    let Some(prom) = Prometheus::start(&targets) else {
         return;
     };
-    let server = TestServer::start(ServerConfig::default());
+    let server = fleet
+        .is_none()
+        .then(|| TestServer::start(ServerConfig::default()));
     let at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 3;
-    let shards: Vec<Child> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            command()
-                .args([
-                    "-t1",
-                    "-c6",
-                    "-d3s",
-                    // A fleet total of 1,500/s: 500 each, so that the
-                    // uncorrected latency is exported too.
-                    "-R1500",
-                    "--json",
-                    "--start-at",
-                    &at.to_string(),
-                ])
-                .args(["--shard", &format!("{i}/3")])
-                .args(["--metrics", &format!("127.0.0.1:{port}")])
-                .arg(server.url("/"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start a shard")
+    let shards: Vec<Child> = (0..3)
+        .map(|i| {
+            let mut c = match &fleet {
+                Some(f) => {
+                    let mut c = Command::new("ip");
+                    c.args([
+                        "netns",
+                        "exec",
+                        &format!("{}-{i}", f.ns),
+                        support::cli::bin(),
+                    ]);
+                    c
+                }
+                None => command(),
+            };
+            let url = match &server {
+                Some(s) => s.url("/"),
+                None => format!("http://10.198.{i}.1:8080/"),
+            };
+            c.args([
+                "-t1",
+                "-c6",
+                "-d3s",
+                // A fleet total of 1,500/s: 500 each, so that the
+                // uncorrected latency is exported too.
+                "-R1500",
+                "--json",
+                "--start-at",
+                &at.to_string(),
+            ])
+            .args(["--shard", &format!("{i}/3")])
+            .args(["--metrics", &targets[i]])
+            .arg(url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a shard")
         })
         .collect();
     let reports: Vec<serde_json::Value> = shards
@@ -167,7 +277,7 @@ fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
         .map(|c| {
             let out = c.wait_with_output().unwrap();
             assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-            assert!(text(&out.stderr).contains("urk: metrics at http://127.0.0.1:"));
+            assert!(text(&out.stderr).contains("urk: metrics at http://"));
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             schema::validate(&v);
             v
@@ -202,6 +312,9 @@ fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
         .max_by(|a, b| a.1.total_cmp(b.1))
         .expect("Prometheus scraped all three shards");
     assert_eq!(total, requests, "the fleet's request total");
+    if let Some(f) = &fleet {
+        assert_eq!(f.served() as f64, requests, "nginx's count");
+    }
     for direction in ["read", "written"] {
         let bytes = prom.range(
             &format!("sum(urk_bytes_total{{direction=\"{direction}\"}}) {all3}"),
