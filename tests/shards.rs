@@ -14,6 +14,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::cli::{command, text, urk};
 use support::server::{ServerConfig, TestServer};
 
+/// The tests that load a server with a fleet, or time its start, run one
+/// at a time: a search's verdicts and a fleet's rate are the server's and
+/// urk's, not another test's load beside them.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn report(out: &Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -72,6 +80,7 @@ fn merge(extra: &[&str], files: &[String]) -> Output {
 
 #[test]
 fn a_fleet_splits_the_totals_exactly_and_its_numbers_never_repeat() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig {
         record: true,
         ..Default::default()
@@ -128,6 +137,7 @@ fn a_fleet_splits_the_totals_exactly_and_its_numbers_never_repeat() {
 
 #[test]
 fn a_fleets_rate_is_the_total_asked() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig::default());
     let at = format!("{:.3}", now_s() + 1.0);
     let url = server.url("/");
@@ -250,6 +260,7 @@ fn shard_auto_reads_each_job_engines_variables() {
 
 #[test]
 fn merge_refuses_an_incomplete_or_doubled_fleet_and_names_a_late_shard() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig::default());
     let url = server.url("/");
     let at = now_s() + 1.0;
@@ -387,6 +398,7 @@ fn diff_says_how_b_differs_from_a_and_gates_on_slower() {
 /// server's clock, which every shard read from nginx's `Date` headers.
 #[test]
 fn a_fleet_in_namespaces_is_counted_by_nginx_and_a_shard_whose_clock_is_off_is_caught() {
+    let _alone = alone();
     let Some(nginx) = support::nginx::netns_nginx() else {
         return;
     };
@@ -515,6 +527,7 @@ for p in $pids; do wait $p; done
 /// same answer, and the server's count is the shards' sum.
 #[test]
 fn a_fleets_capacity_search_is_one_search() {
+    let _alone = alone();
     let server = TestServer::start(ServerConfig {
         service_time: Some(Duration::from_millis(2)),
         ..Default::default()

@@ -29,6 +29,11 @@ pub(crate) const PROBE_WAIT: Duration = Duration::from_secs(30);
 pub(crate) const STEP_SLACK: Duration = Duration::from_secs(15);
 
 /// Why a fleet's search cannot go on.
+///
+/// ```
+/// let e = urk_engine::FleetFault::Missing { shards: vec![2], count: 3 };
+/// assert!(e.to_string().starts_with("shard(s) 2/3 never joined the fleet's search"));
+/// ```
 #[derive(Debug)]
 pub enum FleetFault {
     /// The lead cannot listen where the fleet was told to meet.
