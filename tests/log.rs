@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::cli::{command, text, urk};
+use support::cli::{command, refused, text, urk};
 use support::server::{ServerConfig, TestServer};
 
 fn report(args: &[&str]) -> serde_json::Value {
@@ -161,13 +161,7 @@ fn a_sample_as_json_lines_and_lost_requests_with_their_fault() {
         a.extend(args);
         let url = server.url("/");
         a.push(&url);
-        let out = urk(&a);
-        assert_eq!(out.status.code(), Some(2), "{a:?}");
-        let err = text(&out.stderr);
-        assert!(
-            err.contains(want) && err.lines().count() == 1,
-            "{a:?}: {err}"
-        );
+        refused(&a, want);
     }
 }
 

@@ -133,92 +133,19 @@ fn a_fleets_percentiles_from_prometheus_are_the_merged_ones() {
     match support::nginx::netns_nginx() {
         Some(nginx) => {
             let nginx = nginx.to_string();
-            // This thread's network namespace only: a thread's sockets,
-            // and the processes it starts, live in its own.
-            std::thread::spawn(move || {
-                // SAFETY: unshare has no memory preconditions; it moves
-                // this thread alone into a new network namespace.
-                assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
-                fleet_scraped(Some(&nginx));
-            })
-            .join()
-            .unwrap();
+            support::netns::in_own_netns(move || fleet_scraped(Some(&nginx)));
         }
         None => fleet_scraped(None),
     }
 }
 
-/// Namespaces for the shards and the nginx between them, in this
-/// thread's own network namespace; gone when dropped.
-struct Fleet {
-    ns: String,
-    dir: std::path::PathBuf,
-}
-
-impl Fleet {
-    fn start(nginx: &str) -> Fleet {
-        let ns = format!("urkm{}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("urk-metrics-ns-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _pki = support::nginx::write_config(&dir, [8080, 8443, 8081, 8444]);
-        let conf = std::fs::read_to_string(dir.join("nginx.conf"))
-            .unwrap()
-            .replace("listen 127.0.0.1:8080 ", "listen 8080 ");
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let script = format!(
-            r#"set -e
-ip link set lo up
-for i in 0 1 2; do
-  ip netns add {ns}-$i
-  ip link add u$i type veth peer name s$i netns {ns}-$i
-  ip addr add 10.198.$i.1/24 dev u$i && ip link set u$i up
-  ip -n {ns}-$i addr add 10.198.$i.2/24 dev s$i
-  ip -n {ns}-$i link set s$i up && ip -n {ns}-$i link set lo up
-done
-{nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log </dev/null >/dev/null 2>&1 &
-sleep 0.5
-"#,
-            d = dir.display()
-        );
-        let out = Command::new("timeout")
-            .args(["30", "sh", "-c", &script])
-            .output()
-            .unwrap();
-        let f = Fleet { ns, dir };
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        f
-    }
-
-    /// nginx's count of 200s, from its access log.
-    fn served(&self) -> u64 {
-        std::thread::sleep(Duration::from_millis(300));
-        std::fs::read_to_string(self.dir.join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.trim() == "200")
-            .count() as u64
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let script = format!(
-            "kill $(cat {d}/nginx.pid) 2>/dev/null; for i in 0 1 2; do ip netns del {ns}-$i 2>/dev/null; done; true",
-            d = self.dir.display(),
-            ns = self.ns
-        );
-        let _ = Command::new("sh").args(["-c", &script]).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn fleet_scraped(nginx: Option<&str>) {
-    let fleet = nginx.map(Fleet::start);
+    let fleet = nginx.map(|n| support::netns::NsFleet::start(n, 198, 3));
     // Where each shard serves its metrics, and the command it runs in.
     let ports = [free_port(), free_port(), free_port()];
     let targets: Vec<String> = (0..3)
         .map(|i| match &fleet {
-            Some(_) => format!("10.198.{i}.2:{}", ports[i]),
+            Some(f) => format!("{}:{}", f.addr(i), ports[i]),
             None => format!("127.0.0.1:{}", ports[i]),
         })
         .collect();
@@ -235,22 +162,14 @@ fn fleet_scraped(nginx: Option<&str>) {
         + 3;
     let shards: Vec<Child> = (0..3)
         .map(|i| {
-            let mut c = match &fleet {
-                Some(f) => {
-                    let mut c = Command::new("ip");
-                    c.args([
-                        "netns",
-                        "exec",
-                        &format!("{}-{i}", f.ns),
-                        support::cli::bin(),
-                    ]);
-                    c
+            let (mut c, url) = match (&fleet, &server) {
+                (Some(f), _) => {
+                    let mut c = f.exec(i);
+                    c.arg(support::cli::bin());
+                    (c, f.url(i))
                 }
-                None => command(),
-            };
-            let url = match &server {
-                Some(s) => s.url("/"),
-                None => format!("http://10.198.{i}.1:8080/"),
+                (None, Some(s)) => (command(), s.url("/")),
+                (None, None) => unreachable!("a server or a fleet"),
             };
             c.args([
                 "-t1",

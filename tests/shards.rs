@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::cli::{command, text, urk};
+use support::cli::{command, refused, text, urk};
 use support::server::{ServerConfig, TestServer};
 
 /// The tests that load a server with a fleet, or time its start, run one
@@ -248,13 +248,7 @@ fn shard_auto_reads_each_job_engines_variables() {
         let mut a = vec!["-t1", "-n", "10"];
         a.extend(args);
         a.push(&url);
-        let out = urk(&a);
-        assert_eq!(out.status.code(), Some(2), "{a:?}");
-        let err = text(&out.stderr);
-        assert!(
-            err.contains(want) && err.lines().count() == 1,
-            "{a:?}: {err}"
-        );
+        refused(&a, want);
     }
 }
 
@@ -410,64 +404,37 @@ fn a_fleet_in_namespaces_is_counted_by_nginx_and_a_shard_whose_clock_is_off_is_c
         eprintln!("skipped: needs faketime (apt-get install faketime)");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("urk-fleet-ns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _pki = support::nginx::write_config(&dir, [8080, 8443, 8081, 8444]);
-    // The plain server on every address, for the shards' namespaces.
-    let conf = std::fs::read_to_string(dir.join("nginx.conf"))
-        .unwrap()
-        .replace("listen 127.0.0.1:8080 ", "listen 8080 ");
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let ns = format!("urk{}", std::process::id());
-    let script = format!(
-        r#"set -e
-trap 'kill $(cat {d}/nginx.pid) 2>/dev/null; for i in 0 1 2; do ip netns del {ns}-$i 2>/dev/null; done' EXIT
-ip link set lo up
-({nginx} -p {d} -c {d}/nginx.conf -e {d}/error.log &)
-for i in 0 1 2; do
-  ip netns add {ns}-$i
-  ip link add u$i type veth peer name s$i netns {ns}-$i
-  ip addr add 10.199.$i.1/24 dev u$i && ip link set u$i up
-  ip -n {ns}-$i addr add 10.199.$i.2/24 dev s$i
-  ip -n {ns}-$i link set s$i up && ip -n {ns}-$i link set lo up
-done
-sleep 0.5
-at=$(( $(date +%s) + 2 ))
-pids=""
-for i in 0 1 2; do
-  clock=""
-  [ $i = 1 ] && clock="env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f -3s"
-  ip netns exec {ns}-$i $clock {urk} -t1 -c6 -R300 -d2s --json --start-at $at --shard $i/3 \
-    http://10.199.$i.1:8080/ > {d}/shard$i.json 2> {d}/shard$i.err &
-  pids="$pids $!"
-done
-for p in $pids; do wait $p; done
-"#,
-        d = dir.display(),
-        urk = support::cli::bin(),
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["--net", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let err =
-        |i: usize| std::fs::read_to_string(dir.join(format!("shard{i}.err"))).unwrap_or_default();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}{}{}",
-        text(&out.stderr),
-        err(0),
-        err(1),
-        err(2)
-    );
-    let shards: Vec<serde_json::Value> = (0..3)
+    let nginx = nginx.to_string();
+    support::netns::in_own_netns(move || fleet_with_a_clock_off(&nginx));
+}
+
+fn fleet_with_a_clock_off(nginx: &str) {
+    let fleet = support::netns::NsFleet::start(nginx, 199, 3);
+    let at = format!("{}", now_s() as u64 + 2);
+    let children: Vec<std::process::Child> = (0..3)
         .map(|i| {
-            let body = std::fs::read(dir.join(format!("shard{i}.json"))).unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            schema::validate(&v);
-            v
+            let mut c = fleet.exec(i);
+            if i == 1 {
+                c.args([
+                    "env",
+                    "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                    "faketime",
+                    "-f",
+                    "-3s",
+                ]);
+            }
+            c.arg(support::cli::bin())
+                .args(["-t1", "-c6", "-R300", "-d2s", "--json", "--start-at", &at])
+                .args(["--shard", &format!("{i}/3"), &fleet.url(i)])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a shard")
         })
+        .collect();
+    let shards: Vec<serde_json::Value> = children
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
         .collect();
     // Each shard's clock against nginx's: two agree, one is 3 s behind.
     for (i, s) in shards.iter().enumerate() {
@@ -483,18 +450,11 @@ for p in $pids; do wait $p; done
             "shard {i}: server clock {c}"
         );
     }
-    let files: Vec<String> = (0..3)
-        .map(|i| {
-            dir.join(format!("shard{i}.json"))
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let files = save("fleet-ns", &shards.iter().collect::<Vec<_>>());
     let out = merge(&["--json"], &files);
     let m = report(&out);
     // nginx's own count, from its access log.
-    let logged = std::fs::read_to_string(dir.join("access.log")).unwrap();
-    let served = logged.lines().filter(|l| l.trim() == "200").count() as u64;
+    let served = fleet.served();
     assert_eq!(m["requests"].as_u64().unwrap(), served);
     assert_eq!(
         m["requests"],
@@ -517,7 +477,6 @@ for p in $pids; do wait $p; done
         "{}",
         text(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--find-max` over three shards: they meet at shard 0 (`--coordinator`),
@@ -607,33 +566,27 @@ fn a_fleets_search_without_all_its_shards_says_which() {
         .unwrap()
         .to_string();
     let server = TestServer::start(ServerConfig::default());
-    let run = |i: u32| {
-        urk(&[
-            "-t1",
-            "-c2",
-            "-d2s",
-            "--find-max",
-            "p99<20ms",
-            "--shard",
-            &format!("{i}/2"),
-            "--coordinator",
-            &meet,
-            &server.url("/"),
-        ])
-    };
-    let lead = run(0);
-    let err = text(&lead.stderr);
-    assert_eq!(lead.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("shard(s) 1/2 never joined") && err.lines().count() == 1,
-        "{err}"
-    );
-    let follower = run(1);
-    let err = text(&follower.stderr);
-    assert_eq!(follower.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("the fleet's lead (shard 0) at") && err.lines().count() == 1,
-        "{err}"
-    );
+    let url = server.url("/");
+    for (i, want) in [
+        (0, "shard(s) 1/2 never joined"),
+        (1, "the fleet's lead (shard 0) at"),
+    ] {
+        let shard = format!("{i}/2");
+        refused(
+            &[
+                "-t1",
+                "-c2",
+                "-d2s",
+                "--find-max",
+                "p99<20ms",
+                "--shard",
+                &shard,
+                "--coordinator",
+                &meet,
+                &url,
+            ],
+            want,
+        );
+    }
     assert_eq!(server.settled(), 0);
 }

@@ -22,6 +22,18 @@ pub fn urk(args: &[&str]) -> Output {
     command().args(args).output().expect("run urk")
 }
 
+/// Runs the binary with `args` and checks it refused them as a user
+/// should see it: exit 2 and one line on stderr that says `want`.
+pub fn refused(args: &[&str], want: &str) {
+    let out = urk(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(want) && err.lines().count() == 1,
+        "{args:?}: {err}"
+    );
+}
+
 /// Bytes from a child as text.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
