@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::cli::{command, text, urk};
+use support::cli::{command, save_reports, text, urk};
 use support::server::{ServerConfig, TestServer};
 
 fn free_port() -> u16 {
@@ -202,17 +202,7 @@ fn fleet_scraped(nginx: Option<&str>) {
             v
         })
         .collect();
-    let dir = std::env::temp_dir().join(format!("urk-metrics-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let files: Vec<String> = reports
-        .iter()
-        .enumerate()
-        .map(|(k, r)| {
-            let p = dir.join(format!("{k}.json"));
-            std::fs::write(&p, r.to_string()).unwrap();
-            p.to_string_lossy().into_owned()
-        })
-        .collect();
+    let files = save_reports("metrics", &reports);
     let mut args = vec!["merge", "--json"];
     args.extend(files.iter().map(String::as_str));
     let out = urk(&args);
@@ -273,7 +263,6 @@ fn fleet_scraped(nginx: Option<&str>) {
         };
         assert_eq!(count, want, "{metric}: observations");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

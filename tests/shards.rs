@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::cli::{command, refused, text, urk};
+use support::cli::{command, refused, save_reports, text, urk};
 use support::server::{ServerConfig, TestServer};
 
 /// The tests that load a server with a fleet, or time its start, run one
@@ -34,21 +34,6 @@ fn now_s() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// Writes each report to a file of its own; returns their paths.
-fn save(name: &str, reports: &[&serde_json::Value]) -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("urk-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    reports
-        .iter()
-        .enumerate()
-        .map(|(k, r)| {
-            let p = dir.join(format!("{k}.json"));
-            std::fs::write(&p, r.to_string()).unwrap();
-            p.to_string_lossy().into_owned()
-        })
-        .collect()
 }
 
 /// Runs `n` shards of one command at once (`--shard i/n` each) and
@@ -109,7 +94,7 @@ fn a_fleet_splits_the_totals_exactly_and_its_numbers_never_repeat() {
         assert_eq!(r["requests"], [1001, 1000, 1000][i]);
         assert!(r["start_at"].as_f64().is_some());
     }
-    let files = save("fleet", &runs.iter().collect::<Vec<_>>());
+    let files = save_reports("fleet", &runs);
     let m = report(&merge(&["--json"], &files));
     assert_eq!(m["requests"], 3001);
     assert_eq!(m["connections"], 7);
@@ -158,7 +143,7 @@ fn a_fleets_rate_is_the_total_asked() {
     for r in &runs {
         assert_eq!(r["rate"]["requested"], 150.0);
     }
-    let files = save("rate", &runs.iter().collect::<Vec<_>>());
+    let files = save_reports("rate", &runs);
     let m = report(&merge(&["--json"], &files));
     assert_eq!(m["rate"]["requested"], 300.0);
     let achieved = m["requests_per_sec"].as_f64().unwrap();
@@ -284,7 +269,7 @@ fn merge_refuses_an_incomplete_or_doubled_fleet_and_names_a_late_shard() {
         .map(|c| report(&c.wait_with_output().unwrap()))
         .collect();
     runs.push(report(&late.wait_with_output().unwrap()));
-    let files = save("late", &runs.iter().collect::<Vec<_>>());
+    let files = save_reports("late", &runs);
     let out = merge(&["--json"], &files);
     let m = report(&out);
     assert_eq!(m["fleet"]["latest"], 2);
@@ -332,7 +317,7 @@ fn diff_says_how_b_differs_from_a_and_gates_on_slower() {
     });
     let run = |url: &str| report(&urk(&["-t1", "-c2", "-d1s", "--json", url]));
     let (a, b) = (run(&fast.url("/")), run(&slow.url("/")));
-    let files = save("diff", &[&a, &b]);
+    let files = save_reports("diff", [&a, &b]);
     let (fa, fb) = (files[0].as_str(), files[1].as_str());
     // B is slower: exit 3 and a line naming what.
     let out = urk(&["diff", "--fail-if-slower", "5%", fa, fb]);
@@ -373,14 +358,7 @@ fn diff_says_how_b_differs_from_a_and_gates_on_slower() {
         // 5 is not 500%.
         vec!["diff", "--fail-if-slower", "5", fa, fb],
     ] {
-        let out = urk(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(
-            text(&out.stderr).lines().count(),
-            1,
-            "{}",
-            text(&out.stderr)
-        );
+        refused(&args, "");
     }
 }
 
@@ -450,7 +428,7 @@ fn fleet_with_a_clock_off(nginx: &str) {
             "shard {i}: server clock {c}"
         );
     }
-    let files = save("fleet-ns", &shards.iter().collect::<Vec<_>>());
+    let files = save_reports("fleet-ns", &shards);
     let out = merge(&["--json"], &files);
     let m = report(&out);
     // nginx's own count, from its access log.

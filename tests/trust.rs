@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::cli::{text, urk};
+use support::cli::{save_reports, text, urk};
 use support::server::{ServerConfig, TestServer};
 
 /// These tests time things, and two of them load urk's core with a CPU
@@ -393,22 +393,11 @@ fn every_response_has_its_kernel_stamp_at_every_io_level() {
                 .sum::<u64>()
         );
         // urk merge adds them exactly.
-        let dir = std::env::temp_dir().join(format!("urk-stamps-{}-{body}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let files: Vec<String> = runs
-            .iter()
-            .enumerate()
-            .map(|(n, v)| {
-                let f = dir.join(format!("{n}.json"));
-                std::fs::write(&f, v.to_string()).unwrap();
-                f.to_string_lossy().into_owned()
-            })
-            .collect();
+        let files = save_reports(&format!("stamps-{body}"), &runs);
         let mut args = vec!["merge", "--json"];
         args.extend(files.iter().map(String::as_str));
         let m = json(&args);
         assert_eq!(m["kernel_timestamps"]["responses"], 8000);
-        let _ = std::fs::remove_dir_all(&dir);
     }
     // Without the flag the report has no such block; -L prints the line.
     let server = TestServer::start(ServerConfig::default());

@@ -34,6 +34,25 @@ pub fn refused(args: &[&str], want: &str) {
     );
 }
 
+/// Writes each report (`--json`) to a file of its own in a folder named
+/// for `name`, for `urk merge` and `urk diff`; returns their paths.
+pub fn save_reports<'a>(
+    name: &str,
+    reports: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("urk-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    reports
+        .into_iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let p = dir.join(format!("{k}.json"));
+            std::fs::write(&p, r.to_string()).unwrap();
+            p.to_string_lossy().into_owned()
+        })
+        .collect()
+}
+
 /// Bytes from a child as text.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
