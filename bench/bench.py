@@ -402,6 +402,22 @@ def process_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tcp_segments(prefix=()):
+    """TCP segments on the wire so far, as the generator's network namespace
+    counts them: on loopback that namespace holds both ends, so each segment
+    is counted once out and once in; in a namespace of its own, each is
+    counted once. Under -R a connection idle for longer than TCP's delayed
+    ACK (40 ms) acknowledges each response with a segment of its own: this
+    shows it."""
+    rows = [l.split() for l in subprocess.run([*prefix, "cat", "/proc/net/snmp"], capture_output=True,
+                                              text=True).stdout.splitlines() if l.startswith("Tcp:")]
+    if len(rows) < 2:
+        return None
+    tcp = dict(zip(rows[0][1:], rows[1][1:]))
+    both = int(tcp["InSegs"]) + int(tcp["OutSegs"])
+    return both if prefix else both / 2
+
+
 def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()):
     if tool == "urk":
         cmd, parse = urk_cmd(url, conns, pipeline, seconds, urk_flags(extra)), parse_urk
@@ -422,6 +438,7 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
     else:
         cmd, parse = wrk_cmd(url, conns, pipeline, seconds, extra), parse_wrk
     server_before = process_cpu_s(server_pid)
+    segs_before = tcp_segments(prefix)
     # `ip netns exec` execs the tool in its own process, so GNU time
     # measures the tool.
     out, cpu, rss, wall = timed(["taskset", "-c", "0", *prefix] + cmd)
@@ -429,6 +446,7 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
     # the server working harder per request or from the machine (the
     # server is the bottleneck in most scenarios).
     server_cpu = process_cpu_s(server_pid) - server_before
+    segs = tcp_segments(prefix)
     reqs, rps, errs, (level, kinds) = parse(out)
     figures = {k: kinds.pop(k) for k in ("p99_us", "send_lag_p50_us", "send_lag_p99_us", "window_us", "enters_per_1000")
                if k in kinds}
@@ -439,6 +457,7 @@ def one_run(tool, url, conns, pipeline, seconds, server_pid, extra=(), prefix=()
         "cpu_us_per_req": cpu * 1e6 / reqs if reqs else None,
         "cpu_s": cpu,
         "server_cpu_us_per_req": server_cpu * 1e6 / reqs if reqs else None,
+        "segments_per_req": (segs - segs_before) / reqs if reqs and segs is not None and segs_before is not None else None,
         "peak_rss_kib": rss,
         "errors": errs,
         "error_kinds": kinds,
@@ -597,7 +616,8 @@ def main():
                     "peak_rss_mb": median([x["peak_rss_kib"] / 1024 for x in rs]),
                     "errors": max(x["errors"] for x in rs),
                     **{k: median([x.get(k) for x in rs])
-                       for k in ("p99_us", "send_lag_p50_us", "send_lag_p99_us", "window_us", "enters_per_1000")
+                       for k in ("p99_us", "send_lag_p50_us", "send_lag_p99_us", "window_us", "enters_per_1000",
+                                 "segments_per_req")
                        if any(x.get(k) is not None for x in rs)},
                 }
             # The ratio is the median of per-round ratios: each round's urk
@@ -759,8 +779,8 @@ def paced_table(results):
     out = ["", "Constant rate (issue 23): CPU-µs per completed request at the same offered rate; send lag is urk's "
            "(actual minus intended send, µs); p99 is each tool's corrected p99 (wrk2 and oha count from the intended "
            "send too); urk-closed is closed-loop on the same connections.", "",
-           "| scenario | tool | achieved req/s | CPU-µs/req | urk/tool CPU-µs/req | p99 µs | send lag p50 / p99 µs | window µs | enters/1000 req |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| scenario | tool | achieved req/s | CPU-µs/req | urk/tool CPU-µs/req | p99 µs | send lag p50 / p99 µs | window µs | enters/1000 req | TCP segments/req |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for e in rows:
         for tool, m in e["median"].items():
             r = e["urk_over_peers_cpu_us_per_req"].get(tool) if tool != e["reference"] else e["urk_over_wrk"]["cpu_us_per_req"]
@@ -769,7 +789,8 @@ def paced_table(results):
             out.append(f"| {e['scenario']} | {tool} | {fmt(m['rps'], ',.0f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
                        f"{fmt(r, '.2f') if tool != 'urk' else ''} | {fmt(m.get('p99_us'), ',.0f')} | {lag} | "
                        f"{fmt(m.get('window_us'), '.0f') if tool.startswith('urk') else ''} | "
-                       f"{fmt(m.get('enters_per_1000'), '.0f') if tool.startswith('urk') else ''} |")
+                       f"{fmt(m.get('enters_per_1000'), '.0f') if tool.startswith('urk') else ''} | "
+                       f"{fmt(m.get('segments_per_req'), '.2f')} |")
     out += ["", "Targets (issue 23): urk -R no dearer per request than the cheapest of wrk2 and oha, and within 1.3x "
             "of urk's closed-loop cost on the same connections:", ""]
     for e in rows:

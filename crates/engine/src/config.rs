@@ -236,7 +236,11 @@ pub struct Config {
     /// latency counts from its slot, so the window can only make latency
     /// look higher; [`RateReport::send_lag_us`](crate::RateReport::send_lag_us)
     /// shows by how much. Zero keeps every slot on time at any rate, at the
-    /// CPU cost of a wake-up per slot.
+    /// CPU cost of a wake-up per slot. The window is also kept short
+    /// enough for a connection's answer to come before its next slot, and
+    /// is none while the schedule is behind (a slot whose connection the
+    /// server kept busy a whole connection's gap past it), so that the
+    /// run catches up as fast as a closed loop would.
     pub pacing_window: Duration,
     /// Rate ramps or stages instead of one constant `rate` (open-model
     /// load); latency still counts from each request's intended send time.

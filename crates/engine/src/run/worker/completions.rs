@@ -352,6 +352,7 @@ impl<B: Backend> Worker<'_, B> {
             index,
             wall_start_us,
             conn_base,
+            pacer,
             ..
         } = self;
         let c = &mut conns[i];
@@ -366,6 +367,7 @@ impl<B: Backend> Worker<'_, B> {
             rx_lag_us: *rx_lag_us,
             wall_us: *wall_start_us,
             log: LogCtx::of(log, *index, *conn_base + i, *wall_start_us),
+            round_trip: &mut pacer.round_trip,
         };
         let can_discard = c.can_discard();
         let target = c.next_target();
@@ -424,6 +426,7 @@ impl<B: Backend> Worker<'_, B> {
             index,
             wall_start_us,
             conn_base,
+            pacer,
             ..
         } = self;
         let mut books = Books {
@@ -437,6 +440,7 @@ impl<B: Backend> Worker<'_, B> {
             rx_lag_us: *rx_lag_us,
             wall_us: *wall_start_us,
             log: LogCtx::of(log, *index, *conn_base + i, *wall_start_us),
+            round_trip: &mut pacer.round_trip,
         };
         let Conn {
             framer,
@@ -577,6 +581,8 @@ pub(super) struct Books<'a> {
     pub(super) wall_us: u64,
     /// The request log, when one is kept, and whose responses these are.
     pub(super) log: Option<LogCtx<'a>>,
+    /// Paced runs: the round trips the pacer leaves room for.
+    pub(super) round_trip: &'a mut super::pacing::RoundTrip,
 }
 
 /// Where a booked response's record goes.
@@ -696,11 +702,11 @@ impl Books<'_> {
         if self.rate_mode {
             self.stats.samples.response(l.intended_at, corrected);
         }
-        self.stats.response(
-            r.status,
-            corrected,
-            self.rate_mode.then(|| now.saturating_sub(l.sent_at)),
-        );
+        let uncorrected = self.rate_mode.then(|| now.saturating_sub(l.sent_at));
+        if let Some(u) = uncorrected {
+            self.round_trip.observe(u);
+        }
+        self.stats.response(r.status, corrected, uncorrected);
         if let Some(t) = target {
             self.stats.target_response(t, r.status, corrected);
         }

@@ -5,8 +5,6 @@
 //! queue the SQEs that produced (`queue`), and submit them all with one
 //! `io_uring_enter` that also waits (`submit`).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -27,8 +25,10 @@ use crate::run::schedule::Schedule;
 use crate::source::{Prepared, SourceArgs, WorkerSource};
 use crate::ResponseUse;
 use crate::{EngineError, IoLevel};
+use due::DueQueue;
 
 mod completions;
+mod due;
 mod h2;
 mod pacing;
 mod queue;
@@ -288,7 +288,7 @@ pub(crate) struct Worker<'a, B: Backend> {
     /// Global index of this worker's first connection (for the schedule).
     conn_base: usize,
     /// Constant-rate mode: connections waiting for their next slot.
-    due: BinaryHeap<Reverse<(u64, u32)>>,
+    due: DueQueue,
     /// Paced runs whose slots share wake-ups (see `pacing`): slots that
     /// fall due before this moment wait for it, and go out together.
     batch_at: u64,
@@ -435,7 +435,7 @@ impl<'a, B: Backend> Worker<'a, B> {
             interval_connects: 0,
             index,
             conn_base,
-            due: BinaryHeap::with_capacity(if shared.paced() { n } else { 0 }),
+            due: DueQueue::with_capacity(if shared.paced() { n } else { 0 }),
             batch_at: 0,
             interval: shared
                 .intervals

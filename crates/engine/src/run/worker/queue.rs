@@ -124,10 +124,17 @@ impl<B: Backend> Worker<'_, B> {
             None
         };
         if let Some(due) = slot_due {
-            if due > now || now < self.batch_at {
+            // An HTTP/1.1 connection the server kept busy past its slot goes
+            // at once: holding it for the window would only add to its
+            // lateness, and the schedule is slipping (see `Pacer::slipped`).
+            let kept_late = !self.shared.http2 && self.conns[i].life.free_at > due;
+            if due > now || (now < self.batch_at && !kept_late) {
                 // Not yet, or not until the window's slots go out together.
                 self.hold(i, due);
                 return None;
+            }
+            if kept_late {
+                self.pacer.kept_late(now - due, now);
             }
             let c = &mut self.conns[i];
             c.k += 1;
@@ -173,7 +180,7 @@ impl<B: Backend> Worker<'_, B> {
         let c = &mut self.conns[i];
         if !c.queued {
             c.queued = true;
-            self.due.push(Reverse((at, i as u32)));
+            self.due.push(at, i as u32);
         }
     }
 

@@ -40,7 +40,7 @@ impl<B: Backend> Worker<'_, B> {
     /// Constant-rate mode: sends for the connections whose slot is due
     /// before `before`.
     fn send_due(&mut self, before: u64, now: u64) {
-        while let Some(&Reverse((due, i))) = self.due.peek() {
+        while let Some((due, i)) = self.due.peek() {
             if due >= before {
                 break;
             }
@@ -314,7 +314,7 @@ impl<B: Backend> Worker<'_, B> {
     /// window ends, at most a tick.
     pub(super) fn wait_budget(&self, now: u64, wake: Option<u64>) -> u64 {
         let mut until = now + TICK_US;
-        if let Some(at) = wake.or(self.due.peek().map(|&Reverse((due, _))| due)) {
+        if let Some(at) = wake.or(self.due.peek().map(|(due, _)| due)) {
             until = until.min(at);
         }
         if self.stop.is_none() {
