@@ -22,8 +22,11 @@ impl<B: Backend> Worker<'_, B> {
         self.stats.enters += 1;
         let mut want = 1;
         let mut min_wait = None;
-        match (self.shared.batch_wait_us, self.shared.paced()) {
-            (Some(us), false) => {
+        // A paced run that has fallen behind sends each slot as its
+        // connection frees, as a closed loop does: it reaps as one too.
+        let closed = !self.shared.paced() || (!batched && self.pacer.slipping(self.now()));
+        match (self.shared.batch_wait_us, closed) {
+            (Some(us), true) => {
                 // Wait for half the busy connections, but at most `us`
                 // before settling for one completion: fewer wake-ups,
                 // bigger batches, bounded reaping delay. With many
@@ -35,7 +38,7 @@ impl<B: Backend> Worker<'_, B> {
                     as usize;
                 min_wait = Some(us * depth as u32);
             }
-            (_, true) if batched => {
+            (_, false) if batched => {
                 // The window's slots went out together and their responses
                 // come back together: one wake-up when all of them are in
                 // (each send's completion and a receive per busy
