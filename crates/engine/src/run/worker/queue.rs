@@ -126,7 +126,8 @@ impl<B: Backend> Worker<'_, B> {
         if let Some(due) = slot_due {
             // An HTTP/1.1 connection the server kept busy past its slot goes
             // at once: holding it for the window would only add to its
-            // lateness, and the schedule is slipping (see `Pacer::slipped`).
+            // lateness, and a whole gap late the schedule is slipping
+            // (see `Pacer::kept_late`).
             let kept_late = !self.shared.http2 && self.conns[i].life.free_at > due;
             if due > now || (now < self.batch_at && !kept_late) {
                 // Not yet, or not until the window's slots go out together.
