@@ -274,11 +274,9 @@ fn same_targets(a: &[TargetReport], b: &[TargetReport]) -> bool {
 fn merge_rate(a: &RateReport, b: &RateReport) -> RateReport {
     // Each side's histogram only spans the lags it recorded: add both into
     // one that spans them all.
-    let mut lag = crate::report::stats::new_latency_histogram();
-    let _ = lag.add(&a.send_lag_histogram);
-    let _ = lag.add(&b.send_lag_histogram);
-    let mut own = a.own_lag_histogram.clone();
-    let _ = own.add(&b.own_lag_histogram);
+    use crate::report::stats::sum;
+    let lag = sum(&a.send_lag_histogram, &b.send_lag_histogram);
+    let own = sum(&a.own_lag_histogram, &b.own_lag_histogram);
     let scheduled = a.scheduled + b.scheduled;
     let behind = a.behind + b.behind;
     let sent = a.sent + b.sent;
