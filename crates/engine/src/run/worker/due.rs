@@ -40,24 +40,26 @@ impl DueQueue {
         }
     }
 
+    /// Whether the earliest moment is the in-order run's.
+    fn run_first(&self) -> bool {
+        match (self.run.front(), self.rest.peek()) {
+            (Some(a), Some(Reverse(b))) => a <= b,
+            (front, _) => front.is_some(),
+        }
+    }
+
     /// The earliest moment, and its connection.
     pub(super) fn peek(&self) -> Option<(u64, u32)> {
-        match (self.run.front(), self.rest.peek()) {
-            (Some(&a), Some(&Reverse(b))) => Some(a.min(b)),
-            (Some(&a), None) => Some(a),
-            (None, Some(&Reverse(b))) => Some(b),
-            (None, None) => None,
+        if self.run_first() {
+            self.run.front().copied()
+        } else {
+            self.rest.peek().map(|&Reverse(e)| e)
         }
     }
 
     /// Takes the earliest moment and its connection.
     pub(super) fn pop(&mut self) -> Option<(u64, u32)> {
-        let from_run = match (self.run.front(), self.rest.peek()) {
-            (Some(&a), Some(&Reverse(b))) => a <= b,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if from_run {
+        if self.run_first() {
             self.run.pop_front()
         } else {
             self.rest.pop().map(|Reverse(e)| e)

@@ -157,7 +157,7 @@ pub(super) struct Pacer {
     /// the server still had its connection busy: for a connection's gap
     /// from then (every connection has had a slot since), no slot is held
     /// (see the module's account of falling behind).
-    pub(super) slipped_at: Option<u64>,
+    slipped_at: Option<u64>,
 }
 
 impl Default for Pacer {
